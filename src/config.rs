@@ -1,0 +1,662 @@
+//! Flags and environment to one [`Config`], parsed once at start-up. Flag syntax is Go's
+//! (`-name` or `--name`, value as `=v` or the next argument), since Knative manifests written for
+//! the Go image pass flags that way. Every refusal names the flag or variable and the value.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::event::{self, HeaderEncoding};
+use crate::goparse;
+
+pub const FLAG_SINK: &str = "sink";
+pub const FLAG_SOURCE: &str = "eventSource";
+pub const FLAG_TYPE: &str = "eventType";
+pub const FLAG_LABEL: &str = "label";
+pub const FLAG_MSG: &str = "msg";
+pub const FLAG_PERIOD: &str = "period";
+pub const FLAG_CACERTS: &str = "cacerts";
+pub const FLAG_TOKEN_FILE: &str = "oidc-token-file";
+pub const FLAG_TIMEOUT: &str = "timeout";
+pub const FLAG_COUNT: &str = "count";
+pub const FLAG_ENCODING: &str = "ce-header-encoding";
+
+/// Flags that take a value; all others (`-h`, `--help`, `--version`) stand alone.
+const VALUE_FLAGS: [&str; 11] = [
+    FLAG_SINK,
+    FLAG_SOURCE,
+    FLAG_TYPE,
+    FLAG_LABEL,
+    FLAG_MSG,
+    FLAG_PERIOD,
+    FLAG_CACERTS,
+    FLAG_TOKEN_FILE,
+    FLAG_TIMEOUT,
+    FLAG_COUNT,
+    FLAG_ENCODING,
+];
+
+pub const ENV_SINK: &str = "K_SINK";
+pub const ENV_CA_CERTS: &str = "K_CA_CERTS";
+pub const ENV_TIMEOUT: &str = "K_SINK_TIMEOUT";
+pub const ENV_POD_NAME: &str = "POD_NAME";
+pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+pub const ENV_HOSTNAME: &str = "HOSTNAME";
+pub const ENV_ONE_SHOT: &str = "ONE_SHOT";
+pub const ENV_TLS_MIN: &str = "TLS_MIN_VERSION";
+
+pub const DEFAULT_TYPE: &str = "dev.knative.eventing.samples.heartbeat";
+pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cmd/heartbeats/#";
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(5);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TOKEN_FILE: &str = "/oidc/token";
+/// Where Kubernetes mounts the pod's namespace; the fallback for `POD_NAMESPACE`.
+pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+pub const HELP: &str = "\
+heartbeats: sends a CloudEvent to a sink every period (Knative ContainerSource)
+
+Usage: heartbeats [flags]     (flags as -name or --name, value as =v or the next argument)
+
+Flags:
+  --sink URL                 where to POST events (env K_SINK wins when set)
+  --eventSource S            ce-source [https://knative.dev/eventing-contrib/cmd/heartbeats/#NS/POD]
+  --eventType T              ce-type [dev.knative.eventing.samples.heartbeat]
+  --label L                  data.label; a leading \" means a Go string literal
+  --msg M                    data.msg, omitted when empty
+  --period P                 Go duration (500ms, 1.5h) or whole seconds [5s]
+  --timeout D                per-attempt timeout, Go duration or seconds [10s] (env K_SINK_TIMEOUT wins)
+  --count N                  stop after N events; exit 3 if one was not delivered
+  --cacerts PEM              extra trusted CA certificates, PEM text (env K_CA_CERTS wins)
+  --oidc-token-file PATH     bearer token file, re-read before every send [/oidc/token]
+  --ce-header-encoding E     compat (raw, as sdk-go) or percent (CloudEvents HTTP 3.1.3.2) [compat]
+  -h, --help                 this text
+  --version                  the version
+
+Environment:
+  K_SINK, K_CE_OVERRIDES, K_CA_CERTS, K_SINK_TIMEOUT, POD_NAME, POD_NAMESPACE,
+  ONE_SHOT (Go ParseBool), TLS_MIN_VERSION (1.2 or 1.3, default 1.3)
+
+Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered (ONE_SHOT/--count)
+";
+
+/// Lowest TLS version offered to https sinks: `TLS_MIN_VERSION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMin {
+    V12,
+    V13,
+}
+
+/// Everything the program needs, from flags and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where to POST: env `K_SINK` when non-empty, else `--sink`. No default.
+    pub sink: String,
+    /// `ce-source`: `--eventSource`, default [`DEFAULT_SOURCE_PREFIX`] + `namespace/pod`.
+    pub source: String,
+    /// `ce-type`: `--eventType`, trimmed; default [`DEFAULT_TYPE`].
+    pub event_type: String,
+    /// `data.label`: `--label`, Go-unquoted when it starts with `"`; default empty.
+    pub label: String,
+    /// Set when `--label` looked quoted but was not a valid Go literal (sent raw, with a warning).
+    pub label_warning: Option<String>,
+    /// `data.msg`: `--msg`; default empty (omitted).
+    pub msg: String,
+    /// Time between beats: `--period`, default 5 s.
+    pub period: Duration,
+    /// Per-attempt request timeout: env `K_SINK_TIMEOUT`, else `--timeout`; default 10 s.
+    pub timeout: Duration,
+    /// Events to send before exiting: `--count`, or 1 for `ONE_SHOT`; `None` runs forever.
+    pub count: Option<u64>,
+    /// Header value encoding: `--ce-header-encoding`, default compat.
+    pub encoding: HeaderEncoding,
+    /// Extra trusted CAs as PEM text: env `K_CA_CERTS`, else `--cacerts`; with that name.
+    pub ca_certs: Option<(String, String)>,
+    /// Extensions from env `K_CE_OVERRIDES`, validated.
+    pub overrides: Vec<(String, String)>,
+    /// OIDC token file: `--oidc-token-file`, default `/oidc/token`.
+    pub token_file: PathBuf,
+    /// Minimum TLS version: env `TLS_MIN_VERSION`, default 1.3 (Knative's).
+    pub tls_min: TlsMin,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// Where configuration comes from, so that tests never touch the process.
+pub trait Host {
+    /// An environment variable.
+    fn var(&self, name: &str) -> Option<OsString>;
+    /// A small file's text (the namespace file), `None` when unreadable.
+    fn read_file(&self, path: &str) -> Option<String>;
+}
+
+/// The real process environment and file system.
+pub struct Process;
+
+impl Host for Process {
+    fn var(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
+    }
+    fn read_file(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
+}
+
+/// The flag values as given, by flag name, before defaults and environment apply.
+type Flags = std::collections::BTreeMap<String, String>;
+
+/// Parses `args` (without the program name) and the environment from `host`.
+pub fn parse_args(
+    args: impl IntoIterator<Item = OsString>,
+    host: &dyn Host,
+) -> Result<Command, Error> {
+    use lexopt::prelude::*;
+
+    let mut flags = Flags::new();
+    let mut parser = lexopt::Parser::from_args(go_style(args));
+    while let Some(arg) = parser.next().map_err(usage)? {
+        let name = match arg {
+            Long("h" | "help") => return Ok(Command::Help),
+            Long("version") => return Ok(Command::Version),
+            Long(name) if VALUE_FLAGS.contains(&name) => name.to_owned(),
+            _ => return Err(usage(arg.unexpected())),
+        };
+        let value = utf8(&format!("--{name}"), &parser.value().map_err(usage)?)?;
+        flags.insert(name, value);
+    }
+    Ok(Command::Run(Box::new(resolve(flags, host)?)))
+}
+
+fn usage(error: lexopt::Error) -> Error {
+    Error::Usage(format!("{error} (see --help)"))
+}
+
+/// Rewrites Go's single-dash long flags (`-period=1`) to `--period=1` for lexopt, leaving values
+/// alone (`--label -x` keeps `-x`), and drops empty arguments, which Knative's own manifests pass.
+fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut takes_value = false;
+    let mut flags_done = false;
+    for arg in args.into_iter().filter(|a| !a.is_empty()) {
+        let bytes = arg.as_encoded_bytes();
+        if takes_value || flags_done || bytes.len() < 2 || bytes[0] != b'-' {
+            takes_value = false;
+            out.push(arg);
+            continue;
+        }
+        flags_done = bytes == b"--";
+        let name = bytes.strip_prefix(b"--").unwrap_or(&bytes[1..]);
+        takes_value = VALUE_FLAGS.iter().any(|f| f.as_bytes() == name);
+        if bytes[1] == b'-' {
+            out.push(arg);
+        } else {
+            let mut long = OsString::from("-");
+            long.push(&arg);
+            out.push(long);
+        }
+    }
+    out
+}
+
+fn utf8(name: &str, value: &OsStr) -> Result<String, Error> {
+    value
+        .to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::invalid(name, &value.to_string_lossy(), "expected UTF-8 text"))
+}
+
+/// An environment variable as text; unset and empty are both `None`.
+fn env(host: &dyn Host, name: &str) -> Result<Option<String>, Error> {
+    match host.var(name) {
+        Some(v) if !v.is_empty() => utf8(name, &v).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Applies defaults and the environment to the flags and checks every value.
+fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
+    let sink = match env(host, ENV_SINK)? {
+        Some(sink) => check_sink(ENV_SINK, sink)?,
+        None => match flags.remove(FLAG_SINK).filter(|s| !s.is_empty()) {
+            Some(sink) => check_sink(&format!("--{FLAG_SINK}"), sink)?,
+            None => return Err(Error::NoSink),
+        },
+    };
+    let source = match flags.remove(FLAG_SOURCE).filter(|s| !s.is_empty()) {
+        Some(source) => source,
+        None => default_source(host)?,
+    };
+    let event_type = flags
+        .remove(FLAG_TYPE)
+        .as_deref()
+        .unwrap_or(DEFAULT_TYPE)
+        .trim()
+        .to_owned();
+    if event_type.is_empty() {
+        return Err(Error::invalid(
+            format!("--{FLAG_TYPE}"),
+            "",
+            "ce-type must not be empty",
+        ));
+    }
+    let (label, label_warning) = unquote_label(flags.remove(FLAG_LABEL).unwrap_or_default());
+    let period = match flags.remove(FLAG_PERIOD).as_deref() {
+        None | Some("") => DEFAULT_PERIOD,
+        Some(p) => positive_duration(&format!("--{FLAG_PERIOD}"), p)?,
+    };
+    let timeout = match (env(host, ENV_TIMEOUT)?, flags.remove(FLAG_TIMEOUT)) {
+        (Some(t), _) => positive_duration(ENV_TIMEOUT, &t)?,
+        (None, Some(t)) if !t.is_empty() => positive_duration(&format!("--{FLAG_TIMEOUT}"), &t)?,
+        _ => DEFAULT_TIMEOUT,
+    };
+    let one_shot = match env(host, ENV_ONE_SHOT)? {
+        None => false,
+        Some(v) => goparse::parse_bool(&v).ok_or_else(|| {
+            Error::invalid(
+                ENV_ONE_SHOT,
+                &v,
+                "expected 1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False",
+            )
+        })?,
+    };
+    let count = match flags.remove(FLAG_COUNT) {
+        Some(n) => Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            Error::invalid(
+                format!("--{FLAG_COUNT}"),
+                &n,
+                "expected a whole number of events, at least 1",
+            )
+        })?),
+        None => None,
+    };
+    let count = if one_shot { Some(1) } else { count };
+    let encoding = match flags.remove(FLAG_ENCODING).as_deref() {
+        None | Some("compat") => HeaderEncoding::Compat,
+        Some("percent") => HeaderEncoding::Percent,
+        Some(other) => {
+            return Err(Error::invalid(
+                format!("--{FLAG_ENCODING}"),
+                other,
+                "expected compat or percent",
+            ));
+        }
+    };
+    let ca_certs = match (env(host, ENV_CA_CERTS)?, flags.remove(FLAG_CACERTS)) {
+        (Some(pem), _) => Some((ENV_CA_CERTS.to_owned(), pem)),
+        (None, Some(pem)) if !pem.is_empty() => Some((format!("--{FLAG_CACERTS}"), pem)),
+        _ => None,
+    };
+    let overrides = event::parse_overrides(&env(host, event::ENV_OVERRIDES)?.unwrap_or_default())?;
+    let tls_min = match env(host, ENV_TLS_MIN)?.as_deref() {
+        None | Some("1.3") => TlsMin::V13,
+        Some("1.2") => TlsMin::V12,
+        Some(other) => return Err(Error::invalid(ENV_TLS_MIN, other, "expected 1.2 or 1.3")),
+    };
+    Ok(Config {
+        sink,
+        source,
+        event_type,
+        label,
+        label_warning,
+        msg: flags.remove(FLAG_MSG).unwrap_or_default(),
+        period,
+        timeout,
+        count,
+        encoding,
+        ca_certs,
+        overrides,
+        token_file: PathBuf::from(
+            flags
+                .remove(FLAG_TOKEN_FILE)
+                .unwrap_or_else(|| DEFAULT_TOKEN_FILE.to_owned()),
+        ),
+        tls_min,
+    })
+}
+
+/// Only absolute `http`/`https` URLs with a host: anything else could never be delivered to.
+fn check_sink(name: &str, sink: String) -> Result<String, Error> {
+    let expected = "expected an absolute http:// or https:// URL with a host";
+    let uri: ureq::http::Uri = sink
+        .parse()
+        .map_err(|_| Error::invalid(name, &sink, expected))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if !scheme_ok || !host_ok {
+        return Err(Error::invalid(name, &sink, expected));
+    }
+    Ok(sink)
+}
+
+/// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,
+/// fall back to `HOSTNAME` (the pod name in Kubernetes) and the service account's namespace file.
+fn default_source(host: &dyn Host) -> Result<String, Error> {
+    let name = match env(host, ENV_POD_NAME)? {
+        Some(name) => name,
+        None => env(host, ENV_HOSTNAME)?.ok_or_else(|| {
+            Error::invalid(
+                ENV_POD_NAME,
+                "",
+                "unset, and so is HOSTNAME; set it or --eventSource",
+            )
+        })?,
+    };
+    let namespace = match env(host, ENV_POD_NAMESPACE)? {
+        Some(ns) => ns,
+        None => host
+            .read_file(NAMESPACE_FILE)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::invalid(
+                    ENV_POD_NAMESPACE,
+                    "",
+                    format!("unset, and {NAMESPACE_FILE} is unreadable; set it or --eventSource"),
+                )
+            })?,
+    };
+    Ok(format!("{DEFAULT_SOURCE_PREFIX}{namespace}/{name}"))
+}
+
+/// `--label`: a value starting with `"` is a Go string literal. Go sends `""` when it does not
+/// parse; we keep the raw text and say so. Bytes that are not UTF-8 (`\xff`) become U+FFFD, as
+/// Go's JSON encoder does.
+fn unquote_label(label: String) -> (String, Option<String>) {
+    if !label.starts_with('"') {
+        return (label, None);
+    }
+    match goparse::unquote(&label) {
+        Some(bytes) => (String::from_utf8_lossy(&bytes).into_owned(), None),
+        None => {
+            let warning = format!(
+                "--{FLAG_LABEL} starts with \" but is not a valid Go string literal; sending it as given"
+            );
+            (label, Some(warning))
+        }
+    }
+}
+
+/// `--period`/`--timeout`: a Go duration, or a bare whole number of seconds (as the Go image);
+/// zero and negative are refused (Go panics on them in `time.NewTicker`).
+fn positive_duration(name: &str, text: &str) -> Result<Duration, Error> {
+    let expected = "expected a positive Go duration like 10s or 500ms, or whole seconds";
+    let nanos = goparse::parse_duration(text).or_else(|| {
+        let secs: i64 = text.parse().ok()?;
+        secs.checked_mul(1_000_000_000)
+    });
+    match nanos {
+        Some(n) if n > 0 => Ok(Duration::from_nanos(n as u64)),
+        _ => Err(Error::invalid(name, text, expected)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct FakeHost {
+        vars: HashMap<&'static str, OsString>,
+        namespace_file: Option<String>,
+    }
+
+    impl Host for FakeHost {
+        fn var(&self, name: &str) -> Option<OsString> {
+            self.vars.get(name).cloned()
+        }
+        fn read_file(&self, path: &str) -> Option<String> {
+            assert_eq!(path, NAMESPACE_FILE);
+            self.namespace_file.clone()
+        }
+    }
+
+    fn host(vars: &[(&'static str, &str)]) -> FakeHost {
+        let mut vars: HashMap<_, _> = vars.iter().map(|(k, v)| (*k, OsString::from(v))).collect();
+        vars.entry(ENV_POD_NAME).or_insert_with(|| "pod".into());
+        vars.entry(ENV_POD_NAMESPACE).or_insert_with(|| "ns".into());
+        FakeHost {
+            vars,
+            namespace_file: None,
+        }
+    }
+
+    fn parse(args: &[&str], host: &FakeHost) -> Result<Config, Error> {
+        match parse_args(args.iter().map(OsString::from), host)? {
+            Command::Run(config) => Ok(*config),
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    fn sinked(args: &[&str]) -> Result<Config, Error> {
+        let mut all = vec!["--sink", "http://127.0.0.1:1/"];
+        all.extend_from_slice(args);
+        parse(&all, &host(&[]))
+    }
+
+    #[test]
+    fn defaults_match_the_go_image() {
+        let c = sinked(&[]).unwrap();
+        assert_eq!(
+            c.source,
+            "https://knative.dev/eventing-contrib/cmd/heartbeats/#ns/pod"
+        );
+        assert_eq!(c.event_type, DEFAULT_TYPE);
+        assert_eq!((c.label.as_str(), c.msg.as_str()), ("", ""));
+        assert_eq!(
+            (c.period, c.timeout, c.count),
+            (DEFAULT_PERIOD, DEFAULT_TIMEOUT, None)
+        );
+        assert_eq!(
+            (c.encoding, c.tls_min),
+            (HeaderEncoding::Compat, TlsMin::V13)
+        );
+        assert_eq!(c.token_file, PathBuf::from("/oidc/token"));
+    }
+
+    #[test]
+    fn go_flag_syntax_single_or_double_dash_with_equals_or_next_argument() {
+        for args in [
+            &["-period=2s", "-label", "x"][..],
+            &["--period", "2s", "--label=x"],
+            &["", "-period", "2", "", "-label=x"],
+        ] {
+            let c = sinked(args).unwrap();
+            assert_eq!(
+                (c.period, c.label.as_str()),
+                (Duration::from_secs(2), "x"),
+                "{args:?}"
+            );
+        }
+        let c = sinked(&["-label", "-x", "--msg", "--period"]).unwrap();
+        assert_eq!((c.label.as_str(), c.msg.as_str()), ("-x", "--period"));
+    }
+
+    #[test]
+    fn help_and_version_are_commands() {
+        for (arg, help) in [
+            ("-h", true),
+            ("--help", true),
+            ("-help", true),
+            ("-version", false),
+        ] {
+            let command = parse_args([OsString::from(arg)], &host(&[])).unwrap();
+            assert_eq!(matches!(command, Command::Help), help, "{arg}");
+        }
+    }
+
+    #[test]
+    fn unknown_flags_missing_values_and_stray_arguments_are_usage_errors() {
+        for args in [
+            &["--nope"][..],
+            &["-x"],
+            &["--period"],
+            &["stray"],
+            &["--", "x"],
+        ] {
+            let error = parse_args(args.iter().map(OsString::from), &host(&[])).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn env_wins_over_flags_when_non_empty() {
+        let h = host(&[
+            (ENV_SINK, "http://127.0.0.1:2/e"),
+            (ENV_CA_CERTS, "envpem"),
+            (ENV_TIMEOUT, "3"),
+        ]);
+        let c = parse(
+            &[
+                "--sink=http://127.0.0.1:1/",
+                "--cacerts=flagpem",
+                "--timeout=9s",
+            ],
+            &h,
+        )
+        .unwrap();
+        assert_eq!(c.sink, "http://127.0.0.1:2/e");
+        assert_eq!(c.ca_certs, Some(("K_CA_CERTS".into(), "envpem".into())));
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        let h = host(&[(ENV_SINK, ""), (ENV_CA_CERTS, "")]);
+        let c = parse(&["--sink=http://127.0.0.1:1/", "--cacerts=flagpem"], &h).unwrap();
+        assert_eq!(c.sink, "http://127.0.0.1:1/");
+        assert_eq!(c.ca_certs, Some(("--cacerts".into(), "flagpem".into())));
+    }
+
+    #[test]
+    fn pod_identity_falls_back_to_hostname_and_namespace_file() {
+        let mut h = host(&[
+            (ENV_POD_NAME, ""),
+            (ENV_POD_NAMESPACE, ""),
+            (ENV_HOSTNAME, "hb-7d9f"),
+        ]);
+        h.namespace_file = Some("team-a\n".into());
+        let c = parse(&["--sink=http://h/"], &h).unwrap();
+        assert_eq!(c.source, format!("{DEFAULT_SOURCE_PREFIX}team-a/hb-7d9f"));
+        h.namespace_file = None;
+        let error = parse(&["--sink=http://h/"], &h).unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid POD_NAMESPACE"),
+            "{error}"
+        );
+        assert!(parse(&["--sink=http://h/", "--eventSource=s"], &h).is_ok());
+    }
+
+    #[test]
+    fn one_shot_uses_go_parse_bool() {
+        for (value, count) in [
+            ("true", Some(1)),
+            ("T", Some(1)),
+            ("0", None),
+            ("False", None),
+        ] {
+            let c = parse(&["--sink=http://h/"], &host(&[(ENV_ONE_SHOT, value)])).unwrap();
+            assert_eq!(c.count, count, "{value}");
+        }
+        let error = parse(&["--sink=http://h/"], &host(&[(ENV_ONE_SHOT, "yes")])).unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid ONE_SHOT \"yes\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn label_is_unquoted_when_quoted_and_kept_with_a_warning_when_not_valid() {
+        let c = sinked(&[r#"--label="a\tb\u00e9""#]).unwrap();
+        assert_eq!((c.label.as_str(), c.label_warning), ("a\tbé", None));
+        let c = sinked(&[r#"--label="\xff""#]).unwrap();
+        assert_eq!(c.label, "\u{fffd}");
+        let c = sinked(&[r#"--label="broken"#]).unwrap();
+        assert_eq!(c.label, "\"broken");
+        assert!(c.label_warning.is_some());
+    }
+
+    #[test]
+    fn every_bad_value_names_its_flag_or_variable() {
+        type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static str);
+        let cases: &[Case] = &[
+            (&["--period=0"], &[], "invalid --period \"0\""),
+            (&["--period=-1s"], &[], "invalid --period \"-1s\""),
+            (&["--period=5x"], &[], "invalid --period \"5x\""),
+            (&["--period=9223372037"], &[], "invalid --period"),
+            (&["--timeout=0s"], &[], "invalid --timeout \"0s\""),
+            (
+                &[],
+                &[(ENV_TIMEOUT, "soon")],
+                "invalid K_SINK_TIMEOUT \"soon\"",
+            ),
+            (&["--count=0"], &[], "invalid --count \"0\""),
+            (&["--count=-3"], &[], "invalid --count"),
+            (
+                &["--ce-header-encoding=raw"],
+                &[],
+                "invalid --ce-header-encoding \"raw\"",
+            ),
+            (
+                &[],
+                &[(ENV_TLS_MIN, "1.1")],
+                "invalid TLS_MIN_VERSION \"1.1\"",
+            ),
+            (&["--eventType=  "], &[], "invalid --eventType"),
+            (
+                &[],
+                &[(ENV_SINK, "ftp://h/")],
+                "invalid K_SINK \"ftp://h/\"",
+            ),
+            (&[], &[(ENV_SINK, "/relative")], "invalid K_SINK"),
+            (&[], &[(ENV_SINK, "http://")], "invalid K_SINK"),
+            (&[], &[(ENV_SINK, "http://a b/")], "invalid K_SINK"),
+            (&[], &[("K_CE_OVERRIDES", "{")], "invalid K_CE_OVERRIDES"),
+        ];
+        for (args, vars, prefix) in cases {
+            let error = sinked_with(args, vars).unwrap_err();
+            let line = error.to_string();
+            assert!(
+                line.starts_with(prefix) && !line.contains('\n'),
+                "{args:?} {vars:?}: {line}"
+            );
+            assert_eq!(error.exit_code(), 1);
+        }
+    }
+
+    fn sinked_with(args: &[&str], vars: &[(&'static str, &str)]) -> Result<Config, Error> {
+        let mut all = vec!["--sink", "http://127.0.0.1:1/"];
+        all.extend_from_slice(args);
+        parse(&all, &host(vars))
+    }
+
+    #[test]
+    fn no_sink_is_its_own_error() {
+        assert_eq!(parse(&[], &host(&[])), Err(Error::NoSink));
+        assert_eq!(
+            parse(&["--sink="], &host(&[(ENV_SINK, "")])),
+            Err(Error::NoSink)
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_values_are_refused_by_name() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = vec![
+            OsString::from("--sink=http://h/"),
+            OsString::from("--msg"),
+            OsString::from_vec(vec![0xff]),
+        ];
+        let error = parse_args(args, &host(&[])).unwrap_err();
+        assert!(error.to_string().starts_with("invalid --msg"), "{error}");
+        let mut h = host(&[]);
+        h.vars
+            .insert(ENV_SINK, OsString::from_vec(b"http://h/\xff".to_vec()));
+        let error = parse(&[], &h).unwrap_err();
+        assert!(error.to_string().starts_with("invalid K_SINK"), "{error}");
+    }
+}

@@ -1,0 +1,97 @@
+//! The one error type: every way start-up can refuse to run, each rendered as one line that names
+//! the flag or variable and quotes the offending value, and each mapped to an exit status.
+
+use std::fmt;
+
+/// Exit status for a configuration error (bad flag value, bad variable, bad certificate).
+pub const EXIT_CONFIG: i32 = 1;
+/// Exit status for a malformed command line (unknown flag, missing value).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status when `ONE_SHOT`/`--count` ended with an event the sink did not acknowledge.
+pub const EXIT_UNDELIVERED: i32 = 3;
+
+/// Values longer than this are cut in messages, so that the error stays one readable line.
+const SHOWN_VALUE_CHARS: usize = 120;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Neither `K_SINK` nor `--sink` gave a sink.
+    NoSink,
+    /// A flag, variable or file holds a value that cannot be used.
+    Invalid {
+        /// The flag (`--period`), variable (`K_SINK`) or path that held it.
+        name: String,
+        /// The value as given, possibly cut.
+        value: String,
+        /// What was expected instead, lower case, no full stop.
+        expected: String,
+    },
+    /// The command line is malformed: an unknown flag, a missing value, a stray argument.
+    Usage(String),
+}
+
+impl Error {
+    pub fn invalid(name: impl Into<String>, value: &str, expected: impl Into<String>) -> Self {
+        Error::Invalid {
+            name: name.into(),
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
+    }
+
+    /// The process exit status this error ends with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::NoSink | Error::Invalid { .. } => EXIT_CONFIG,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSink => write!(f, "no sink: set K_SINK or --sink"),
+            Error::Invalid {
+                name,
+                value,
+                expected,
+            } => {
+                write!(f, "invalid {name} ")?;
+                let mut chars = value.chars();
+                let shown: String = chars.by_ref().take(SHOWN_VALUE_CHARS).collect();
+                // Debug quoting escapes control characters, so the message stays on one line.
+                match chars.as_str().len() {
+                    0 => write!(f, "{shown:?}")?,
+                    cut => write!(f, "{shown:?} (and {cut} more bytes)")?,
+                }
+                write!(f, ": {expected}")
+            }
+            Error::Usage(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_value_renders_as_one_line_with_control_characters_escaped() {
+        let error = Error::invalid("--label", "a\r\nX-Injected: 1", "whatever");
+        assert_eq!(
+            error.to_string(),
+            r#"invalid --label "a\r\nX-Injected: 1": whatever"#
+        );
+    }
+
+    #[test]
+    fn huge_value_is_cut_in_the_message() {
+        let error = Error::invalid("--msg", &"x".repeat(1 << 20), "shorter");
+        let line = error.to_string();
+        assert!(line.len() < 300, "{} bytes", line.len());
+        assert!(line.contains("(and 1048456 more bytes)"), "{line}");
+    }
+}

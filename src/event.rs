@@ -1,0 +1,526 @@
+//! One heartbeat as a CloudEvent in the HTTP binding's binary content mode: the `ce-*` headers
+//! (with their encoding), the JSON body, the random id and the RFC 3339 time, all built by hand.
+//! The parts that never change between beats (source, type, extensions with their overrides) are
+//! validated and encoded once at start-up in [`Template`].
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+
+use crate::error::Error;
+
+/// CloudEvents spec version sent in `ce-specversion`.
+pub const SPEC_VERSION: &str = "1.0";
+/// The body's media type; binary mode carries it in `Content-Type`, not in `ce-datacontenttype`.
+pub const CONTENT_TYPE: &str = "application/json";
+/// The variable Knative sets to the ContainerSource's `ceOverrides`.
+pub const ENV_OVERRIDES: &str = "K_CE_OVERRIDES";
+
+/// The extensions the Go image always sets, in its order; overrides may replace them.
+const DEFAULT_EXTENSIONS: [(&str, &str); 3] = [("the", "42"), ("heart", "yes"), ("beats", "true")];
+
+/// CloudEvents §3.1: attributes an extension must not shadow (plus `data`, the payload).
+const RESERVED_NAMES: [&str; 9] = [
+    "id",
+    "source",
+    "specversion",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+];
+
+/// How header values are written: `--ce-header-encoding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderEncoding {
+    /// As sdk-go does (raw), except what HTTP/1.1 cannot carry or would strip.
+    Compat,
+    /// HTTP binding §3.1.3.2 exactly.
+    Percent,
+}
+
+/// Encodes one header value. Both modes return only bytes a field value may hold
+/// (visible ASCII, space, tab inside, or UTF-8), and never CR or LF.
+///
+/// HTTP binding §3.1.3.2: space, `"`, `%` and anything outside U+0021–U+007E MUST be
+/// percent-encoded (UTF-8, upper-case hex); `Percent` does exactly that. sdk-go (and so Knative's
+/// brokers and e2e tests) neither encodes nor decodes, so `Compat` sends the value raw and
+/// encodes only control characters other than tab, DEL, and leading or trailing space/tab
+/// (which HTTP would strip).
+pub fn encode_header_value(value: &str, encoding: HeaderEncoding) -> String {
+    let is_ows = |b: u8| b == b' ' || b == b'\t';
+    let bytes = value.as_bytes();
+    let lead = bytes.iter().take_while(|&&b| is_ows(b)).count();
+    let trail = bytes.len() - bytes.iter().rev().take_while(|&&b| is_ows(b)).count();
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.char_indices() {
+        let needs = match encoding {
+            HeaderEncoding::Percent => {
+                matches!(c, ' ' | '"' | '%') || !('\u{21}'..='\u{7e}').contains(&c)
+            }
+            HeaderEncoding::Compat => {
+                (c < ' ' && c != '\t') || c == '\u{7f}' || i < lead || i >= trail.max(lead)
+            }
+        };
+        if needs {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Everything about an event that is the same on every beat, validated and encoded once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// `ce-source`, `ce-type` and the extensions, as encoded `(header name, value)` pairs in the
+    /// order they are sent; `ce-id` and `ce-time` go between `ce-specversion` and these.
+    headers: Vec<(String, String)>,
+    label: String,
+    msg: String,
+}
+
+/// One event: the per-beat attributes and its serialized body. A retry resends it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `ce-id`: a random UUID v4.
+    pub id: String,
+    /// `ce-time`: when the event was made.
+    pub time: String,
+    /// The body, `{"id":<sequence>,"label":...}`.
+    pub body: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct Data<'a> {
+    id: u64,
+    label: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    msg: &'a str,
+}
+
+impl Template {
+    /// The event every beat sends. `overrides` are validated extensions (see [`parse_overrides`]).
+    pub fn new(
+        source: &str,
+        event_type: &str,
+        overrides: &[(String, String)],
+        label: String,
+        msg: String,
+        encoding: HeaderEncoding,
+    ) -> Self {
+        let mut extensions: Vec<(String, &str)> = DEFAULT_EXTENSIONS
+            .iter()
+            .map(|(name, value)| (name.to_string(), *value))
+            .collect();
+        for (name, value) in overrides {
+            match extensions.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 = value,
+                None => extensions.push((name.clone(), value)),
+            }
+        }
+        let mut headers = vec![
+            (
+                "ce-source".to_owned(),
+                encode_header_value(source, encoding),
+            ),
+            (
+                "ce-type".to_owned(),
+                encode_header_value(event_type, encoding),
+            ),
+        ];
+        headers.extend(
+            extensions
+                .into_iter()
+                .map(|(name, value)| (format!("ce-{name}"), encode_header_value(value, encoding))),
+        );
+        Template {
+            headers,
+            label,
+            msg,
+        }
+    }
+
+    /// Event number `sequence` (from 1), made at `now`, with a fresh id.
+    pub fn event(&self, sequence: u64, now: SystemTime) -> Result<Event, getrandom::Error> {
+        let data = Data {
+            id: sequence,
+            label: &self.label,
+            msg: &self.msg,
+        };
+        Ok(Event {
+            id: uuid_v4()?,
+            time: rfc3339_nano(now),
+            // Serializing a struct of an integer and two strings cannot fail.
+            body: serde_json::to_vec(&data).unwrap_or_default(),
+        })
+    }
+
+    /// Every header of `event` in the order sent, `Content-Type` last; each name appears once.
+    pub fn headers<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = (&'a str, &'a str)> {
+        [
+            ("ce-specversion", SPEC_VERSION),
+            ("ce-id", event.id.as_str()),
+            ("ce-time", event.time.as_str()),
+        ]
+        .into_iter()
+        .chain(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .chain([("content-type", CONTENT_TYPE)])
+    }
+}
+
+/// A random (version 4, variant 1) UUID in lower-case hex, RFC 9562 §5.4.
+pub fn uuid_v4() -> Result<String, getrandom::Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+    Ok(out)
+}
+
+/// `time` as Go's `RFC3339Nano` in UTC: up to nine fractional digits, trailing zeros dropped.
+pub fn rfc3339_nano(time: SystemTime) -> String {
+    let nanos = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_nanos() as i128,
+        Err(before) => -(before.duration().as_nanos() as i128),
+    };
+    format_unix_nanos(nanos)
+}
+
+fn format_unix_nanos(nanos: i128) -> String {
+    let secs = nanos.div_euclid(1_000_000_000) as i64;
+    let frac = nanos.rem_euclid(1_000_000_000) as u32;
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    );
+    if frac > 0 {
+        let digits = format!("{frac:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): H. Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `K_CE_OVERRIDES`, Knative's `CloudEventOverrides`: `{"extensions":{"name":"value",...}}`.
+/// Empty, `{}` and `null` give none. Names are lower-cased and must be `[a-z0-9]+`, not a core
+/// attribute nor `data`, and unique; values are strings (numbers and booleans are taken as their
+/// JSON text). Unlike Go, which then fails every send while exiting 0, a bad name stops start-up.
+pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
+    #[derive(serde::Deserialize)]
+    struct Overrides {
+        extensions: Option<Extensions>,
+    }
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let parsed: Option<Overrides> = serde_json::from_str(json).map_err(|e| {
+        Error::invalid(
+            ENV_OVERRIDES,
+            json,
+            format!("expected {{\"extensions\":{{\"name\":\"value\"}}}} ({e})"),
+        )
+    })?;
+    let raw = parsed
+        .and_then(|o| o.extensions)
+        .map_or_else(Vec::new, |e| e.0);
+    let mut out: Vec<(String, String)> = Vec::with_capacity(raw.len());
+    for (given, value) in raw {
+        let name = given.to_ascii_lowercase();
+        let bad_name = |expected: &str| {
+            Error::invalid(format!("{ENV_OVERRIDES} extension name"), &given, expected)
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(bad_name("expected letters and digits only ([a-z0-9]+)"));
+        }
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            return Err(bad_name(
+                "a core CloudEvents attribute cannot be overridden",
+            ));
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(bad_name("given twice (names are compared lower-cased)"));
+        }
+        let value = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => {
+                let shown = other.to_string();
+                return Err(Error::invalid(
+                    format!("{ENV_OVERRIDES} extension {name:?}"),
+                    &shown,
+                    "expected a string",
+                ));
+            }
+        };
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// The `extensions` object as its entries in document order, duplicates kept so they are caught.
+struct Extensions(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Extensions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = Extensions;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of extension names to string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Extensions, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Extensions(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goparse::tests::vectors;
+
+    fn percent_decode(s: &str) -> Vec<u8> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rfc3339_matches_go_for_every_vector() {
+        for (input, expected) in vectors("rfc3339nano") {
+            let nanos: i128 = input.parse().unwrap();
+            assert_eq!(format_unix_nanos(nanos), expected, "{input} ns");
+        }
+    }
+
+    #[test]
+    fn uuid_is_version_4_lower_case_and_fresh() {
+        let (a, b) = (uuid_v4().unwrap(), uuid_v4().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+        assert!(
+            a.bytes()
+                .all(|c| c == b'-' || c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+    }
+
+    #[test]
+    fn header_encodings_follow_the_table() {
+        use HeaderEncoding::*;
+        let cases = [
+            ("so extended", Compat, "so extended"),
+            ("so extended", Percent, "so%20extended"),
+            ("100% \"ünï\"", Compat, "100% \"ünï\""),
+            ("100% \"ünï\"", Percent, "100%25%20%22%C3%BCn%C3%AF%22"),
+            ("a\r\nX-Injected: 1", Compat, "a%0D%0AX-Injected: 1"),
+            ("a\r\nX-Injected: 1", Percent, "a%0D%0AX-Injected:%201"),
+            (" padded\t", Compat, "%20padded%09"),
+            ("in\tside", Compat, "in\tside"),
+            ("  ", Compat, "%20%20"),
+            ("del\u{7f}", Compat, "del%7F"),
+            ("", Compat, ""),
+        ];
+        for (input, encoding, expected) in cases {
+            assert_eq!(
+                encode_header_value(input, encoding),
+                expected,
+                "{input:?} {encoding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn percent_encoding_round_trips_and_stays_visible_ascii() {
+        let samples = [
+            "",
+            "plain",
+            "a b%c\"d",
+            "\u{0}\u{1f}\u{7f}\u{80}ü😀",
+            " x ",
+            "%25",
+        ];
+        for s in samples {
+            let encoded = encode_header_value(s, HeaderEncoding::Percent);
+            assert!(
+                encoded.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+                "{encoded}"
+            );
+            assert_eq!(percent_decode(&encoded), s.as_bytes());
+        }
+    }
+
+    #[test]
+    fn overrides_replace_defaults_in_place_and_append_new_ones() {
+        let overrides =
+            parse_overrides(r#"{"extensions":{"heart":"no","Wow":"so extended"}}"#).unwrap();
+        let t = Template::new(
+            "src",
+            "type",
+            &overrides,
+            "l".into(),
+            String::new(),
+            HeaderEncoding::Compat,
+        );
+        let event = Event {
+            id: "i".into(),
+            time: "t".into(),
+            body: vec![],
+        };
+        let names: Vec<_> = t.headers(&event).collect();
+        assert_eq!(
+            names,
+            [
+                ("ce-specversion", "1.0"),
+                ("ce-id", "i"),
+                ("ce-time", "t"),
+                ("ce-source", "src"),
+                ("ce-type", "type"),
+                ("ce-the", "42"),
+                ("ce-heart", "no"),
+                ("ce-beats", "true"),
+                ("ce-wow", "so extended"),
+                ("content-type", "application/json"),
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_accept_empty_null_numbers_and_booleans() {
+        for empty in [
+            "",
+            "  ",
+            "{}",
+            "null",
+            r#"{"extensions":null}"#,
+            r#"{"extensions":{}}"#,
+        ] {
+            assert_eq!(parse_overrides(empty), Ok(vec![]), "{empty}");
+        }
+        let got = parse_overrides(r#"{"other":1,"extensions":{"n":7,"b":true,"f":1.5}}"#).unwrap();
+        let want =
+            [("n", "7"), ("b", "true"), ("f", "1.5")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn overrides_reject_bad_names_values_and_json() {
+        let cases = [
+            (
+                r#"{"extensions":{"foo-bar":"x"}}"#,
+                "extension name \"foo-bar\"",
+            ),
+            (r#"{"extensions":{"":"x"}}"#, "extension name \"\""),
+            (r#"{"extensions":{"ID":"x"}}"#, "extension name \"ID\""),
+            (
+                r#"{"extensions":{"data":"x"}}"#,
+                "core CloudEvents attribute",
+            ),
+            (r#"{"extensions":{"a":"1","A":"2"}}"#, "given twice"),
+            (r#"{"extensions":{"a":"1","a":"2"}}"#, "given twice"),
+            (r#"{"extensions":{"a":null}}"#, "extension \"a\" \"null\""),
+            (r#"{"extensions":{"a":["x"]}}"#, "expected a string"),
+            (r#"{"extensions":["a"]}"#, "K_CE_OVERRIDES"),
+            ("{not json", "K_CE_OVERRIDES"),
+            (r#"{"extensions":{}} trailing"#, "K_CE_OVERRIDES"),
+        ];
+        for (json, needle) in cases {
+            let line = parse_overrides(json).unwrap_err().to_string();
+            assert!(
+                line.contains(needle) && !line.contains('\n'),
+                "{json}: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_overrides_are_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let json = format!(r#"{{"extensions":{{"a":{deep}}}}}"#);
+        assert!(parse_overrides(&json).is_err());
+    }
+
+    #[test]
+    fn body_omits_an_empty_msg_and_counts_from_the_given_sequence() {
+        let t = Template::new(
+            "s",
+            "t",
+            &[],
+            "hi \"x\"".into(),
+            String::new(),
+            HeaderEncoding::Compat,
+        );
+        let e = t.event(7, UNIX_EPOCH).unwrap();
+        assert_eq!(e.body, br#"{"id":7,"label":"hi \"x\""}"#);
+        assert_eq!(e.time, "1970-01-01T00:00:00Z");
+        let t = Template::new(
+            "s",
+            "t",
+            &[],
+            "l".into(),
+            "m".into(),
+            HeaderEncoding::Compat,
+        );
+        assert_eq!(
+            t.event(1, UNIX_EPOCH).unwrap().body,
+            br#"{"id":1,"label":"l","msg":"m"}"#
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! heartbeats: the Knative Eventing heartbeats ContainerSource, rewritten small. Every period it
+//! builds a CloudEvent (binary content mode) and POSTs it to `K_SINK`, on one thread.
+//!
+//! [`run`] is the whole life of the program and reads like the Go original's `main`: parse,
+//! build the agent, then loop { claim a beat, wait for it, build the event, deliver it }.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod goparse;
+pub mod schedule;
+pub mod send;
+pub mod signal;
+pub mod tls;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::time::{Instant, SystemTime};
+
+use config::{Command, Config, Host};
+use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
+use event::Template;
+use schedule::Schedule;
+use send::{Delivery, Sender};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the program on `args` (without the program name) and returns its exit status.
+/// Stop signals must already be blocked ([`signal::block_stop_signals`]).
+pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
+    match config::parse_args(args, host) {
+        Ok(Command::Help) => {
+            print!("{}", config::HELP);
+            0
+        }
+        Ok(Command::Version) => {
+            println!("heartbeats {VERSION}");
+            0
+        }
+        Ok(Command::Run(config)) => beat(&config),
+        Err(error) => {
+            log(format_args!("{error}"));
+            error.exit_code()
+        }
+    }
+}
+
+/// The heartbeat loop: sends events until `config.count` is reached or a stop signal arrives.
+pub fn beat(config: &Config) -> i32 {
+    let sender = match Sender::new(config) {
+        Ok(sender) => sender,
+        Err(error) => {
+            log(format_args!("{error}"));
+            return EXIT_CONFIG;
+        }
+    };
+    let template = Template::new(
+        &config.source,
+        &config.event_type,
+        &config.overrides,
+        config.label.clone(),
+        config.msg.clone(),
+        config.encoding,
+    );
+    if let Some(warning) = &config.label_warning {
+        log(format_args!("warning: {warning}"));
+    }
+    log(format_args!("{}", Startup(config)));
+
+    let mut schedule = Schedule::new(Instant::now(), config.period);
+    let mut undelivered = 0u64;
+    for sequence in 1u64.. {
+        let (due, skipped) = schedule.claim(Instant::now());
+        if skipped > 0 {
+            log(format_args!(
+                "skipped {skipped} beat(s): the previous send ran past their time"
+            ));
+        }
+        match signal::wait_until(due) {
+            Ok(None) => {}
+            Ok(Some(signal)) => return stopped(signal),
+            Err(error) => log(format_args!("cannot wait for the next beat: {error}")),
+        }
+        let last = config.count == Some(sequence);
+        let give_up_at = if last { None } else { schedule.next_due() };
+        let delivered = match template.event(sequence, SystemTime::now()) {
+            Ok(event) => match sender.deliver(&template, &event, give_up_at) {
+                Delivery::Acked { status, attempts } => {
+                    log(format_args!(
+                        "event {sequence} id {} delivered: HTTP {status}, {attempts} attempt(s)",
+                        event.id
+                    ));
+                    true
+                }
+                Delivery::Failed { reason, attempts } => {
+                    log(format_args!(
+                        "event {sequence} id {} failed: {reason}, {attempts} attempt(s)",
+                        event.id
+                    ));
+                    false
+                }
+                Delivery::Stopped => return stopped(libc::SIGTERM),
+            },
+            Err(error) => {
+                log(format_args!(
+                    "event {sequence} not built: no randomness for its id: {error}"
+                ));
+                false
+            }
+        };
+        undelivered += u64::from(!delivered);
+        if last {
+            sender.quit_sidecar();
+            return if undelivered == 0 {
+                0
+            } else {
+                EXIT_UNDELIVERED
+            };
+        }
+    }
+    0
+}
+
+fn stopped(signal: i32) -> i32 {
+    let name = if signal == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    log(format_args!("{name}: stopping"));
+    0
+}
+
+/// One line on stderr, prefixed with the UTC time; the only place the program writes logs.
+pub fn log(message: fmt::Arguments) {
+    eprintln!(
+        "{} heartbeats: {message}",
+        event::rfc3339_nano(SystemTime::now())
+    );
+}
+
+/// The start-up line: the effective configuration, without secrets.
+struct Startup<'a>(&'a Config);
+
+impl fmt::Display for Startup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        let names: Vec<&str> = c.overrides.iter().map(|(n, _)| n.as_str()).collect();
+        write!(
+            f,
+            "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
+             encoding={:?} overrides={names:?} extra_ca={} tls_min={:?} token_file={}",
+            redact_userinfo(&c.sink),
+            c.source,
+            c.event_type,
+            c.period,
+            c.timeout,
+            c.count.map_or("unlimited".to_owned(), |n| n.to_string()),
+            c.encoding,
+            c.ca_certs
+                .as_ref()
+                .map_or("none", |(name, _)| name.as_str()),
+            c.tls_min,
+            c.token_file.display(),
+        )
+    }
+}
+
+/// `https://user:secret@host/` → `https://***@host/`: a sink URL may carry credentials.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_sink_url_are_not_logged() {
+        assert_eq!(
+            redact_userinfo("https://u:p@h:1/x@y"),
+            "https://***@h:1/x@y"
+        );
+        assert_eq!(redact_userinfo("http://h/a@b"), "http://h/a@b");
+    }
+}

@@ -1,0 +1,418 @@
+//! Delivery of one event to the sink: the ureq agent (keep-alive pool, per-attempt timeout, no
+//! redirects, our TLS connector and a resolver that keeps to one thread), the OIDC token, and
+//! the retry policy of sdk-go with what users need beyond it (jitter, `Retry-After`, a deadline,
+//! no retry of certificate failures).
+
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{Connector, NextTimeout, TcpConnector};
+use ureq::{Agent, Body};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{Event, Template};
+use crate::signal;
+use crate::tls;
+
+/// Retries after the first attempt, as sdk-go: 11 attempts in all.
+pub const MAX_RETRIES: u32 = 10;
+/// The first retry's wait; each later one doubles it (40 ms … 20.48 s).
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(40);
+/// The longest a `Retry-After` may make us wait: the last backoff step.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_millis(20_480);
+/// Statuses retried by sdk-go's default policy.
+pub const RETRIED_STATUSES: [u16; 7] = [404, 413, 425, 429, 502, 503, 504];
+/// Istio's sidecar shutdown endpoint; an IP literal, since a scratch image has no `/etc/hosts`.
+pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";
+/// How much of a response body is read to keep the connection; a longer one closes it.
+const MAX_DRAINED_BODY: u64 = 64 * 1024;
+/// Idle keep-alive connections are kept this long, as Go's `http.Transport`.
+const MAX_IDLE: Duration = Duration::from_secs(90);
+const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
+
+/// How the delivery of one event ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// A 2xx after `attempts` attempts.
+    Acked { status: u16, attempts: u32 },
+    /// Given up after `attempts` attempts; `reason` says why, for the log.
+    Failed { reason: String, attempts: u32 },
+    /// A stop signal arrived while waiting to retry.
+    Stopped,
+}
+
+/// One attempt's result.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Ack(u16),
+    /// Worth another attempt, after at least `retry_after` when the sink asked for it.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Fatal(String),
+}
+
+/// Sends events to the sink over one keep-alive agent.
+pub struct Sender {
+    agent: Agent,
+    sink: String,
+    token_file: std::path::PathBuf,
+}
+
+impl Sender {
+    /// The agent for `config`; fails on unusable CA certificates, before anything is sent.
+    pub fn new(config: &Config) -> Result<Self, Error> {
+        let extra = config
+            .ca_certs
+            .as_ref()
+            .map(|(name, pem)| (name.as_str(), pem.as_str()));
+        let tls = tls::client_config(extra, Path::new(tls::TRUST_BUNDLE_DIR), config.tls_min)?;
+        let agent_config = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(config.timeout))
+            .max_idle_age(MAX_IDLE)
+            .user_agent(USER_AGENT)
+            .proxy(None)
+            .build();
+        let connector = ().chain(TcpConnector::default()).chain(tls::TlsConnector(tls));
+        Ok(Sender {
+            agent: Agent::with_parts(agent_config, connector, BlockingResolver),
+            sink: config.sink.clone(),
+            token_file: config.token_file.clone(),
+        })
+    }
+
+    /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
+    /// (when the next beat is due) would pass before the next attempt.
+    pub fn deliver(
+        &self,
+        template: &Template,
+        event: &Event,
+        give_up_at: Option<Instant>,
+    ) -> Delivery {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (reason, retry_after) = match self.attempt(template, event) {
+                Attempt::Ack(status) => return Delivery::Acked { status, attempts },
+                Attempt::Fatal(reason) => return Delivery::Failed { reason, attempts },
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                } => (reason, retry_after),
+            };
+            if attempts > MAX_RETRIES {
+                let reason = format!("{reason}; gave up after {MAX_RETRIES} retries");
+                return Delivery::Failed { reason, attempts };
+            }
+            let wait = backoff(attempts, jitter(), retry_after);
+            let retry_at = Instant::now() + wait;
+            if give_up_at.is_some_and(|end| retry_at > end) {
+                let reason = format!("{reason}; gave up: the next beat is due");
+                return Delivery::Failed { reason, attempts };
+            }
+            match signal::wait_until(Some(retry_at)) {
+                Ok(None) => {}
+                Ok(Some(_)) => return Delivery::Stopped,
+                Err(e) => {
+                    return Delivery::Failed {
+                        reason: format!("{reason}; cannot wait to retry: {e}"),
+                        attempts,
+                    };
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, template: &Template, event: &Event) -> Attempt {
+        let mut request = self.agent.post(&self.sink);
+        for (name, value) in template.headers(event) {
+            request = request.header(name, value);
+        }
+        match read_token(&self.token_file) {
+            Ok(Some(token)) => request = request.header("authorization", format!("Bearer {token}")),
+            Ok(None) => {}
+            Err(reason) => return Attempt::Fatal(reason),
+        }
+        match request.send(&event.body[..]) {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                classify_status(head.status.as_u16(), &head.headers, body)
+            }
+            Err(error) => classify_error(&error),
+        }
+    }
+
+    /// Asks an Istio sidecar to exit, best effort: silent when nothing listens.
+    pub fn quit_sidecar(&self) {
+        let request = self
+            .agent
+            .post(ISTIO_QUIT_URL)
+            .config()
+            .timeout_global(Some(Duration::from_secs(1)))
+            .build();
+        match request.send_empty() {
+            Ok(_) => {}
+            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(ureq::Error::ConnectionFailed) => {}
+            Err(e) => crate::log(format_args!(
+                "could not reach the Istio sidecar at {ISTIO_QUIT_URL}: {e}"
+            )),
+        }
+    }
+}
+
+/// 2xx is an ACK; sdk-go's retried statuses are retried (honouring `Retry-After` on 429 and
+/// 503); redirects are reported, not followed; anything else fails at once.
+fn classify_status(status: u16, headers: &ureq::http::HeaderMap, mut body: Body) -> Attempt {
+    // Read the body to the end so the connection goes back to the pool.
+    let _ = std::io::copy(
+        &mut body.as_reader().take(MAX_DRAINED_BODY),
+        &mut std::io::sink(),
+    );
+    if (200..300).contains(&status) {
+        return Attempt::Ack(status);
+    }
+    let location = headers.get("location").and_then(|v| v.to_str().ok());
+    let reason = match location {
+        Some(to) if (300..400).contains(&status) => {
+            format!("HTTP {status} redirect to {to:?} (not followed)")
+        }
+        _ => format!("HTTP {status}"),
+    };
+    if !RETRIED_STATUSES.contains(&status) {
+        return Attempt::Fatal(reason);
+    }
+    let retry_after = match status {
+        429 | 503 => headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now())),
+        _ => None,
+    };
+    Attempt::Retry {
+        reason,
+        retry_after,
+    }
+}
+
+/// Connection failures and timeouts are retried; a certificate the sink's name or our roots do
+/// not accept is not (it will not change in 40 ms), nor is a request we could not build.
+fn classify_error(error: &ureq::Error) -> Attempt {
+    use ureq::Error as E;
+    let tls = match error {
+        E::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    if let Some(tls) = tls {
+        return Attempt::Fatal(format!("TLS: {tls}"));
+    }
+    match error {
+        E::BadUri(_) | E::Http(_) | E::Tls(_) | E::TlsRequired => Attempt::Fatal(error.to_string()),
+        _ => Attempt::Retry {
+            reason: error.to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+/// The wait before retry number `retry` (from 1): 40 ms doubling, scaled by `jitter` (0.8–1.2),
+/// replaced by the sink's `Retry-After` when that is longer, up to [`MAX_RETRY_AFTER`].
+fn backoff(retry: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+    let computed = FIRST_BACKOFF.mul_f64(f64::from(1u32 << (retry - 1).min(20)) * jitter);
+    match retry_after {
+        Some(asked) if asked > computed => asked.min(MAX_RETRY_AFTER),
+        _ => computed,
+    }
+}
+
+/// A factor in [0.8, 1.2): ±20 % jitter, so many sources do not retry in lockstep.
+fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    // Without randomness, retry unjittered rather than not at all.
+    if getrandom::fill(&mut b).is_err() {
+        return 1.0;
+    }
+    0.8 + 0.4 * f64::from(u16::from_le_bytes(b)) / 65_536.0
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an IMF-fixdate relative to `now`.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_imf_fixdate(value)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` to seconds since the epoch.
+fn parse_imf_fixdate(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = s.split(' ').collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (H. Hinnant), the inverse of the conversion in event.rs.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// The OIDC token, read afresh for every attempt (Knative rotates it), whitespace trimmed.
+/// Missing or empty: no token. One a header cannot carry is refused rather than sent mangled;
+/// the message never includes the token.
+fn read_token(path: &Path) -> Result<Option<String>, String> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(None);
+    };
+    let token = bytes.trim_ascii();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(format!(
+            "the OIDC token in {} holds characters a header cannot carry",
+            path.display()
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(token).into_owned()))
+}
+
+/// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
+/// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
+/// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all.
+struct BlockingResolver;
+
+impl fmt::Debug for BlockingResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlockingResolver")
+    }
+}
+
+impl Resolver for BlockingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _: &ureq::config::Config,
+        _: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let mut out = self.empty();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            out.push(SocketAddr::new(ip, port));
+            return Ok(out);
+        }
+        for addr in (host, port).to_socket_addrs()?.take(16) {
+            out.push(addr);
+        }
+        if out.is_empty() {
+            Err(ureq::Error::HostNotFound)
+        } else {
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_40ms_and_retry_after_only_lengthens_it() {
+        let ms = Duration::from_millis;
+        assert_eq!(backoff(1, 1.0, None), ms(40));
+        assert_eq!(backoff(2, 1.0, None), ms(80));
+        assert_eq!(backoff(10, 1.0, None), ms(20_480));
+        assert_eq!(backoff(1, 0.8, None), ms(32));
+        assert_eq!(backoff(1, 1.2, None), ms(48));
+        assert_eq!(backoff(1, 1.0, Some(ms(5))), ms(40));
+        assert_eq!(backoff(1, 1.0, Some(ms(3000))), ms(3000));
+        assert_eq!(
+            backoff(1, 1.0, Some(Duration::from_secs(3600))),
+            MAX_RETRY_AFTER
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((0.8..1.2).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_imf_fixdate("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(951_825_600)
+        );
+        for bad in [
+            "",
+            "-1",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_is_trimmed_and_refused_when_a_header_cannot_carry_it() {
+        let dir = std::env::temp_dir().join(format!("heartbeats-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        assert_eq!(read_token(&path), Ok(None));
+        std::fs::write(&path, " \n").unwrap();
+        assert_eq!(read_token(&path), Ok(None));
+        std::fs::write(&path, "abc.def\n").unwrap();
+        assert_eq!(read_token(&path), Ok(Some("abc.def".to_owned())));
+        std::fs::write(&path, "abc\r\nX-Injected: 1").unwrap();
+        let error = read_token(&path).unwrap_err();
+        assert!(!error.contains("abc"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,89 @@
+//! SIGTERM and SIGINT as events the loop waits for, not asynchronous interruptions: both are
+//! blocked at start-up and collected with `sigtimedwait`, which is also how the loop sleeps.
+//! This works as PID 1 in a container, where the kernel drops signals that have no handler, and
+//! needs no handler and no second thread. Go ignores the first SIGTERM in its loop; we stop.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+/// The signals that end the program.
+const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGINT];
+
+/// A set holding [`STOP_SIGNALS`].
+fn stop_set() -> io::Result<libc::sigset_t> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given a valid pointer to.
+    check(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
+    // SAFETY: sigemptyset succeeded, so the set is initialised.
+    let mut set = unsafe { set.assume_init() };
+    for signal in STOP_SIGNALS {
+        // SAFETY: `set` is an initialised sigset_t and `signal` a valid signal number.
+        check(unsafe { libc::sigaddset(&mut set, signal) })?;
+    }
+    Ok(set)
+}
+
+fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+/// Blocks SIGTERM and SIGINT for this (only) thread, so they stay pending until waited for.
+/// Call first thing in `main`.
+pub fn block_stop_signals() -> io::Result<()> {
+    let set = stop_set()?;
+    // SAFETY: `set` is initialised; the old mask is not wanted, so a null pointer is allowed.
+    let result = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    match result {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Sleeps until `deadline` (forever when `None`) unless a stop signal arrives first or is already
+/// pending. Returns the signal number, or `None` when the deadline passed.
+pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<i32>> {
+    let set = stop_set()?;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timespec = left.map(|left| libc::timespec {
+            tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            tv_nsec: left.subsec_nanos() as _,
+        });
+        let timeout = timespec
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const _);
+        // SAFETY: `set` is initialised; `timeout` is null (wait forever) or points to a timespec
+        // that lives until the call returns; a null siginfo pointer is allowed.
+        let result = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), timeout) };
+        if result > 0 {
+            return Ok(Some(result));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EAGAIN) if left.is_none_or(|l| l.is_zero()) => return Ok(None),
+            // Woken early (EINTR, or EAGAIN from clock rounding): wait for what is left.
+            Some(libc::EAGAIN | libc::EINTR) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(None);
+                }
+            }
+            _ => return Err(error),
+        }
+    }
+}
+
+/// A stop signal that is already pending, without waiting.
+pub fn pending() -> io::Result<Option<i32>> {
+    wait_until(Some(Instant::now()))
+}
+
+/// A stop signal within `duration`: a [`wait_until`] from now.
+pub fn wait_for(duration: Duration) -> io::Result<Option<i32>> {
+    wait_until(Instant::now().checked_add(duration))
+}

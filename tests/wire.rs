@@ -1,0 +1,260 @@
+//! What reaches the sink: the event's headers and body, byte for byte, for each flag and variable.
+
+mod support;
+
+use support::{Request, Sink, heartbeats, run};
+
+fn one_event(args: &[&str], env: &[(&str, &str)]) -> (Request, support::Finished) {
+    let sink = Sink::start(vec![]);
+    let mut command = heartbeats();
+    command
+        .env("K_SINK", sink.url())
+        .env("ONE_SHOT", "true")
+        .args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let finished = run(&mut command);
+    let request = sink.expect();
+    assert!(sink.drain().is_empty(), "exactly one request");
+    (request, finished)
+}
+
+fn is_uuid_v4(s: &str) -> bool {
+    let hex = |r: std::ops::Range<usize>| {
+        s[r].bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    s.len() == 36
+        && [8, 13, 18, 23].iter().all(|&i| &s[i..=i] == "-")
+        && hex(0..8)
+        && hex(9..13)
+        && hex(14..18)
+        && hex(19..23)
+        && hex(24..36)
+        && &s[14..15] == "4"
+        && matches!(&s[19..20], "8" | "9" | "a" | "b")
+}
+
+fn is_rfc3339_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() >= 20 && b[4] == b'-' && b[10] == b'T' && s.ends_with('Z') && !s.ends_with("0Z")
+}
+
+#[test]
+fn default_event_carries_every_header_once_in_a_fixed_order() {
+    let (r, finished) = one_event(&["--label=hello"], &[]);
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/"));
+    let names: Vec<String> = r
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    let ce: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.starts_with("ce-") || *n == "content-type")
+        .collect();
+    assert_eq!(
+        ce,
+        [
+            "ce-specversion",
+            "ce-id",
+            "ce-time",
+            "ce-source",
+            "ce-type",
+            "ce-the",
+            "ce-heart",
+            "ce-beats",
+            "content-type"
+        ]
+    );
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "duplicate headers: {names:?}");
+    assert_eq!(r.header("ce-specversion"), "1.0");
+    assert!(is_uuid_v4(r.header("ce-id")), "{}", r.header("ce-id"));
+    assert!(
+        is_rfc3339_utc(r.header("ce-time")),
+        "{}",
+        r.header("ce-time")
+    );
+    assert_eq!(
+        r.header("ce-source"),
+        "https://knative.dev/eventing-contrib/cmd/heartbeats/#event-test/example-pod"
+    );
+    assert_eq!(
+        r.header("ce-type"),
+        "dev.knative.eventing.samples.heartbeat"
+    );
+    assert_eq!(
+        (
+            r.header("ce-the"),
+            r.header("ce-heart"),
+            r.header("ce-beats")
+        ),
+        ("42", "yes", "true")
+    );
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("content-length"), "24");
+    assert!(!r.has_header("ce-datacontenttype"));
+    assert!(!r.has_header("authorization"));
+    assert_eq!(r.body_str(), r#"{"id":1,"label":"hello"}"#);
+}
+
+#[test]
+fn the_go_capture_and_ours_agree_on_every_cloudevents_header() {
+    let capture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/vectors/go-requests.txt"
+    ))
+    .expect("shared/vectors/go-requests.txt");
+    // The second capture: no overrides, no --msg.
+    let go = capture.split("# 2)").nth(1).expect("second capture");
+    let go_header = |name: &str| -> String {
+        go.lines()
+            .find_map(|l| {
+                l.split_once(": ")
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_owned())
+            })
+            .unwrap_or_else(|| panic!("{name} in the Go capture"))
+    };
+    let (r, _) = one_event(&["--label=hello"], &[]);
+    for name in [
+        "ce-specversion",
+        "ce-source",
+        "ce-type",
+        "ce-the",
+        "ce-heart",
+        "ce-beats",
+        "content-type",
+        "content-length",
+    ] {
+        assert_eq!(r.header(name), go_header(name), "{name}");
+    }
+    let go_body = go.lines().find(|l| l.starts_with('{')).unwrap();
+    assert_eq!(r.body_str(), go_body);
+}
+
+#[test]
+fn every_flag_reaches_the_wire() {
+    let (r, f) = one_event(
+        &[
+            "-eventSource",
+            "urn:src",
+            "--eventType= my.type ",
+            r#"-label="tab\there \u00e9""#,
+            "--msg=hi there",
+        ],
+        &[],
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header("ce-source"), "urn:src");
+    assert_eq!(r.header("ce-type"), "my.type");
+    assert_eq!(
+        r.body_str(),
+        "{\"id\":1,\"label\":\"tab\\there é\",\"msg\":\"hi there\"}"
+    );
+}
+
+#[test]
+fn an_unparsable_quoted_label_is_sent_raw_with_a_warning() {
+    let (r, f) = one_event(&[r#"--label="oops"#], &[]);
+    assert_eq!(r.body_str(), r#"{"id":1,"label":"\"oops"}"#);
+    assert!(
+        f.stderr.contains("not a valid Go string literal"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn k_sink_wins_over_the_sink_flag() {
+    let decoy = Sink::start(vec![]);
+    let (r, _) = one_event(&["--sink", &decoy.url()], &[]);
+    assert_eq!(r.method, "POST");
+    assert!(decoy.drain().is_empty());
+}
+
+#[test]
+fn the_sink_flag_is_used_when_k_sink_is_empty() {
+    let sink = Sink::start(vec![]);
+    let f = run(heartbeats()
+        .env("K_SINK", "")
+        .env("ONE_SHOT", "1")
+        .arg(format!("-sink={}x/y?z=1", sink.url())));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(sink.expect().path, "/x/y?z=1");
+}
+
+#[test]
+fn overrides_replace_heart_and_add_extensions_sent_raw_in_compat_mode() {
+    let overrides = r#"{"extensions":{"heart":"no","wow":"so extended","extra":"with space \"quote\" 100% ünï"}}"#;
+    let (r, f) = one_event(&[], &[("K_CE_OVERRIDES", overrides)]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header("ce-heart"), "no");
+    assert_eq!(r.header("ce-wow"), "so extended");
+    // As the Go image sent it (shared/vectors/go-requests.txt, capture 1).
+    assert_eq!(r.header("ce-extra"), "with space \"quote\" 100% ünï");
+}
+
+#[test]
+fn percent_mode_encodes_as_the_cloudevents_http_binding_says() {
+    let overrides = r#"{"extensions":{"wow":"so extended","extra":"100% ünï"}}"#;
+    let (r, _) = one_event(
+        &["--ce-header-encoding=percent", "--eventSource=a b"],
+        &[("K_CE_OVERRIDES", overrides)],
+    );
+    assert_eq!(r.header("ce-wow"), "so%20extended");
+    assert_eq!(r.header("ce-extra"), "100%25%20%C3%BCn%C3%AF");
+    assert_eq!(r.header("ce-source"), "a%20b");
+}
+
+#[test]
+fn crlf_in_any_value_never_reaches_the_wire_raw() {
+    let evil = "x\r\nX-Injected: 1";
+    let overrides = format!(
+        r#"{{"extensions":{{"evil":{}}}}}"#,
+        serde_json::to_string(evil).unwrap()
+    );
+    for encoding in ["compat", "percent"] {
+        let (r, f) = one_event(
+            &[
+                &format!("--ce-header-encoding={encoding}"),
+                &format!("--eventSource={evil}"),
+                &format!("--eventType={evil}"),
+                &format!("--label={evil}"),
+                &format!("--msg={evil}"),
+            ],
+            &[("K_CE_OVERRIDES", &overrides)],
+        );
+        assert_eq!(f.code(), Some(0), "{}", f.stderr);
+        assert!(!r.has_header("x-injected"), "{encoding}: {:?}", r.headers);
+        assert!(
+            r.header("ce-source").starts_with("x%0D%0AX-Injected"),
+            "{}",
+            r.header("ce-source")
+        );
+        assert!(r.header("ce-evil").starts_with("x%0D%0AX-Injected"));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (body["label"].as_str(), body["msg"].as_str()),
+            (Some(evil), Some(evil))
+        );
+    }
+}
+
+#[test]
+fn a_token_file_adds_one_authorization_header_trimmed() {
+    let dir = std::env::temp_dir().join(format!("heartbeats-wire-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "  eyJ.abc.def \n").unwrap();
+    let (r, _) = one_event(&[&format!("--oidc-token-file={}", token.display())], &[]);
+    assert_eq!(r.header("authorization"), "Bearer eyJ.abc.def");
+    assert_eq!(r.header("ce-id").len(), 36, "ce headers still once each");
+    std::fs::remove_dir_all(dir).unwrap();
+}

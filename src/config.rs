@@ -581,7 +581,11 @@ mod tests {
 
     #[test]
     fn every_bad_value_names_its_flag_or_variable() {
-        type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static str);
+        type Case = (
+            &'static [&'static str],
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
         let cases: &[Case] = &[
             (&["--period=0"], &[], "invalid --period \"0\""),
             (&["--period=-1s"], &[], "invalid --period \"-1s\""),

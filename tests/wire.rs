@@ -258,3 +258,50 @@ fn a_token_file_adds_one_authorization_header_trimmed() {
     assert_eq!(r.header("ce-id").len(), 36, "ce headers still once each");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_token_file_is_re_read_before_each_send() {
+    let dir = std::env::temp_dir().join(format!("heartbeats-wire-rotate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "first\n").unwrap();
+    let sink = Sink::start(vec![]);
+    let running = support::Running::start(heartbeats().env("K_SINK", sink.url()).args([
+        "--period=150ms",
+        "--count=4",
+        &format!("--oidc-token-file={}", token.display()),
+    ]));
+    assert_eq!(sink.expect().header("authorization"), "Bearer first");
+    std::fs::write(&token, "second").unwrap();
+    assert_eq!(sink.expect().header("authorization"), "Bearer second");
+    std::fs::write(&token, "").unwrap();
+    assert!(!sink.expect().has_header("authorization"));
+    std::fs::remove_file(&token).unwrap();
+    assert!(!sink.expect().has_header("authorization"));
+    let f = running.finish(std::time::Duration::from_secs(5));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_token_with_a_line_break_is_never_sent_nor_logged() {
+    let dir =
+        std::env::temp_dir().join(format!("heartbeats-wire-evil-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "secret\r\nX-Injected: 1").unwrap();
+    let sink = Sink::start(vec![]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env("ONE_SHOT", "1")
+        .arg(format!("--oidc-token-file={}", token.display())));
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    assert!(sink.next(std::time::Duration::from_millis(50)).is_none());
+    assert!(
+        f.stderr.contains("holds characters a header cannot carry"),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("secret"), "{}", f.stderr);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -86,7 +86,12 @@ impl Sink {
     }
 
     pub fn start_with(script: Vec<Reply>, tls: Option<ServerTls>) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::start_on(0, script, tls)
+    }
+
+    /// A sink on a given port (0: any free one).
+    pub fn start_on(port: u16, script: Vec<Reply>, tls: Option<ServerTls>) -> Sink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
         let (tx, requests) = mpsc::channel();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
@@ -321,6 +326,14 @@ pub fn run(command: &mut Command) -> Finished {
 
 /// A CA and a server certificate for `127.0.0.1` signed by it: (CA PEM, server TLS config).
 pub fn tls_pair(server_name: &str) -> (String, ServerTls) {
+    tls_pair_with(server_name, rustls::DEFAULT_VERSIONS)
+}
+
+/// As [`tls_pair`], with a server that speaks only `versions`.
+pub fn tls_pair_with(
+    server_name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (String, ServerTls) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -333,7 +346,7 @@ pub fn tls_pair(server_name: &str) -> (String, ServerTls) {
     let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![server_cert.der().clone()], key)

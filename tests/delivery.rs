@@ -1,0 +1,323 @@
+//! Delivery under the sink's answers: retries (which statuses, same id and time, backoff,
+//! Retry-After), timeouts, redirects, exit status of ONE_SHOT and --count, keep-alive.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Reply, Sink, heartbeats, run, status};
+
+fn one_shot(sink: &Sink, args: &[&str]) -> support::Finished {
+    run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env("ONE_SHOT", "true")
+        .args(args))
+}
+
+#[test]
+fn retries_resend_the_same_id_time_and_body() {
+    let sink = Sink::start(vec![status(503), status(502), status(202)]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..3).map(|_| sink.expect()).collect();
+    for r in &requests[1..] {
+        assert_eq!(r.header("ce-id"), requests[0].header("ce-id"));
+        assert_eq!(r.header("ce-time"), requests[0].header("ce-time"));
+        assert_eq!(r.body, requests[0].body);
+    }
+    assert!(
+        f.stderr.contains("delivered: HTTP 202, 3 attempt(s)"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn each_status_sdk_go_retries_is_retried() {
+    for code in [404, 413, 425, 429, 502, 503, 504] {
+        let sink = Sink::start(vec![status(code)]);
+        let f = one_shot(&sink, &[]);
+        assert_eq!(f.code(), Some(0), "{code}: {}", f.stderr);
+        sink.expect();
+        sink.expect();
+    }
+}
+
+#[test]
+fn other_statuses_are_not_retried_and_one_shot_exits_3() {
+    for code in [400, 401, 403, 500, 501] {
+        let sink = Sink::start(vec![status(code)]);
+        let f = one_shot(&sink, &[]);
+        assert_eq!(f.code(), Some(3), "{code}: {}", f.stderr);
+        sink.expect();
+        assert!(sink.drain().is_empty(), "{code} was retried");
+        assert!(
+            f.stderr.contains(&format!("failed: HTTP {code}")),
+            "{}",
+            f.stderr
+        );
+        assert_eq!(f.stderr.lines().filter(|l| l.contains("failed")).count(), 1);
+    }
+}
+
+#[test]
+fn redirects_are_reported_not_followed_nor_retried() {
+    for code in [301, 307] {
+        let sink = Sink::start(vec![Reply::Status(
+            code,
+            vec![("location", "/elsewhere".into())],
+        )]);
+        let f = one_shot(&sink, &[]);
+        assert_eq!(f.code(), Some(3));
+        assert_eq!(sink.expect().path, "/");
+        assert!(sink.drain().is_empty());
+        assert!(
+            f.stderr.contains(&format!(
+                "HTTP {code} redirect to \"/elsewhere\" (not followed)"
+            )),
+            "{}",
+            f.stderr
+        );
+    }
+}
+
+#[test]
+fn backoff_starts_near_40ms_and_doubles() {
+    let sink = Sink::start(vec![status(503), status(503), status(503)]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0));
+    let at: Vec<_> = (0..4).map(|_| sink.expect().at).collect();
+    let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    let ms = Duration::from_millis;
+    assert!(gaps[0] >= ms(30) && gaps[0] < ms(400), "{gaps:?}");
+    assert!(gaps[1] >= ms(60) && gaps[2] >= ms(120), "{gaps:?}");
+}
+
+#[test]
+fn ten_retries_then_give_up_with_exit_3() {
+    let sink = Sink::start((0..11).map(|_| status(504)).collect());
+    let started = std::time::Instant::now();
+    let f = support::Running::start(
+        heartbeats()
+            .env("K_SINK", sink.url())
+            .env("ONE_SHOT", "true"),
+    )
+    .finish(Duration::from_secs(90));
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    for _ in 0..11 {
+        sink.expect();
+    }
+    assert!(
+        sink.next(Duration::from_millis(200)).is_none(),
+        "a 12th attempt"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        f.stderr.contains("gave up after 10 retries"),
+        "{}",
+        f.stderr
+    );
+}
+
+#[test]
+fn retry_after_in_seconds_lengthens_the_wait() {
+    let sink = Sink::start(vec![Reply::Status(429, vec![("retry-after", "1".into())])]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0));
+    let gap = sink.expect().at.elapsed() - sink.expect().at.elapsed();
+    assert!(
+        gap >= Duration::from_millis(950) && gap < Duration::from_secs(3),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn retry_after_as_an_http_date_lengthens_the_wait() {
+    let in_two_seconds = std::time::SystemTime::now() + Duration::from_secs(2);
+    let date = http_date(in_two_seconds);
+    let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", date)])]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0));
+    let gap = sink.expect().at.elapsed() - sink.expect().at.elapsed();
+    // Whole seconds: the wait is 1 to 2 s depending on where in the second we were.
+    assert!(
+        gap >= Duration::from_millis(900) && gap < Duration::from_secs(4),
+        "{gap:?}"
+    );
+}
+
+fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let days = secs / 86_400;
+    // 1970-01-01 was a Thursday.
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let rfc3339 =
+        heartbeats::event::rfc3339_nano(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+    let (y, mo, d) = (&rfc3339[0..4], &rfc3339[5..7], &rfc3339[8..10]);
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][mo.parse::<usize>().unwrap() - 1];
+    format!("{weekday}, {d} {month} {y} {} GMT", &rfc3339[11..19])
+}
+
+#[test]
+fn a_hung_sink_is_bounded_by_the_timeout_and_retried() {
+    let sink = Sink::start(vec![Reply::Hang]);
+    let f = one_shot(&sink, &["--timeout=300ms"]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let gap = sink.expect().at.elapsed() - sink.expect().at.elapsed();
+    assert!(
+        gap >= Duration::from_millis(280) && gap < Duration::from_secs(2),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn k_sink_timeout_in_seconds_bounds_a_hung_sink() {
+    let sink = Sink::start(vec![Reply::Hang]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env("ONE_SHOT", "t")
+        .env("K_SINK_TIMEOUT", "1"));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let gap = sink.expect().at.elapsed() - sink.expect().at.elapsed();
+    assert!(
+        gap >= Duration::from_millis(950) && gap < Duration::from_secs(4),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn a_trickling_response_is_bounded_by_the_timeout() {
+    let sink = Sink::start(vec![Reply::Trickle(Duration::from_millis(200))]);
+    let f = one_shot(&sink, &["--timeout=500ms"]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let gap = sink.expect().at.elapsed() - sink.expect().at.elapsed();
+    assert!(
+        gap >= Duration::from_millis(450) && gap < Duration::from_secs(3),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn a_dropped_connection_is_retried_on_a_new_one() {
+    let sink = Sink::start(vec![Reply::Drop]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let (a, b) = (sink.expect(), sink.expect());
+    assert_ne!(a.connection, b.connection);
+}
+
+#[test]
+fn beats_resume_when_a_refusing_sink_comes_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let running = support::Running::start(heartbeats().env("K_SINK", url).arg("--period=200ms"));
+    // Let a few beats fail against the closed port, then open it.
+    std::thread::sleep(Duration::from_millis(700));
+    let sink = Sink::start_on(port, vec![], None);
+    let first = sink.expect();
+    let second = sink.expect();
+    running.signal(libc::SIGTERM);
+    let f = running.finish(Duration::from_secs(5));
+    assert_eq!(f.code(), Some(0));
+    let id = |r: &support::Request| {
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(id(&first) >= 3, "beats failed before: {}", f.stderr);
+    assert_eq!(id(&second), id(&first) + 1);
+    // The first may be a late retry of its beat; the next is on the schedule, not bunched.
+    let gap = second.at - first.at;
+    assert!(gap < Duration::from_millis(400), "{gap:?}");
+    let failed = f
+        .stderr
+        .lines()
+        .filter(|l| l.contains("failed") && l.contains("gave up: the next beat is due"))
+        .count();
+    assert!(failed >= 2, "{}", f.stderr);
+}
+
+#[test]
+fn the_loop_reuses_one_keep_alive_connection() {
+    let sink = Sink::start(vec![]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .args(["--count=5", "--period=20ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..5).map(|_| sink.expect()).collect();
+    assert!(
+        requests.iter().all(|r| r.connection == 0),
+        "{:?}",
+        requests.iter().map(|r| r.connection).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_sink_closing_idle_connections_costs_no_error() {
+    let sink = Sink::start(vec![
+        Reply::StatusThenClose(200),
+        Reply::StatusThenClose(200),
+        Reply::StatusThenClose(200),
+    ]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .args(["--count=3", "--period=100ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..3).map(|_| sink.expect()).collect();
+    assert!(sink.drain().is_empty(), "a beat was retried");
+    assert_eq!(
+        requests.iter().map(|r| r.connection).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(!f.stderr.contains("failed"), "{}", f.stderr);
+}
+
+#[test]
+fn count_exits_3_when_any_event_was_not_acknowledged() {
+    let sink = Sink::start(vec![status(200), status(500), status(200)]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .args(["--count=3", "--period=50ms"]));
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    let ids: Vec<_> = (0..3)
+        .map(|_| sink.expect().body_str().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            r#"{"id":1,"label":""}"#,
+            r#"{"id":2,"label":""}"#,
+            r#"{"id":3,"label":""}"#
+        ]
+    );
+}
+
+#[test]
+fn in_the_loop_a_beat_stops_retrying_when_the_next_is_due() {
+    // 503 with Retry-After 1 s, at a 300 ms period: the retry would pass the next beat.
+    let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", "1".into())])]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .args(["--count=2", "--period=300ms"]));
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    let (a, b) = (sink.expect(), sink.expect());
+    assert_eq!(
+        (a.body_str(), b.body_str()),
+        (r#"{"id":1,"label":""}"#, r#"{"id":2,"label":""}"#)
+    );
+    assert!(
+        f.stderr.contains("gave up: the next beat is due"),
+        "{}",
+        f.stderr
+    );
+}

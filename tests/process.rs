@@ -1,0 +1,306 @@
+//! The process as Kubernetes sees it: the schedule, signals, threads, exit codes, output streams,
+//! and refusal of every bad input before anything is sent.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Reply, Running, Sink, heartbeats, run, status};
+
+#[test]
+fn the_loop_sends_rising_ids_at_the_period() {
+    let sink = Sink::start(vec![]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .args(["--count=5", "--period=200ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..5).map(|_| sink.expect()).collect();
+    for (i, r) in requests.iter().enumerate() {
+        assert_eq!(r.body_str(), format!(r#"{{"id":{},"label":""}}"#, i + 1));
+    }
+    for pair in requests.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(150) && gap <= Duration::from_millis(400),
+            "{gap:?}"
+        );
+        assert_ne!(pair[0].header("ce-id"), pair[1].header("ce-id"));
+    }
+    assert_eq!(
+        f.stderr.lines().filter(|l| l.contains("delivered")).count(),
+        5
+    );
+    assert!(f.stdout.is_empty());
+}
+
+#[test]
+fn a_bare_integer_period_is_seconds() {
+    let sink = Sink::start(vec![]);
+    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=1"));
+    let (a, b) = (sink.expect(), sink.expect());
+    running.signal(libc::SIGTERM);
+    let gap = b.at - a.at;
+    assert!(
+        gap >= Duration::from_millis(900) && gap < Duration::from_millis(1500),
+        "{gap:?}"
+    );
+    assert_eq!(running.finish(Duration::from_secs(5)).code(), Some(0));
+}
+
+fn stops_within(signal: i32, limit: Duration) {
+    let sink = Sink::start(vec![]);
+    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=1h"));
+    sink.expect();
+    let sent = Instant::now();
+    running.signal(signal);
+    let f = running.finish(Duration::from_secs(5));
+    let took = sent.elapsed();
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert!(took < limit, "took {took:?}");
+}
+
+#[test]
+fn sigterm_while_sleeping_exits_zero_within_100ms() {
+    // 100 ms is the contract; the bound here allows for a loaded CI machine.
+    stops_within(libc::SIGTERM, Duration::from_millis(500));
+}
+
+#[test]
+fn sigint_while_sleeping_exits_zero() {
+    stops_within(libc::SIGINT, Duration::from_millis(500));
+}
+
+#[test]
+fn sigterm_during_backoff_exits_zero_at_once() {
+    let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", "20".into())])]);
+    let running = Running::start(
+        heartbeats()
+            .env("K_SINK", sink.url())
+            .env("ONE_SHOT", "true"),
+    );
+    sink.expect();
+    let sent = Instant::now();
+    running.signal(libc::SIGTERM);
+    let f = running.finish(Duration::from_secs(5));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert!(
+        sent.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(sink.drain().is_empty(), "retried after SIGTERM");
+}
+
+#[test]
+fn sigterm_during_a_hung_request_exits_within_the_timeout() {
+    let sink = Sink::start(vec![Reply::Hang]);
+    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--timeout=1s"));
+    sink.expect();
+    let sent = Instant::now();
+    running.signal(libc::SIGTERM);
+    let f = running.finish(Duration::from_secs(5));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert!(
+        sent.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert!(sink.drain().is_empty(), "retried after SIGTERM");
+}
+
+#[test]
+fn it_runs_on_one_thread() {
+    let sink = Sink::start(vec![]);
+    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=50ms"));
+    for _ in 0..3 {
+        sink.expect();
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.pid)).unwrap();
+    running.signal(libc::SIGTERM);
+    let threads = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    assert_eq!(threads.split_whitespace().nth(1), Some("1"), "{threads}");
+    running.finish(Duration::from_secs(5));
+}
+
+#[test]
+fn one_shot_false_loops_and_one_shot_true_sends_once() {
+    let sink = Sink::start(vec![]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env("ONE_SHOT", "True"));
+    assert_eq!(f.code(), Some(0));
+    sink.expect();
+    let running = Running::start(
+        heartbeats()
+            .env("K_SINK", sink.url())
+            .env("ONE_SHOT", "0")
+            .arg("--period=50ms"),
+    );
+    sink.expect();
+    sink.expect();
+    running.signal(libc::SIGTERM);
+    assert_eq!(running.finish(Duration::from_secs(5)).code(), Some(0));
+}
+
+#[test]
+fn help_and_version_go_to_stdout_and_exit_zero() {
+    for arg in ["-h", "--help", "-help"] {
+        let f = run(heartbeats().arg(arg));
+        assert_eq!(f.code(), Some(0));
+        assert!(
+            f.stdout.contains("--eventSource") && f.stdout.contains("K_CE_OVERRIDES"),
+            "{}",
+            f.stdout
+        );
+        assert!(f.stderr.is_empty());
+    }
+    let f = run(heartbeats().arg("--version"));
+    assert_eq!(
+        (f.code(), f.stdout.trim()),
+        (Some(0), concat!("heartbeats ", env!("CARGO_PKG_VERSION")))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_on_stderr() {
+    for arg in ["--nope", "-x", "stray", "--period"] {
+        let sink = Sink::start(vec![]);
+        let f = run(heartbeats().env("K_SINK", sink.url()).arg(arg));
+        assert_eq!(f.code(), Some(2), "{arg}: {}", f.stderr);
+        assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+        assert!(f.stderr.contains("--help"), "{}", f.stderr);
+        assert!(f.stdout.is_empty());
+        assert!(sink.next(Duration::from_millis(50)).is_none());
+    }
+}
+
+#[test]
+fn empty_arguments_are_skipped_as_knative_passes_them() {
+    let sink = Sink::start(vec![]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env("ONE_SHOT", "1")
+        .args(["", "--label=after"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(sink.expect().body_str(), r#"{"id":1,"label":"after"}"#);
+}
+
+#[test]
+fn every_bad_input_exits_1_naming_it_before_anything_is_sent() {
+    type Case = (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: &[Case] = &[
+        (&[], &[("K_SINK", "")], "no sink: set K_SINK or --sink"),
+        (
+            &[],
+            &[("K_SINK", "ftp://127.0.0.1/")],
+            "invalid K_SINK \"ftp://127.0.0.1/\"",
+        ),
+        (
+            &["--sink=127.0.0.1:8080"],
+            &[("K_SINK", "")],
+            "invalid --sink \"127.0.0.1:8080\"",
+        ),
+        (&["--period=0"], &[], "invalid --period \"0\""),
+        (&["--period=-5s"], &[], "invalid --period \"-5s\""),
+        (&["--period=5x"], &[], "invalid --period \"5x\""),
+        (&["--timeout=never"], &[], "invalid --timeout \"never\""),
+        (&["--count=none"], &[], "invalid --count \"none\""),
+        (
+            &["--ce-header-encoding=base64"],
+            &[],
+            "invalid --ce-header-encoding \"base64\"",
+        ),
+        (&[], &[("ONE_SHOT", "yes")], "invalid ONE_SHOT \"yes\""),
+        (
+            &[],
+            &[("TLS_MIN_VERSION", "1.0")],
+            "invalid TLS_MIN_VERSION \"1.0\"",
+        ),
+        (
+            &[],
+            &[("K_SINK_TIMEOUT", "-1")],
+            "invalid K_SINK_TIMEOUT \"-1\"",
+        ),
+        (
+            &[],
+            &[("K_CE_OVERRIDES", "{\"extensions\":{\"bad-name\":\"x\"}}")],
+            "invalid K_CE_OVERRIDES extension name \"bad-name\"",
+        ),
+        (
+            &[],
+            &[("K_CE_OVERRIDES", "{\"extensions\":{\"id\":\"x\"}}")],
+            "invalid K_CE_OVERRIDES extension name \"id\"",
+        ),
+        (
+            &[],
+            &[("K_CE_OVERRIDES", "not json")],
+            "invalid K_CE_OVERRIDES \"not json\"",
+        ),
+        (
+            &[],
+            &[("K_CA_CERTS", "not a certificate")],
+            "invalid K_CA_CERTS \"not a certificate\"",
+        ),
+        (
+            &["--cacerts=-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"],
+            &[],
+            "invalid --cacerts",
+        ),
+        (&[], &[("POD_NAME", "")], "invalid POD_NAME"),
+    ];
+    for (args, env, expected) in cases {
+        let sink = Sink::start(vec![]);
+        let mut command = heartbeats();
+        command
+            .env("K_SINK", sink.url())
+            .env("ONE_SHOT", "true")
+            .args(*args);
+        for (k, v) in *env {
+            command.env(k, v);
+        }
+        let f = run(&mut command);
+        assert_eq!(f.code(), Some(1), "{args:?} {env:?}: {}", f.stderr);
+        assert_eq!(
+            f.stderr.lines().count(),
+            1,
+            "{args:?} {env:?}: {}",
+            f.stderr
+        );
+        assert!(
+            f.stderr.contains(expected),
+            "{args:?} {env:?}: {}",
+            f.stderr
+        );
+        assert!(
+            sink.next(Duration::from_millis(20)).is_none(),
+            "{args:?} {env:?}: sent anyway"
+        );
+        assert_eq!(
+            sink.connections.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    }
+}
+
+#[test]
+fn the_start_up_line_shows_the_configuration_but_no_secrets() {
+    let sink = Sink::start(vec![status(200)]);
+    let url = format!("http://user:hunter2@127.0.0.1:{}/", sink.port);
+    let f = run(heartbeats()
+        .env("K_SINK", url)
+        .env("ONE_SHOT", "1")
+        .arg("--label=l"));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let first = f.stderr.lines().next().unwrap();
+    assert!(
+        first.contains("starting")
+            && first.contains("period=5s")
+            && first.contains("***@127.0.0.1"),
+        "{first}"
+    );
+    assert!(!f.stderr.contains("hunter2"), "{}", f.stderr);
+}

@@ -150,18 +150,24 @@ impl fmt::Display for Startup<'_> {
         write!(
             f,
             "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
-             encoding={:?} overrides={names:?} extra_ca={} tls_min={:?} token_file={}",
+             encoding={} overrides={names:?} extra_ca={} tls_min={} token_file={}",
             redact_userinfo(&c.sink),
             c.source,
             c.event_type,
             c.period,
             c.timeout,
             c.count.map_or("unlimited".to_owned(), |n| n.to_string()),
-            c.encoding,
+            match c.encoding {
+                event::HeaderEncoding::Compat => "compat",
+                event::HeaderEncoding::Percent => "percent",
+            },
             c.ca_certs
                 .as_ref()
                 .map_or("none", |(name, _)| name.as_str()),
-            c.tls_min,
+            match c.tls_min {
+                config::TlsMin::V12 => "1.2",
+                config::TlsMin::V13 => "1.3",
+            },
             c.token_file.display(),
         )
     }

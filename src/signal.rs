@@ -52,7 +52,8 @@ pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<i32>> {
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let timespec = left.map(|left| libc::timespec {
-            tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+            // Capped at 68 years, which fits every time_t; the loop waits again if need be.
+            tv_sec: left.as_secs().min(i32::MAX as u64) as _,
             tv_nsec: left.subsec_nanos() as _,
         });
         let timeout = timespec

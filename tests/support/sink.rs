@@ -1,0 +1,274 @@
+//! The fake sink: a server on 127.0.0.1 (plain or TLS) that records each raw request (method,
+//! path, headers in order, body, arrival time, connection) and answers from a script of
+//! statuses, hangs, drops and trickles. Shared by the tests, the demo and the benchmark.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How the sink answers one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// This status with these extra headers, and an empty body.
+    Status(u16, Vec<(&'static str, String)>),
+    /// Never answer; hold the connection open for a minute.
+    Hang,
+    /// Close the connection without answering.
+    Drop,
+    /// Answer 200, one byte every `Duration`.
+    Trickle(Duration),
+    /// Answer this status, then close the connection.
+    StatusThenClose(u16),
+}
+
+pub fn status(code: u16) -> Reply {
+    Reply::Status(code, Vec::new())
+}
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Header lines in the order received, names as sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// When the last byte arrived.
+    pub at: Instant,
+    /// Which connection (in accept order, from 0) carried it.
+    pub connection: usize,
+}
+
+impl Request {
+    /// The only value of header `name` (case-insensitive); panics when absent or repeated.
+    pub fn header(&self, name: &str) -> &str {
+        let values: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .collect();
+        assert_eq!(values.len(), 1, "header {name} in {:?}", self.headers);
+        &values[0].1
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    pub fn body_str(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("UTF-8 body")
+    }
+}
+
+/// A server on 127.0.0.1 with a script of replies (200 when the script runs out).
+pub struct Sink {
+    pub port: u16,
+    requests: Receiver<Request>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+/// TLS for a sink: the server's certificate chain and key.
+pub type ServerTls = Arc<rustls::ServerConfig>;
+
+impl Sink {
+    pub fn start(script: Vec<Reply>) -> Sink {
+        Self::start_with(script, None)
+    }
+
+    pub fn start_with(script: Vec<Reply>, tls: Option<ServerTls>) -> Sink {
+        Self::start_on(0, script, tls)
+    }
+
+    /// A sink on a given port (0: any free one).
+    pub fn start_on(port: u16, script: Vec<Reply>, tls: Option<ServerTls>) -> Sink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        let (tx, requests) = mpsc::channel();
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s, c) = (script.clone(), connections.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let id = c.fetch_add(1, Ordering::SeqCst);
+                let (tx, script, tls) = (tx.clone(), s.clone(), tls.clone());
+                thread::spawn(move || match tls {
+                    None => serve(stream, id, &tx, &script),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(conn, stream), id, &tx, &script)
+                    }
+                });
+            }
+        });
+        Sink {
+            port,
+            requests,
+            script,
+            connections,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// The next request, waiting at most `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<Request> {
+        self.requests.recv_timeout(timeout).ok()
+    }
+
+    /// The next request, which must come within 10 s.
+    pub fn expect(&self) -> Request {
+        self.next(Duration::from_secs(10))
+            .expect("a request at the sink within 10 s")
+    }
+
+    /// Every request received so far, without waiting.
+    pub fn drain(&self) -> Vec<Request> {
+        self.requests.try_iter().collect()
+    }
+
+    pub fn push(&self, reply: Reply) {
+        self.script.lock().unwrap().push_back(reply);
+    }
+}
+
+fn serve<S: Read + Write>(
+    stream: S,
+    id: usize,
+    tx: &Sender<Request>,
+    script: &Mutex<VecDeque<Reply>>,
+) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let Some(request) = read_request(&mut reader, id) else {
+            return;
+        };
+        let reply = script.lock().unwrap().pop_front().unwrap_or(status(200));
+        let _ = tx.send(request);
+        let stream = reader.get_mut();
+        match reply {
+            Reply::Status(code, headers) => {
+                let extra: String = headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {v}\r\n"))
+                    .collect();
+                let head = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n{extra}\r\n");
+                if stream
+                    .write_all(head.as_bytes())
+                    .and_then(|_| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Reply::StatusThenClose(code) => {
+                let head =
+                    format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.flush();
+                return;
+            }
+            Reply::Hang => {
+                thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            Reply::Drop => return,
+            Reply::Trickle(every) => {
+                for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n" {
+                    if stream
+                        .write_all(&[*byte])
+                        .and_then(|_| stream.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    thread::sleep(every);
+                }
+            }
+        }
+    }
+}
+
+fn read_request<R: BufRead>(reader: &mut R, connection: usize) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut raw = Vec::new();
+        reader.read_until(b'\n', &mut raw).ok()?;
+        let text = String::from_utf8_lossy(&raw)
+            .trim_end_matches(['\r', '\n'])
+            .to_owned();
+        if text.is_empty() {
+            break;
+        }
+        let (name, value) = text.split_once(':')?;
+        headers.push((name.to_owned(), value.trim_start().to_owned()));
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap_or(0));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+        at: Instant::now(),
+        connection,
+    })
+}
+
+/// A CA and a server certificate for `127.0.0.1` signed by it: (CA PEM, server TLS config).
+pub fn tls_pair(server_name: &str) -> (String, ServerTls) {
+    tls_pair_with(server_name, rustls::DEFAULT_VERSIONS)
+}
+
+/// As [`tls_pair`], with a server that speaks only `versions`.
+pub fn tls_pair_with(
+    server_name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> (String, ServerTls) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_params = CertificateParams::new(vec![server_name.to_owned()]).unwrap();
+    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![server_cert.der().clone()], key)
+        .unwrap();
+    (ca_cert.pem(), Arc::new(config))
+}
+
+/// Closes the write side of a socket; for tests that talk raw TCP.
+pub fn half_close(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+}

@@ -3,15 +3,11 @@
 //! the retry policy of sdk-go with what users need beyond it (jitter, `Retry-After`, a deadline,
 //! no retry of certificate failures).
 
-use std::fmt;
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ureq::http::Uri;
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{Connector, NextTimeout, TcpConnector};
+use ureq::unversioned::transport::Connector;
 use ureq::{Agent, Body};
 
 use crate::config::Config;
@@ -19,6 +15,7 @@ use crate::error::Error;
 use crate::event::{Event, Template};
 use crate::signal;
 use crate::tls;
+use crate::transport::{BlockingResolver, TcpConnector};
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
 pub const MAX_RETRIES: u32 = 10;
@@ -82,7 +79,7 @@ impl Sender {
             .user_agent(USER_AGENT)
             .proxy(None)
             .build();
-        let connector = ().chain(TcpConnector::default()).chain(tls::TlsConnector(tls));
+        let connector = ().chain(TcpConnector).chain(tls::TlsConnector(tls));
         Ok(Sender {
             agent: Agent::with_parts(agent_config, connector, BlockingResolver),
             sink: config.sink.clone(),
@@ -304,44 +301,6 @@ fn read_token(path: &Path) -> Result<Option<String>, String> {
         ));
     }
     Ok(Some(String::from_utf8_lossy(token).into_owned()))
-}
-
-/// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
-/// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
-/// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all.
-struct BlockingResolver;
-
-impl fmt::Debug for BlockingResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BlockingResolver")
-    }
-}
-
-impl Resolver for BlockingResolver {
-    fn resolve(
-        &self,
-        uri: &Uri,
-        _: &ureq::config::Config,
-        _: NextTimeout,
-    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
-        let https = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let mut out = self.empty();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            out.push(SocketAddr::new(ip, port));
-            return Ok(out);
-        }
-        for addr in (host, port).to_socket_addrs()?.take(16) {
-            out.push(addr);
-        }
-        if out.is_empty() {
-            Err(ureq::Error::HostNotFound)
-        } else {
-            Ok(out)
-        }
-    }
 }
 
 #[cfg(test)]

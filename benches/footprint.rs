@@ -1,0 +1,502 @@
+//! `cargo bench --bench footprint` (`just bench`): the footprint of the release binary against
+//! the fake sink on 127.0.0.1, over http and https, as min / median / max of several runs.
+//! With HEARTBEATS_COMPARE=/path/to/other it runs every scenario for that binary too, A B A B,
+//! and prints the ratio A/B per figure. `-- --soak` runs the soak instead (see [`soak`]).
+//!
+//! Peak RSS and CPU come from `wait4` on `/usr/bin/time` (GNU time), which reports its own
+//! usage together with the waited-for child's: a small fork+exec launcher, so the figure is not
+//! the bench's own size (see shared/MEASURING.md). It builds nothing; `just bench` builds first.
+
+#[path = "../tests/support/sink.rs"]
+mod sink;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sink::{Reply, Sink, tls_pair};
+
+const RUNS: usize = 5;
+const CPU_BEATS: usize = 1_000;
+const SCHEDULE_BEATS: usize = 1_000;
+const SCHEDULE_PERIOD: Duration = Duration::from_millis(10);
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
+
+/// One binary under test and how to reach the sink.
+struct Target {
+    name: &'static str,
+    binary: PathBuf,
+}
+
+/// A sink and what the binary needs in its environment to reach it.
+struct Endpoint {
+    sink: Sink,
+    url: String,
+    ca: Option<String>,
+}
+
+impl Endpoint {
+    fn new(tls: bool) -> Endpoint {
+        let (ca, config) = if tls {
+            let (ca, config) = tls_pair("127.0.0.1");
+            (Some(ca), Some(config))
+        } else {
+            (None, None)
+        };
+        let sink = Sink::start_with(vec![], config);
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{}/", sink.port);
+        Endpoint { sink, url, ca }
+    }
+
+    fn command(&self, program: &Path, rss_file: Option<&Path>) -> Command {
+        let mut command = if let Some(file) = rss_file {
+            let mut c = Command::new("/usr/bin/time");
+            c.arg("-o").arg(file).args(["-f", "%M"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command
+            .env_clear()
+            .env("K_SINK", &self.url)
+            .env("POD_NAME", "bench")
+            .env("POD_NAMESPACE", "bench")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(ca) = &self.ca {
+            command.env("K_CA_CERTS", ca);
+        }
+        command
+    }
+
+    /// Drops requests left from an earlier run.
+    fn clear(&self) {
+        self.sink.drain();
+    }
+}
+
+/// Peak RSS (KiB, the child's own, as GNU time reports it) and user+sys CPU of the launcher and
+/// its child together, from wait4 (the launcher's share cancels out in differences).
+struct Usage {
+    max_rss_kib: u64,
+    cpu: Duration,
+}
+
+fn wait4(child: &mut Child, rss_file: &Path) -> Usage {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own unreaped child; both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let rss = std::fs::read_to_string(rss_file).expect("GNU time output");
+    let max_rss_kib = rss
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("%M figure");
+    Usage {
+        max_rss_kib,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+    }
+}
+
+/// The pid that `/usr/bin/time` started.
+fn grandchild(time_pid: u32) -> i32 {
+    let path = format!("/proc/{time_pid}/task/{time_pid}/children");
+    for _ in 0..1000 {
+        if let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("no child of /usr/bin/time");
+}
+
+fn terminate(pid: i32) {
+    // SAFETY: kill(2) on a pid of our own process tree; failure (already gone) is harmless.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}
+
+/// Runs `beats` beats at `period` in loop mode (the comparison binary may lack --count), stops
+/// the process with SIGTERM (then SIGKILL: Go ignores the first SIGTERM) and returns usage and
+/// arrival times.
+fn beats(
+    target: &Target,
+    endpoint: &Endpoint,
+    beats: usize,
+    period: Duration,
+) -> (Usage, Vec<Instant>) {
+    endpoint.clear();
+    let rss_file =
+        std::env::temp_dir().join(format!("heartbeats-bench-rss-{}", std::process::id()));
+    let mut command = endpoint.command(&target.binary, Some(&rss_file));
+    if beats == 1 {
+        command.env("ONE_SHOT", "true");
+    } else {
+        command.arg(format!("--period={}us", period.as_micros()));
+    }
+    let mut child = command.spawn().expect("spawn /usr/bin/time");
+    let arrivals: Vec<Instant> = (0..beats).map(|_| endpoint.sink.expect().at).collect();
+    if beats > 1 {
+        let pid = grandchild(child.id());
+        terminate(pid);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline
+            && std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|_| !is_zombie(pid))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: as in `terminate`.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    (wait4(&mut child, &rss_file), arrivals)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+/// Time from spawn (just before exec) to the first request fully received.
+fn first_request(target: &Target, endpoint: &Endpoint) -> Duration {
+    endpoint.clear();
+    let mut command = endpoint.command(&target.binary, None);
+    command.env("ONE_SHOT", "true");
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn");
+    let at = endpoint.sink.expect().at;
+    let _ = child.wait();
+    at - started
+}
+
+/// Threads and context switches per beat while idle between beats at a 10 s period.
+fn idle(target: &Target, endpoint: &Endpoint) -> (u64, f64) {
+    endpoint.clear();
+    let mut child = endpoint
+        .command(&target.binary, None)
+        .arg("--period=10s")
+        .spawn()
+        .expect("spawn");
+    endpoint.sink.expect();
+    let read = || std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |status: &str, name: &str| -> u64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    // Let the first beat's work settle, then count what happens while nothing should.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = read();
+    std::thread::sleep(IDLE_WINDOW);
+    let after = read();
+    terminate(child.id() as i32);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    let switches =
+        |s: &str| field(s, "voluntary_ctxt_switches:") + field(s, "nonvoluntary_ctxt_switches:");
+    let per_beat =
+        (switches(&after) - switches(&before)) as f64 * (10.0 / IDLE_WINDOW.as_secs_f64());
+    (field(&after, "Threads:"), per_beat)
+}
+
+/// Lateness of arrivals against the fixed-rate grid. Each arrival is put in its slot (nearest
+/// multiple of the period from the first); the grid's origin is the earliest it could be, so
+/// every lateness is >= 0 and a skipped beat shows as a missing slot, not as lateness.
+struct Schedule {
+    median: f64,
+    max: f64,
+    drift: f64,
+    skipped: u64,
+}
+
+impl Schedule {
+    fn from_arrivals(arrivals: &[Instant], period: Duration) -> Schedule {
+        let p = period.as_secs_f64();
+        let offsets: Vec<(f64, f64)> = arrivals
+            .iter()
+            .map(|at| {
+                let since = (*at - arrivals[0]).as_secs_f64();
+                let slot = (since / p).round();
+                (slot, since - slot * p)
+            })
+            .collect();
+        let origin = offsets.iter().map(|o| o.1).fold(f64::INFINITY, f64::min);
+        let mut late: Vec<f64> = offsets.iter().map(|o| o.1 - origin).collect();
+        let drift = *late.last().unwrap();
+        let slots = offsets.last().unwrap().0 as u64 + 1;
+        late.sort_by(f64::total_cmp);
+        Schedule {
+            median: late[late.len() / 2],
+            max: late[late.len() - 1],
+            drift,
+            skipped: slots - arrivals.len() as u64,
+        }
+    }
+}
+
+/// On-CPU time per beat while the loop runs (1 ms period), from /proc/PID/schedstat taken at
+/// beat 100 and beat 1,100: the kernel's exact scheduler accounting, no start-up included.
+fn steady_cpu_per_beat(target: &Target, endpoint: &Endpoint) -> f64 {
+    endpoint.clear();
+    let mut child = endpoint
+        .command(&target.binary, None)
+        .arg("--period=1ms")
+        .spawn()
+        .expect("spawn");
+    let on_cpu = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", child.id())).unwrap();
+        stat.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    for _ in 0..100 {
+        endpoint.sink.expect();
+    }
+    let before = on_cpu();
+    for _ in 0..1_000 {
+        endpoint.sink.expect();
+    }
+    let after = on_cpu();
+    terminate(child.id() as i32);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = child.kill();
+    let _ = child.wait();
+    (after - before) as f64 / 1e9 / 1_000.0
+}
+
+/// The floor under any 1 ms loop on this machine: on-CPU time of one 1 ms `sigtimedwait` sleep
+/// and wake-up (what every beat pays once, plus once more blocked on the response).
+fn sleep_floor() -> f64 {
+    let on_cpu = || -> u64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        stat.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let before = on_cpu();
+    for _ in 0..1_000 {
+        let _ = heartbeats::signal::wait_for(Duration::from_millis(1));
+    }
+    (on_cpu() - before) as f64 / 1e9 / 1_000.0
+}
+
+/// The figures of one run, named, in a fixed order.
+fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
+    let endpoint = Endpoint::new(tls);
+    let (one, _) = beats(target, &endpoint, 1, Duration::ZERO);
+    let (many, _) = beats(target, &endpoint, CPU_BEATS, Duration::from_millis(1));
+    let cpu_per_beat = many.cpu.saturating_sub(one.cpu).as_secs_f64() / (CPU_BEATS - 1) as f64;
+    let (_, arrivals) = beats(target, &endpoint, SCHEDULE_BEATS, SCHEDULE_PERIOD);
+    let schedule = Schedule::from_arrivals(&arrivals, SCHEDULE_PERIOD);
+    let steady = steady_cpu_per_beat(target, &endpoint);
+    let (threads, switches) = idle(target, &endpoint);
+    vec![
+        ("peak RSS, ONE_SHOT (KiB)", one.max_rss_kib as f64),
+        ("peak RSS, 1,000 beats (KiB)", many.max_rss_kib as f64),
+        (
+            "exec to first request (ms)",
+            first_request(target, &endpoint).as_secs_f64() * 1e3,
+        ),
+        (
+            "CPU per beat: (1,000 beats - ONE_SHOT)/999 (us)",
+            cpu_per_beat * 1e6,
+        ),
+        ("CPU per beat: steady state, schedstat (us)", steady * 1e6),
+        ("schedule: median lateness (ms)", schedule.median * 1e3),
+        ("schedule: max lateness (ms)", schedule.max * 1e3),
+        ("schedule: drift at beat 1,000 (ms)", schedule.drift * 1e3),
+        ("schedule: beats skipped", schedule.skipped as f64),
+        ("threads while idle", threads as f64),
+        ("context switches per idle beat", switches),
+    ]
+}
+
+fn stats(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        values[0],
+        values[values.len() / 2],
+        values[values.len() - 1],
+    )
+}
+
+fn report(targets: &[Target], tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    // runs[target][run] = figures; targets alternate within each round.
+    let mut runs: Vec<Vec<Vec<(&str, f64)>>> = vec![Vec::new(); targets.len()];
+    for _ in 0..RUNS {
+        for (i, target) in targets.iter().enumerate() {
+            runs[i].push(one_run(target, tls));
+        }
+    }
+    println!("\n## {scheme} ({RUNS} runs each, min / median / max)");
+    let names: Vec<&str> = runs[0][0].iter().map(|(n, _)| *n).collect();
+    for (f, name) in names.iter().enumerate() {
+        let mut line = format!("{name:<38}");
+        for (i, target) in targets.iter().enumerate() {
+            let (min, med, max) = stats(runs[i].iter().map(|r| r[f].1).collect());
+            line += &format!(" | {}: {min:.3} / {med:.3} / {max:.3}", target.name);
+        }
+        if targets.len() == 2 {
+            let ratios = stats(
+                (0..RUNS)
+                    .map(|r| runs[0][r][f].1 / runs[1][r][f].1)
+                    .collect(),
+            );
+            line += &format!(
+                " | A/B per pair: median {:.3} (min {:.3}, max {:.3})",
+                ratios.1, ratios.0, ratios.2
+            );
+        }
+        println!("{line}");
+    }
+}
+
+fn binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("target/x86_64-unknown-linux-musl/release/heartbeats");
+    assert!(
+        path.exists(),
+        "{} is missing: run `just build-static` first",
+        path.display()
+    );
+    path
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--soak") {
+        return soak(&binary());
+    }
+    assert!(
+        Path::new("/usr/bin/time").exists(),
+        "GNU time is needed: apt-get install time"
+    );
+    let mut targets = vec![Target {
+        name: "A heartbeats",
+        binary: binary(),
+    }];
+    if let Some(other) = std::env::var_os("HEARTBEATS_COMPARE") {
+        targets.push(Target {
+            name: "B compare",
+            binary: PathBuf::from(other),
+        });
+    }
+    println!(
+        "# heartbeats footprint ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for target in &targets {
+        let size = std::fs::metadata(&target.binary).unwrap().len();
+        println!(
+            "{}: {} binary, {size} bytes",
+            target.name,
+            target.binary.display()
+        );
+    }
+    let image = Command::new("podman")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Size}}",
+            concat!("localhost/heartbeats:", env!("CARGO_PKG_VERSION"), "-amd64"),
+        ])
+        .output();
+    if let Some(out) = image.ok().filter(|o| o.status.success()) {
+        println!(
+            "image localhost/heartbeats:{}-amd64: {} bytes",
+            env!("CARGO_PKG_VERSION"),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    println!(
+        "floor: one 1 ms sigtimedwait sleep + wake-up costs {:.1} us on CPU here",
+        sleep_floor() * 1e6
+    );
+    report(&targets, false);
+    report(&targets, true);
+}
+
+/// One million beats at 1 ms with random faults (503, dropped connections, closed keep-alive):
+/// RSS and open fds after the first thousand beats and at the end, and the sequence checked:
+/// each request repeats the previous id (a retry) or is the next one.
+fn soak(binary: &Path) {
+    const BEATS: u64 = 1_000_000;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % 1000
+    };
+    let script: Vec<Reply> = (0..BEATS + BEATS / 50)
+        .map(|_| match random() {
+            0..5 => sink::status(503),
+            5..7 => Reply::Drop,
+            7..10 => Reply::StatusThenClose(200),
+            _ => sink::status(200),
+        })
+        .collect();
+    let sink = Sink::start(script);
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("K_SINK", sink.url())
+        .env("POD_NAME", "soak")
+        .env("POD_NAMESPACE", "soak")
+        .arg("--period=1ms")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let sample = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .to_owned();
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count();
+        (rss, fds)
+    };
+    let (mut last_id, mut events, mut requests) = (0u64, 0u64, 0u64);
+    let mut early = None;
+    let started = Instant::now();
+    while events < BEATS {
+        let request = sink.expect();
+        requests += 1;
+        let id = serde_json::from_slice::<serde_json::Value>(&request.body).unwrap()["id"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            id == last_id || id == last_id + 1,
+            "sequence broke: {last_id} then {id}"
+        );
+        events += u64::from(id != last_id);
+        last_id = id;
+        if events == 1_000 && early.is_none() {
+            early = Some(sample());
+        }
+        if events % 100_000 == 0 && id != 0 {
+            eprintln!(
+                "{events} events, {requests} requests, {:?}",
+                started.elapsed()
+            );
+        }
+    }
+    let end = sample();
+    terminate(pid as i32);
+    let _ = child.wait();
+    println!(
+        "soak: {events} events in {requests} requests over {:?}",
+        started.elapsed()
+    );
+    println!(
+        "after 1,000 events: {:?}; at the end: {:?}",
+        early.unwrap(),
+        end
+    );
+}

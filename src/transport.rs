@@ -1,0 +1,207 @@
+//! How bytes reach the sink: a resolver that stays on this thread, and a TCP transport for ureq
+//! that spends as few system calls per beat as it can. ureq's own TCP transport writes headers
+//! and body separately, resets both socket timeouts on every call and probes a pooled connection
+//! twice (three calls each); here a request goes out in one `write` when the response is awaited,
+//! the read timeout is only reset when it is off by more than 1/64, and the probe on returning a
+//! connection that just answered is skipped (the probe before reuse still runs).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use ureq::Timeout;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+};
+
+/// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
+/// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
+/// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all.
+pub struct BlockingResolver;
+
+impl fmt::Debug for BlockingResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlockingResolver")
+    }
+}
+
+impl Resolver for BlockingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _: &ureq::config::Config,
+        _: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let https = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let mut out = self.empty();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            out.push(SocketAddr::new(ip, port));
+            return Ok(out);
+        }
+        for addr in (host, port).to_socket_addrs()?.take(16) {
+            out.push(addr);
+        }
+        if out.is_empty() {
+            Err(ureq::Error::HostNotFound)
+        } else {
+            Ok(out)
+        }
+    }
+}
+
+/// Opens TCP connections to the resolved addresses, in order, within the attempt's timeout.
+#[derive(Debug)]
+pub struct TcpConnector;
+
+impl<In: Transport> Connector<In> for TcpConnector {
+    type Out = Either<In, TcpTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(transport) = chained {
+            return Ok(Some(Either::A(transport)));
+        }
+        let budget = *details.timeout.after;
+        let started = std::time::Instant::now();
+        let mut last_error = None;
+        for addr in details.addrs.iter() {
+            let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(ureq::Error::Timeout(Timeout::Connect));
+            }
+            match TcpStream::connect_timeout(addr, left) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    // Writes are a few hundred bytes into an empty socket buffer; this only
+                    // bounds a peer that stopped reading altogether.
+                    stream.set_write_timeout(Some(budget))?;
+                    let config = details.config;
+                    let buffers =
+                        LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+                    return Ok(Some(Either::B(TcpTransport::new(stream, buffers))));
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    last_error = Some(ureq::Error::Timeout(Timeout::Connect))
+                }
+                Err(e) => last_error = Some(e.into()),
+            }
+        }
+        Err(last_error.unwrap_or(ureq::Error::ConnectionFailed))
+    }
+}
+
+/// One TCP connection: output is gathered until input is awaited, then written at once.
+pub struct TcpTransport {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+    pending: Vec<u8>,
+    /// The socket's read timeout as last set.
+    read_timeout: Option<Duration>,
+    /// Input arrived since the last probe: the peer was alive a moment ago.
+    answered: bool,
+}
+
+impl fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpTransport")
+            .field("peer", &self.stream.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpTransport {
+    fn new(stream: TcpStream, buffers: LazyBuffers) -> Self {
+        TcpTransport {
+            stream,
+            buffers,
+            pending: Vec::with_capacity(1024),
+            read_timeout: None,
+            answered: false,
+        }
+    }
+
+    /// Sets the read timeout to `left` unless the one set is within 1/64 of it.
+    fn bound_read(&mut self, left: Duration) -> io::Result<()> {
+        let close = self
+            .read_timeout
+            .is_some_and(|set| set.abs_diff(left) <= left / 64);
+        if !close {
+            self.stream.set_read_timeout(Some(left))?;
+            self.read_timeout = Some(left);
+        }
+        Ok(())
+    }
+
+    /// Whether the peer has closed (or sent something unasked): a non-blocking peek.
+    fn probe(&self) -> io::Result<bool> {
+        self.stream.set_nonblocking(true)?;
+        let peeked = self.stream.peek(&mut [0u8]);
+        self.stream.set_nonblocking(false)?;
+        match peeked {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn timed_out(error: io::Error, reason: Timeout) -> ureq::Error {
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ureq::Error::Timeout(reason),
+        _ => error.into(),
+    }
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+        self.pending
+            .extend_from_slice(&self.buffers.output()[..amount]);
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if !self.pending.is_empty() {
+            let written = (&self.stream).write_all(&self.pending);
+            self.pending.clear();
+            written.map_err(|e| timed_out(e, timeout.reason))?;
+        }
+        let timeout = timeout.for_read();
+        let left = *timeout.after;
+        if left.is_zero() {
+            return Err(ureq::Error::Timeout(timeout.reason));
+        }
+        self.bound_read(left)?;
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match (&self.stream).read(input) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => break result.map_err(|e| timed_out(e, timeout.reason))?,
+            }
+        };
+        self.buffers.input_appended(amount);
+        self.answered = amount > 0;
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // ureq asks when a connection goes back to the pool and again before reusing it; the
+        // first time, it has just answered, so only the second look costs system calls.
+        if std::mem::take(&mut self.answered) {
+            return true;
+        }
+        self.probe().unwrap_or(false)
+    }
+}

@@ -21,6 +21,15 @@ pub const ENV_OVERRIDES: &str = "K_CE_OVERRIDES";
 /// The extensions the Go image always sets, in its order; overrides may replace them.
 const DEFAULT_EXTENSIONS: [(&str, &str); 3] = [("the", "42"), ("heart", "yes"), ("beats", "true")];
 
+/// The longest header value taken from configuration, before encoding (which can triple it).
+/// Together with the token limit this keeps a request's head well inside ureq's 128 KiB buffer;
+/// sinks commonly refuse header lines over 8–16 KiB anyway.
+pub const MAX_HEADER_VALUE: usize = 4 * 1024;
+/// The longest extension name taken; the CloudEvents spec advises at most 20 characters.
+pub const MAX_NAME: usize = 128;
+/// The most extension value bytes all overrides together may hold, before encoding.
+pub const MAX_OVERRIDES_TOTAL: usize = 16 * 1024;
+
 /// CloudEvents §3.1: attributes an extension must not shadow (plus `data`, the payload).
 const RESERVED_NAMES: [&str; 9] = [
     "id",
@@ -271,6 +280,11 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
         {
             return Err(bad_name("expected letters and digits only ([a-z0-9]+)"));
         }
+        if name.len() > MAX_NAME {
+            return Err(bad_name(&format!(
+                "longer than {MAX_NAME} characters (CloudEvents advises 20)"
+            )));
+        }
         if RESERVED_NAMES.contains(&name.as_str()) {
             return Err(bad_name(
                 "a core CloudEvents attribute cannot be overridden",
@@ -292,7 +306,22 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
                 ));
             }
         };
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(Error::invalid(
+                format!("{ENV_OVERRIDES} extension {name:?}"),
+                &value,
+                format!("longer than {MAX_HEADER_VALUE} bytes"),
+            ));
+        }
         out.push((name, value));
+    }
+    let total: usize = out.iter().map(|(_, v)| v.len()).sum();
+    if total > MAX_OVERRIDES_TOTAL {
+        return Err(Error::invalid(
+            ENV_OVERRIDES,
+            json,
+            format!("extension values total more than {MAX_OVERRIDES_TOTAL} bytes"),
+        ));
     }
     Ok(out)
 }

@@ -31,6 +31,8 @@ pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
 /// Idle keep-alive connections are kept this long, as Go's `http.Transport`.
 const MAX_IDLE: Duration = Duration::from_secs(90);
+/// The longest OIDC token sent; Knative's are about 1 KiB.
+const MAX_TOKEN: usize = 16 * 1024;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
 
 /// How the delivery of one event ended.
@@ -293,6 +295,12 @@ fn read_token(path: &Path) -> Result<Option<String>, String> {
     let token = bytes.trim_ascii();
     if token.is_empty() {
         return Ok(None);
+    }
+    if token.len() > MAX_TOKEN {
+        return Err(format!(
+            "the OIDC token in {} is longer than {MAX_TOKEN} bytes",
+            path.display()
+        ));
     }
     if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(format!(

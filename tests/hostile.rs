@@ -1,0 +1,227 @@
+//! Hostile input, table-driven: every flag and variable with empty, blank, huge, non-UTF-8,
+//! control-character and header-injection values. Each run either exits 1 with one line naming
+//! the input, having sent nothing, or delivers a request in which nothing was injected and the
+//! value survived (percent-encoded where the header encoding says). Nothing panics.
+
+mod support;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::time::Duration;
+
+use support::{Sink, heartbeats, run};
+
+const INJECTION: &str = "a\r\nX-Injected: 1";
+
+/// The hostile values. Exec limits one argument or variable to 128 KiB, so "huge" is 100 KiB
+/// here; the token file below is 1 MiB.
+fn values() -> Vec<(&'static str, OsString)> {
+    vec![
+        ("empty", OsString::new()),
+        ("blank", OsString::from(" \t ")),
+        ("huge", OsString::from("x".repeat(100 * 1024))),
+        (
+            "non-UTF-8",
+            OsString::from_vec(vec![b'a', 0xff, 0xfe, b'z']),
+        ),
+        ("control", OsString::from("a\u{1}\u{7f}\u{1b}[31mz")),
+        ("injection", OsString::from(INJECTION)),
+    ]
+}
+
+/// How one hostile input may legitimately be sent: where its value must show up.
+#[derive(Clone, Copy)]
+enum Lands {
+    /// In this header (percent-encoded by compat mode where needed).
+    Header(&'static str),
+    /// In this field of the JSON body.
+    Body(&'static str),
+    /// Nowhere visible (a path, a number, a setting).
+    Nowhere,
+}
+
+/// Every input: how to set it, and where its value lands when accepted.
+fn inputs() -> Vec<(&'static str, Lands)> {
+    vec![
+        ("--sink", Lands::Nowhere),
+        ("--eventSource", Lands::Header("ce-source")),
+        ("--eventType", Lands::Header("ce-type")),
+        ("--label", Lands::Body("label")),
+        ("--msg", Lands::Body("msg")),
+        ("--period", Lands::Nowhere),
+        ("--timeout", Lands::Nowhere),
+        ("--count", Lands::Nowhere),
+        ("--cacerts", Lands::Nowhere),
+        ("--oidc-token-file", Lands::Nowhere),
+        ("--ce-header-encoding", Lands::Nowhere),
+        ("K_SINK", Lands::Nowhere),
+        ("K_CE_OVERRIDES", Lands::Nowhere),
+        ("override name", Lands::Nowhere),
+        ("override value", Lands::Header("ce-hostile")),
+        ("K_CA_CERTS", Lands::Nowhere),
+        ("K_SINK_TIMEOUT", Lands::Nowhere),
+        ("POD_NAME", Lands::Nowhere),
+        ("POD_NAMESPACE", Lands::Nowhere),
+        ("ONE_SHOT", Lands::Nowhere),
+        ("TLS_MIN_VERSION", Lands::Nowhere),
+    ]
+}
+
+fn json_string(value: &OsString) -> String {
+    serde_json::to_string(&value.to_string_lossy()).unwrap()
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len() + 1
+            && s.get(i + 1..i + 3)
+                .is_some_and(|h| u8::from_str_radix(h, 16).is_ok())
+        {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn every_input_with_every_hostile_value_is_refused_by_name_or_sent_intact() {
+    for (input, lands) in inputs() {
+        for (kind, value) in values() {
+            let sink = Sink::start(vec![]);
+            let mut command = heartbeats();
+            command.env("K_SINK", sink.url()).arg("--timeout=2s");
+            // One event, whichever input is under test (an empty ONE_SHOT means false).
+            if input != "--count" {
+                command.arg("--count=1");
+            } else {
+                command.env("ONE_SHOT", "true");
+            }
+            match input {
+                flag if flag.starts_with("--") => {
+                    let mut arg = OsString::from(format!("{flag}="));
+                    arg.push(&value);
+                    command.arg(arg);
+                }
+                "override name" => {
+                    command.env(
+                        "K_CE_OVERRIDES",
+                        format!(r#"{{"extensions":{{{}:"x"}}}}"#, json_string(&value)),
+                    );
+                }
+                "override value" => {
+                    command.env(
+                        "K_CE_OVERRIDES",
+                        format!(r#"{{"extensions":{{"hostile":{}}}}}"#, json_string(&value)),
+                    );
+                }
+                "K_SINK" if value.is_empty() => {
+                    command
+                        .env("K_SINK", "")
+                        .arg(format!("--sink={}", sink.url()));
+                }
+                variable => {
+                    command.env(variable, &value);
+                }
+            }
+            let f = run(&mut command);
+            let what = format!(
+                "{input} = {kind}: exit {:?}, stderr {}",
+                f.code(),
+                &f.stderr[..f.stderr.len().min(600)]
+            );
+            assert!(matches!(f.code(), Some(0..=3)), "crashed: {what}");
+            let request = sink.next(Duration::from_millis(if f.code() == Some(1) {
+                20
+            } else {
+                2000
+            }));
+            if f.code() == Some(1) {
+                assert_eq!(f.stderr.lines().count(), 1, "{what}");
+                let named = if input.starts_with("override") {
+                    "K_CE_OVERRIDES"
+                } else {
+                    input
+                };
+                assert!(
+                    f.stderr.contains(named) || f.stderr.contains("no sink"),
+                    "does not name it: {what}"
+                );
+                assert!(request.is_none(), "refused yet sent: {what}");
+                continue;
+            }
+            let request = request.unwrap_or_else(|| panic!("accepted but nothing sent: {what}"));
+            assert!(!request.has_header("x-injected"), "{what}");
+            let text = value.to_string_lossy();
+            match lands {
+                // An empty value means "not set": the default is sent, as in Go.
+                _ if value.is_empty() => {}
+                Lands::Header(name) => {
+                    let sent = request.header(name);
+                    let expected = if name == "ce-type" {
+                        text.trim()
+                    } else {
+                        &text
+                    };
+                    assert_eq!(percent_decode(sent), expected.as_bytes(), "{what}");
+                }
+                Lands::Body(field) => {
+                    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                    let sent = body[field].as_str().unwrap_or("");
+                    assert_eq!(sent, text, "{what}");
+                }
+                Lands::Nowhere => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_token_files_never_inject_nor_leak() {
+    let dir = std::env::temp_dir().join(format!("heartbeats-hostile-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("token");
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("huge", b"s3cr3t".repeat(1 << 18), false),
+        ("non-UTF-8", b"s3cr3t\xff".to_vec(), false),
+        ("control", b"s3cr3t\x01".to_vec(), false),
+        (
+            "injection",
+            format!("s3cr3t{INJECTION}").into_bytes(),
+            false,
+        ),
+        ("blank", b" \n\t ".to_vec(), true),
+    ];
+    for (kind, content, sendable) in cases {
+        std::fs::write(&path, &content).unwrap();
+        let sink = Sink::start(vec![]);
+        let f = run(heartbeats()
+            .env("K_SINK", sink.url())
+            .env("ONE_SHOT", "1")
+            .arg(format!("--oidc-token-file={}", path.display())));
+        assert!(matches!(f.code(), Some(0 | 3)), "{kind}: {}", f.stderr);
+        assert!(
+            !f.stderr.contains("s3cr3t"),
+            "{kind}: token leaked: {}",
+            f.stderr
+        );
+        let request = sink.next(Duration::from_millis(500));
+        if sendable {
+            let request = request.unwrap_or_else(|| panic!("{kind}: nothing sent"));
+            assert!(!request.has_header("x-injected"));
+        } else {
+            assert!(
+                request.is_none(),
+                "{kind}: sent with a token a header cannot carry"
+            );
+            assert!(f.stderr.contains("OIDC token in"), "{kind}: {}", f.stderr);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -87,6 +87,30 @@ pub fn encode_header_value(value: &str, encoding: HeaderEncoding) -> String {
     out
 }
 
+/// The inverse of the `Percent` encoding, as a sink following §3.1.3.2 decodes: `%XX` (hex) to
+/// that byte; a `%` not followed by two hex digits stays as it is.
+pub fn percent_decode(value: &str) -> Vec<u8> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = value
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Everything about an event that is the same on every beat, validated and encoded once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -353,22 +377,6 @@ impl<'de> Deserialize<'de> for Extensions {
 mod tests {
     use super::*;
     use crate::goparse::tests::vectors;
-
-    fn percent_decode(s: &str) -> Vec<u8> {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        out
-    }
 
     #[test]
     fn rfc3339_matches_go_for_every_vector() {

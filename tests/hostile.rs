@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
+use heartbeats::event::percent_decode;
 use support::{Sink, heartbeats, run};
 
 const INJECTION: &str = "a\r\nX-Injected: 1";
@@ -69,25 +70,6 @@ fn inputs() -> Vec<(&'static str, Lands)> {
 
 fn json_string(value: &OsString) -> String {
     serde_json::to_string(&value.to_string_lossy()).unwrap()
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let (mut out, mut i) = (Vec::new(), 0);
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len() + 1
-            && s.get(i + 1..i + 3)
-                .is_some_and(|h| u8::from_str_radix(h, 16).is_ok())
-        {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 #[test]

@@ -3,21 +3,47 @@
 
 mod support;
 
+use std::process::Command;
+
 use support::{Sink, heartbeats, run, tls_pair, tls_pair_with};
 
 fn https_url(sink: &Sink) -> String {
     format!("https://127.0.0.1:{}/", sink.port)
 }
 
+/// The binary pointed at `sink` over https, trusting `ca`.
+fn https(sink: &Sink, ca: &str) -> Command {
+    let mut command = heartbeats();
+    command.env("K_SINK", https_url(sink)).env("K_CA_CERTS", ca);
+    command
+}
+
+/// One event to `sink` over https, trusting `ca`.
+fn one_shot(sink: &Sink, ca: &str) -> support::Finished {
+    run(https(sink, ca).env("ONE_SHOT", "1"))
+}
+
+/// The run failed on the certificate: exit 3, one connection, no request, no retry.
+fn assert_refused_once(f: &support::Finished, sink: &Sink) {
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("TLS: invalid peer certificate"),
+        "{}",
+        f.stderr
+    );
+    assert!(f.stderr.contains("1 attempt(s)"), "{}", f.stderr);
+    assert_eq!(
+        sink.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    assert!(sink.drain().is_empty());
+}
+
 #[test]
 fn an_https_sink_signed_by_the_ca_in_k_ca_certs_gets_the_event() {
     let (ca, server) = tls_pair("127.0.0.1");
     let sink = Sink::start_with(vec![], Some(server));
-    let f = run(heartbeats()
-        .env("K_SINK", https_url(&sink))
-        .env("K_CA_CERTS", &ca)
-        .env("ONE_SHOT", "1")
-        .arg("--msg=tls"));
+    let f = run(https(&sink, &ca).env("ONE_SHOT", "1").arg("--msg=tls"));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let r = sink.expect();
     assert_eq!(r.body_str(), r#"{"id":1,"label":"","msg":"tls"}"#);
@@ -41,57 +67,24 @@ fn a_sink_signed_by_another_ca_fails_once_without_retry() {
     let (_, server) = tls_pair("127.0.0.1");
     let (other_ca, _) = tls_pair("127.0.0.1");
     let sink = Sink::start_with(vec![], Some(server));
-    let f = run(heartbeats()
-        .env("K_SINK", https_url(&sink))
-        .env("K_CA_CERTS", &other_ca)
-        .env("ONE_SHOT", "1"));
-    assert_eq!(f.code(), Some(3), "{}", f.stderr);
-    assert!(
-        f.stderr.contains("TLS: invalid peer certificate"),
-        "{}",
-        f.stderr
-    );
-    assert!(f.stderr.contains("1 attempt(s)"), "{}", f.stderr);
-    assert_eq!(
-        sink.connections.load(std::sync::atomic::Ordering::SeqCst),
-        1
-    );
-    assert!(sink.drain().is_empty());
+    assert_refused_once(&one_shot(&sink, &other_ca), &sink);
 }
 
 #[test]
 fn a_certificate_for_another_host_fails_without_retry() {
     let (ca, server) = tls_pair("sink.example.com");
     let sink = Sink::start_with(vec![], Some(server));
-    let f = run(heartbeats()
-        .env("K_SINK", https_url(&sink))
-        .env("K_CA_CERTS", &ca)
-        .env("ONE_SHOT", "1"));
-    assert_eq!(f.code(), Some(3), "{}", f.stderr);
-    assert!(
-        f.stderr.contains("TLS: invalid peer certificate"),
-        "{}",
-        f.stderr
-    );
-    assert_eq!(
-        sink.connections.load(std::sync::atomic::Ordering::SeqCst),
-        1
-    );
+    assert_refused_once(&one_shot(&sink, &ca), &sink);
 }
 
 #[test]
 fn tls_min_version_decides_whether_a_tls12_only_sink_is_reached() {
     let (ca, server) = tls_pair_with("127.0.0.1", &[&rustls::version::TLS12]);
     let sink = Sink::start_with(vec![], Some(server));
-    let refused = run(heartbeats()
-        .env("K_SINK", https_url(&sink))
-        .env("K_CA_CERTS", &ca)
-        .env("ONE_SHOT", "1"));
+    let refused = one_shot(&sink, &ca);
     assert_eq!(refused.code(), Some(3), "{}", refused.stderr);
     assert!(refused.stderr.contains("TLS:"), "{}", refused.stderr);
-    let f = run(heartbeats()
-        .env("K_SINK", https_url(&sink))
-        .env("K_CA_CERTS", &ca)
+    let f = run(https(&sink, &ca)
         .env("TLS_MIN_VERSION", "1.2")
         .env("ONE_SHOT", "1"));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
@@ -102,10 +95,7 @@ fn tls_min_version_decides_whether_a_tls12_only_sink_is_reached() {
 fn the_https_loop_keeps_one_connection() {
     let (ca, server) = tls_pair("127.0.0.1");
     let sink = Sink::start_with(vec![], Some(server));
-    let f = run(heartbeats()
-        .env("K_SINK", https_url(&sink))
-        .env("K_CA_CERTS", &ca)
-        .args(["--count=3", "--period=30ms"]));
+    let f = run(https(&sink, &ca).args(["--count=3", "--period=30ms"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let connections: Vec<_> = (0..3).map(|_| sink.expect().connection).collect();
     assert_eq!(connections, [0, 0, 0]);

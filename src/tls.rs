@@ -32,16 +32,7 @@ pub fn client_config(
     bundle_dir: &Path,
     min: TlsMin,
 ) -> Result<Arc<ClientConfig>, Error> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some((name, pem)) = extra {
-        let added = add_pem(&mut roots, pem.as_bytes(), name)?;
-        if added == 0 {
-            return Err(Error::invalid(name, pem, "no PEM certificate found"));
-        }
-    }
-    add_bundle_dir(&mut roots, bundle_dir, 0)?;
+    let roots = root_store(extra, bundle_dir)?;
     let versions: &[&rustls::SupportedProtocolVersion] = match min {
         TlsMin::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsMin::V13 => &[&rustls::version::TLS13],
@@ -53,6 +44,21 @@ pub fn client_config(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// Mozilla's roots, then `extra`, then every PEM file below `bundle_dir`.
+fn root_store(extra: Option<(&str, &str)>, bundle_dir: &Path) -> Result<RootCertStore, Error> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some((name, pem)) = extra {
+        let added = add_pem(&mut roots, pem.as_bytes(), name)?;
+        if added == 0 {
+            return Err(Error::invalid(name, pem, "no PEM certificate found"));
+        }
+    }
+    add_bundle_dir(&mut roots, bundle_dir, 0)?;
+    Ok(roots)
 }
 
 /// Adds every certificate in `pem`; a malformed block or certificate is an error naming `name`.
@@ -235,6 +241,27 @@ mod tests {
             error.to_string().starts_with("invalid --cacerts"),
             "{error}"
         );
+    }
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn bundle_files_are_found_recursively_and_kubernetes_data_links_skipped() {
+        let bundled = webpki_roots::TLS_SERVER_ROOTS.len();
+        let dir = temp_dir("bundle");
+        std::fs::create_dir_all(dir.join("team/..2026_11_25/")).unwrap();
+        std::fs::write(dir.join("team/ca.pem"), ca_pem()).unwrap();
+        std::fs::write(dir.join("team/..2026_11_25/ca.pem"), ca_pem()).unwrap();
+        std::fs::write(dir.join("notes.txt"), "no certificate here").unwrap();
+        assert_eq!(root_store(None, &dir).unwrap().len(), bundled + 1);
+        let two = format!("{}{}", ca_pem(), ca_pem());
+        assert_eq!(root_store(Some(("K_CA_CERTS", &two)), &dir).unwrap().len(), bundled + 3);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

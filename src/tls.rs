@@ -260,7 +260,10 @@ mod tests {
         std::fs::write(dir.join("notes.txt"), "no certificate here").unwrap();
         assert_eq!(root_store(None, &dir).unwrap().len(), bundled + 1);
         let two = format!("{}{}", ca_pem(), ca_pem());
-        assert_eq!(root_store(Some(("K_CA_CERTS", &two)), &dir).unwrap().len(), bundled + 3);
+        assert_eq!(
+            root_store(Some(("K_CA_CERTS", &two)), &dir).unwrap().len(),
+            bundled + 3
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

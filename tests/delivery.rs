@@ -263,7 +263,7 @@ fn the_loop_reuses_one_keep_alive_connection() {
 }
 
 #[test]
-fn a_sink_closing_idle_connections_costs_no_error() {
+fn a_sink_answering_connection_close_costs_no_error() {
     let sink = Sink::start(vec![
         Reply::StatusThenClose(200),
         Reply::StatusThenClose(200),
@@ -280,6 +280,34 @@ fn a_sink_closing_idle_connections_costs_no_error() {
         [0, 1, 2]
     );
     assert!(!f.stderr.contains("failed"), "{}", f.stderr);
+}
+
+#[test]
+fn idle_connections_closed_by_the_sink_are_replaced_without_an_error() {
+    let close_soon = Reply::OkThenIdleClose(Duration::from_millis(30));
+    let sink = Sink::start(vec![close_soon.clone(), close_soon.clone(), close_soon]);
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .args(["--count=3", "--period=200ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..3).map(|_| sink.expect()).collect();
+    assert!(sink.drain().is_empty(), "a beat was retried");
+    assert_eq!(
+        requests.iter().map(|r| r.connection).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_eq!(f.stderr.matches("1 attempt(s)").count(), 3, "{}", f.stderr);
+}
+
+#[test]
+fn a_response_cut_off_mid_way_is_retried() {
+    let sink = Sink::start(vec![Reply::Truncate]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let (a, b) = (sink.expect(), sink.expect());
+    assert_eq!(a.header("ce-id"), b.header("ce-id"));
+    assert_ne!(a.connection, b.connection);
+    assert!(f.stderr.contains("2 attempt(s)"), "{}", f.stderr);
 }
 
 #[test]

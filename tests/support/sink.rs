@@ -25,6 +25,10 @@ pub enum Reply {
     Trickle(Duration),
     /// Answer this status, then close the connection.
     StatusThenClose(u16),
+    /// Answer 200 as keep-alive, then close the idle connection after `Duration`, unannounced.
+    OkThenIdleClose(Duration),
+    /// Send the first bytes of a response, then close mid-way.
+    Truncate,
 }
 
 pub fn status(code: u16) -> Reply {
@@ -178,6 +182,17 @@ fn serve<S: Read + Write>(
                 let head =
                     format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
                 let _ = stream.write_all(head.as_bytes());
+                let _ = stream.flush();
+                return;
+            }
+            Reply::OkThenIdleClose(after) => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.flush();
+                thread::sleep(after);
+                return;
+            }
+            Reply::Truncate => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-len");
                 let _ = stream.flush();
                 return;
             }

@@ -85,30 +85,9 @@ pub fn beat(config: &Config) -> i32 {
         }
         let last = config.count == Some(sequence);
         let give_up_at = if last { None } else { schedule.next_due() };
-        let delivered = match template.event(sequence, SystemTime::now()) {
-            Ok(event) => match sender.deliver(&template, &event, give_up_at) {
-                Delivery::Acked { status, attempts } => {
-                    log(format_args!(
-                        "event {sequence} id {} delivered: HTTP {status}, {attempts} attempt(s)",
-                        event.id
-                    ));
-                    true
-                }
-                Delivery::Failed { reason, attempts } => {
-                    log(format_args!(
-                        "event {sequence} id {} failed: {reason}, {attempts} attempt(s)",
-                        event.id
-                    ));
-                    false
-                }
-                Delivery::Stopped => return stopped(libc::SIGTERM),
-            },
-            Err(error) => {
-                log(format_args!(
-                    "event {sequence} not built: no randomness for its id: {error}"
-                ));
-                false
-            }
+        let delivered = match send_event(&sender, &template, sequence, give_up_at) {
+            Ok(delivered) => delivered,
+            Err(signal) => return stopped(signal),
         };
         undelivered += u64::from(!delivered);
         if last {
@@ -121,6 +100,41 @@ pub fn beat(config: &Config) -> i32 {
         }
     }
     0
+}
+
+/// Builds event `sequence`, delivers it and logs the outcome: whether the sink acknowledged it,
+/// or the stop signal that interrupted its retries.
+fn send_event(
+    sender: &Sender,
+    template: &Template,
+    sequence: u64,
+    give_up_at: Option<Instant>,
+) -> Result<bool, i32> {
+    let event = match template.event(sequence, SystemTime::now()) {
+        Ok(event) => event,
+        Err(error) => {
+            log(format_args!(
+                "event {sequence} not built: no randomness for its id: {error}"
+            ));
+            return Ok(false);
+        }
+    };
+    let id = &event.id;
+    match sender.deliver(template, &event, give_up_at) {
+        Delivery::Acked { status, attempts } => {
+            log(format_args!(
+                "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"
+            ));
+            Ok(true)
+        }
+        Delivery::Failed { reason, attempts } => {
+            log(format_args!(
+                "event {sequence} id {id} failed: {reason}, {attempts} attempt(s)"
+            ));
+            Ok(false)
+        }
+        Delivery::Stopped(signal) => Err(signal),
+    }
 }
 
 fn stopped(signal: i32) -> i32 {

@@ -42,8 +42,8 @@ pub enum Delivery {
     Acked { status: u16, attempts: u32 },
     /// Given up after `attempts` attempts; `reason` says why, for the log.
     Failed { reason: String, attempts: u32 },
-    /// A stop signal arrived while waiting to retry.
-    Stopped,
+    /// This stop signal arrived while waiting to retry.
+    Stopped(i32),
 }
 
 /// One attempt's result.
@@ -120,7 +120,7 @@ impl Sender {
             }
             match signal::wait_until(Some(retry_at)) {
                 Ok(None) => {}
-                Ok(Some(_)) => return Delivery::Stopped,
+                Ok(Some(signal)) => return Delivery::Stopped(signal),
                 Err(e) => {
                     return Delivery::Failed {
                         reason: format!("{reason}; cannot wait to retry: {e}"),

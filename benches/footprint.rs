@@ -175,14 +175,27 @@ fn first_request(target: &Target, endpoint: &Endpoint) -> Duration {
     at - started
 }
 
+/// The binary in loop mode at `period`, straight from the bench (no launcher).
+fn spawn_loop(target: &Target, endpoint: &Endpoint, period: &str) -> Child {
+    let mut command = endpoint.command(&target.binary, None);
+    command
+        .arg(format!("--period={period}"))
+        .spawn()
+        .expect("spawn")
+}
+
+/// SIGTERM, then SIGKILL for a binary that ignores it (Go does, once), and reap.
+fn stop(child: &mut Child) {
+    terminate(child.id() as i32);
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Threads and context switches per beat while idle between beats at a 10 s period.
 fn idle(target: &Target, endpoint: &Endpoint) -> (u64, f64) {
     endpoint.clear();
-    let mut child = endpoint
-        .command(&target.binary, None)
-        .arg("--period=10s")
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_loop(target, endpoint, "10s");
     endpoint.sink.expect();
     let read = || std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let field = |status: &str, name: &str| -> u64 {
@@ -194,10 +207,7 @@ fn idle(target: &Target, endpoint: &Endpoint) -> (u64, f64) {
     let before = read();
     std::thread::sleep(IDLE_WINDOW);
     let after = read();
-    terminate(child.id() as i32);
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(&mut child);
     let switches =
         |s: &str| field(s, "voluntary_ctxt_switches:") + field(s, "nonvoluntary_ctxt_switches:");
     let per_beat =
@@ -244,11 +254,7 @@ impl Schedule {
 /// beat 100 and beat 1,100: the kernel's exact scheduler accounting, no start-up included.
 fn steady_cpu_per_beat(target: &Target, endpoint: &Endpoint) -> f64 {
     endpoint.clear();
-    let mut child = endpoint
-        .command(&target.binary, None)
-        .arg("--period=1ms")
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_loop(target, endpoint, "1ms");
     let on_cpu = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", child.id())).unwrap();
         stat.split_whitespace().next().unwrap().parse().unwrap()
@@ -261,10 +267,7 @@ fn steady_cpu_per_beat(target: &Target, endpoint: &Endpoint) -> f64 {
         endpoint.sink.expect();
     }
     let after = on_cpu();
-    terminate(child.id() as i32);
-    std::thread::sleep(Duration::from_millis(100));
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(&mut child);
     (after - before) as f64 / 1e9 / 1_000.0
 }
 

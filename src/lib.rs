@@ -42,6 +42,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
         Ok(Command::Run(config)) => beat(&config),
         Err(error) => {
             log(format_args!("{error}"));
+            if let error::Error::Usage(_) = error {
+                // As Go's flag package: a malformed command line is followed by the usage.
+                eprint!("{}", config::HELP);
+            }
             error.exit_code()
         }
     }

@@ -103,6 +103,9 @@ impl Sink {
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
+                // Small writes go out at once, as a real server's would: without this, Nagle
+                // and the client's delayed ACK stall the TLS handshake by 40 ms.
+                let _ = stream.set_nodelay(true);
                 let id = c.fetch_add(1, Ordering::SeqCst);
                 let (tx, script, tls) = (tx.clone(), s.clone(), tls.clone());
                 thread::spawn(move || match tls {

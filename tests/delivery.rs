@@ -35,11 +35,7 @@ fn retries_resend_the_same_id_time_and_body() {
         assert_eq!(r.header("ce-time"), requests[0].header("ce-time"));
         assert_eq!(r.body, requests[0].body);
     }
-    assert!(
-        f.stderr.contains("delivered: HTTP 202, 3 attempt(s)"),
-        "{}",
-        f.stderr
-    );
+    f.assert_logged("delivered: HTTP 202, 3 attempt(s)");
 }
 
 #[test]
@@ -61,11 +57,7 @@ fn other_statuses_are_not_retried_and_one_shot_exits_3() {
         assert_eq!(f.code(), Some(3), "{code}: {}", f.stderr);
         sink.expect();
         assert!(sink.drain().is_empty(), "{code} was retried");
-        assert!(
-            f.stderr.contains(&format!("failed: HTTP {code}")),
-            "{}",
-            f.stderr
-        );
+        f.assert_logged(&format!("failed: HTTP {code}"));
         assert_eq!(f.stderr.lines().filter(|l| l.contains("failed")).count(), 1);
     }
 }
@@ -126,11 +118,7 @@ fn ten_retries_then_give_up_with_exit_3() {
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        f.stderr.contains("gave up after 10 retries"),
-        "{}",
-        f.stderr
-    );
+    f.assert_logged("gave up after 10 retries");
 }
 
 #[test]
@@ -302,7 +290,7 @@ fn a_response_cut_off_mid_way_is_retried() {
     let (a, b) = (sink.expect(), sink.expect());
     assert_eq!(a.header("ce-id"), b.header("ce-id"));
     assert_ne!(a.connection, b.connection);
-    assert!(f.stderr.contains("2 attempt(s)"), "{}", f.stderr);
+    f.assert_logged("2 attempt(s)");
 }
 
 #[test]
@@ -338,9 +326,5 @@ fn in_the_loop_a_beat_stops_retrying_when_the_next_is_due() {
         (a.body_str(), b.body_str()),
         (r#"{"id":1,"label":""}"#, r#"{"id":2,"label":""}"#)
     );
-    assert!(
-        f.stderr.contains("gave up: the next beat is due"),
-        "{}",
-        f.stderr
-    );
+    f.assert_logged("gave up: the next beat is due");
 }

@@ -172,11 +172,7 @@ fn usage_errors_exit_2_with_the_error_then_the_usage_on_stderr() {
             first.contains(arg.trim_start_matches('-')) || first.contains("argument"),
             "{first}"
         );
-        assert!(
-            f.stderr.contains("Usage: heartbeats [flags]"),
-            "{}",
-            f.stderr
-        );
+        f.assert_logged("Usage: heartbeats [flags]");
         assert!(f.stdout.is_empty());
         assert!(sink.next(Duration::from_millis(50)).is_none());
     }

@@ -26,12 +26,8 @@ fn one_shot(sink: &Sink, ca: &str) -> support::Finished {
 /// The run failed on the certificate: exit 3, one connection, no request, no retry.
 fn assert_refused_once(f: &support::Finished, sink: &Sink) {
     assert_eq!(f.code(), Some(3), "{}", f.stderr);
-    assert!(
-        f.stderr.contains("TLS: invalid peer certificate"),
-        "{}",
-        f.stderr
-    );
-    assert!(f.stderr.contains("1 attempt(s)"), "{}", f.stderr);
+    f.assert_logged("TLS: invalid peer certificate");
+    f.assert_logged("1 attempt(s)");
     assert_eq!(
         sink.connections.load(std::sync::atomic::Ordering::SeqCst),
         1
@@ -83,7 +79,7 @@ fn tls_min_version_decides_whether_a_tls12_only_sink_is_reached() {
     let sink = Sink::start_with(vec![], Some(server));
     let refused = one_shot(&sink, &ca);
     assert_eq!(refused.code(), Some(3), "{}", refused.stderr);
-    assert!(refused.stderr.contains("TLS:"), "{}", refused.stderr);
+    refused.assert_logged("TLS:");
     let f = run(https(&sink, &ca)
         .env("TLS_MIN_VERSION", "1.2")
         .env("ONE_SHOT", "1"));

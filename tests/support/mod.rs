@@ -44,6 +44,16 @@ impl Finished {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
+
+    /// Panics, showing stderr, unless stderr contains `text`.
+    #[track_caller]
+    pub fn assert_logged(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "{text:?} not in stderr:\n{}",
+            self.stderr
+        );
+    }
 }
 
 impl Running {

@@ -464,17 +464,15 @@ fn soak(binary: &Path) {
         .spawn()
         .expect("spawn");
     let pid = child.id();
-    let sample = || {
+    // VmRSS in KiB and the number of open file descriptors.
+    let sample = || -> (u64, usize) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let rss = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .unwrap()
-            .to_owned();
+        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kib = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
             .count();
-        (rss, fds)
+        (kib, fds)
     };
     let (mut last_id, mut events, mut requests) = (0u64, 0u64, 0u64);
     let mut early = None;
@@ -508,9 +506,12 @@ fn soak(binary: &Path) {
         "soak: {events} events in {requests} requests over {:?}",
         started.elapsed()
     );
+    let (early, end) = (early.unwrap(), end);
     println!(
-        "after 1,000 events: {:?}; at the end: {:?}",
-        early.unwrap(),
-        end
+        "after 1,000 events: RSS {} KiB, {} fds; at the end: RSS {} KiB, {} fds",
+        early.0, early.1, end.0, end.1
     );
+    assert!(end.0 <= early.0 + 64, "RSS grew by more than 64 KiB");
+    assert!(end.1 <= early.1, "open file descriptors grew");
+    println!("soak passed: ids rose by one per event, RSS within 64 KiB, no fd growth");
 }

@@ -20,13 +20,8 @@ use ureq::unversioned::transport::{
 /// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
 /// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
 /// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all.
+#[derive(Debug)]
 pub struct BlockingResolver;
-
-impl fmt::Debug for BlockingResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BlockingResolver")
-    }
-}
 
 impl Resolver for BlockingResolver {
     fn resolve(

@@ -240,11 +240,7 @@ impl Schedule {
         let mut late: Vec<f64> = offsets.iter().map(|o| o.1 - origin).collect();
         // Drift: how far the last 50 beats sit from the first 50 (medians, so that one late
         // wake-up at either end is not mistaken for a trend).
-        let median = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let median = |v: &[f64]| stats(v.to_vec()).1;
         let edge = late.len().min(50);
         let drift = median(&late[late.len() - edge..]) - median(&late[..edge]);
         let slots = offsets.last().unwrap().0 as u64 + 1;

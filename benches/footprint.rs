@@ -5,7 +5,7 @@
 //!
 //! Peak RSS and CPU come from `wait4` on `/usr/bin/time` (GNU time), which reports its own
 //! usage together with the waited-for child's: a small fork+exec launcher, so the figure is not
-//! the bench's own size (see shared/MEASURING.md). It builds nothing; `just bench` builds first.
+//! the bench's own size (see benches/README.md). It builds nothing; `just bench` builds first.
 
 #[path = "../tests/support/sink.rs"]
 mod sink;

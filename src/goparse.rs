@@ -1,7 +1,7 @@
 //! The parts of Go's standard library whose input syntax heartbeats inherits from the Go image:
 //! `time.ParseDuration` (for `--period`), `strconv.Unquote` (for a quoted `--label`) and
 //! `strconv.ParseBool` (for `ONE_SHOT`). Each follows the Go source rule for rule and is tested
-//! against results of Go itself in `shared/vectors/go-stdlib.tsv`.
+//! against results of Go itself in `tests/vectors/go-stdlib.tsv`.
 
 /// `time.ParseDuration`: a signed sequence of decimal numbers, each with an optional fraction and
 /// a unit (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`), as nanoseconds. `None` where Go errors.
@@ -224,11 +224,8 @@ pub(crate) mod tests {
 
     /// Rows of `go-stdlib.tsv` for one function, as (input, expected) with the input unquoted.
     pub(crate) fn vectors(function: &str) -> Vec<(String, String)> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/go-stdlib.tsv"
-        );
-        let text = std::fs::read_to_string(path).expect("shared/vectors/go-stdlib.tsv");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/go-stdlib.tsv");
+        let text = std::fs::read_to_string(path).expect("tests/vectors/go-stdlib.tsv");
         let rows: Vec<_> = text
             .lines()
             .filter(|line| !line.starts_with('#'))

@@ -108,9 +108,9 @@ fn default_event_carries_every_header_once_in_a_fixed_order() {
 fn the_go_capture_and_ours_agree_on_every_cloudevents_header() {
     let capture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/go-requests.txt"
+        "/tests/vectors/go-requests.txt"
     ))
-    .expect("shared/vectors/go-requests.txt");
+    .expect("tests/vectors/go-requests.txt");
     // The second capture: no overrides, no --msg.
     let go = capture.split("# 2)").nth(1).expect("second capture");
     let go_header = |name: &str| -> String {
@@ -193,7 +193,7 @@ fn overrides_replace_heart_and_add_extensions_sent_raw_in_compat_mode() {
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     assert_eq!(r.header("ce-heart"), "no");
     assert_eq!(r.header("ce-wow"), "so extended");
-    // As the Go image sent it (shared/vectors/go-requests.txt, capture 1).
+    // As the Go image sent it (tests/vectors/go-requests.txt, capture 1).
     assert_eq!(r.header("ce-extra"), "with space \"quote\" 100% ünï");
 }
 

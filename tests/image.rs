@@ -56,7 +56,7 @@ fn is_static_elf(bytes: &[u8]) -> bool {
 
 #[test]
 #[ignore = "needs the exported image: just image-test"]
-fn each_image_holds_exactly_one_file_a_static_binary() {
+fn each_image_holds_exactly_one_file_a_static_binary_with_its_dependency_list() {
     for arch in ["amd64", "arm64"] {
         let root = root(arch);
         let mut entries = Vec::new();
@@ -73,6 +73,12 @@ fn each_image_holds_exactly_one_file_a_static_binary() {
         assert_eq!(entries, [root.join("heartbeats")], "{arch}");
         let bytes = std::fs::read(root.join("heartbeats")).unwrap();
         assert!(is_static_elf(&bytes), "{arch}: not a static ELF");
+        assert!(bytes.len() <= 1_600_000, "{arch}: {} bytes", bytes.len());
+        // cargo auditable's section, named in the section-name table that strip keeps.
+        assert!(
+            bytes.windows(8).any(|w| w == b".dep-v0\0"),
+            "{arch}: no .dep-v0 section (built without cargo auditable?)"
+        );
         println!("{arch}: /heartbeats is {} bytes", bytes.len());
     }
 }

@@ -9,15 +9,19 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod goparse;
+pub mod log;
 pub mod schedule;
 pub mod send;
-pub mod signal;
+pub mod sys;
+pub mod time;
 pub mod tls;
 pub mod transport;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::time::{Instant, SystemTime};
+
+use log::redact_userinfo;
 
 use config::{Command, Config, Host};
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
@@ -28,7 +32,7 @@ use send::{Delivery, Sender};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs the program on `args` (without the program name) and returns its exit status.
-/// Stop signals must already be blocked ([`signal::block_stop_signals`]).
+/// Stop signals must already be blocked ([`sys::block_stop_signals`]).
 pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
     match config::parse_args(args, host) {
         Ok(Command::Help) => {
@@ -41,7 +45,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
         }
         Ok(Command::Run(config)) => beat(&config),
         Err(error) => {
-            log(format_args!("{error}"));
+            log::line(format_args!("{error}"));
             if let error::Error::Usage(_) = error {
                 // As Go's flag package: a malformed command line is followed by the usage.
                 eprint!("{}", config::HELP);
@@ -53,10 +57,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
 
 /// The heartbeat loop: sends events until `config.count` is reached or a stop signal arrives.
 pub fn beat(config: &Config) -> i32 {
+    log::never_block();
     let sender = match Sender::new(config) {
         Ok(sender) => sender,
         Err(error) => {
-            log(format_args!("{error}"));
+            log::line(format_args!("{error}"));
             return EXIT_CONFIG;
         }
     };
@@ -69,23 +74,23 @@ pub fn beat(config: &Config) -> i32 {
         config.encoding,
     );
     if let Some(warning) = &config.label_warning {
-        log(format_args!("warning: {warning}"));
+        log::line(format_args!("warning: {warning}"));
     }
-    log(format_args!("{}", Startup(config)));
+    log::line(format_args!("{}", Startup(config)));
 
     let mut schedule = Schedule::new(Instant::now(), config.period);
     let mut undelivered = 0u64;
     for sequence in 1u64.. {
         let (due, skipped) = schedule.claim(Instant::now());
         if skipped > 0 {
-            log(format_args!(
+            log::line(format_args!(
                 "skipped {skipped} beat(s): the previous send ran past their time"
             ));
         }
-        match signal::wait_until(due) {
+        match sys::wait_until(due) {
             Ok(None) => {}
             Ok(Some(signal)) => return stopped(signal),
-            Err(error) => log(format_args!("cannot wait for the next beat: {error}")),
+            Err(error) => log::line(format_args!("cannot wait for the next beat: {error}")),
         }
         let last = config.count == Some(sequence);
         let give_up_at = if last { None } else { schedule.next_due() };
@@ -117,7 +122,7 @@ fn send_event(
     let event = match template.event(sequence, SystemTime::now()) {
         Ok(event) => event,
         Err(error) => {
-            log(format_args!(
+            log::line(format_args!(
                 "event {sequence} not built: no randomness for its id: {error}"
             ));
             return Ok(false);
@@ -126,13 +131,13 @@ fn send_event(
     let id = &event.id;
     match sender.deliver(template, &event, give_up_at) {
         Delivery::Acked { status, attempts } => {
-            log(format_args!(
+            log::line(format_args!(
                 "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"
             ));
             Ok(true)
         }
         Delivery::Failed { reason, attempts } => {
-            log(format_args!(
+            log::line(format_args!(
                 "event {sequence} id {id} failed: {reason}, {attempts} attempt(s)"
             ));
             Ok(false)
@@ -147,19 +152,8 @@ fn stopped(signal: i32) -> i32 {
     } else {
         "SIGTERM"
     };
-    log(format_args!("{name}: stopping"));
+    log::line(format_args!("{name}: stopping"));
     0
-}
-
-/// One line on stderr, prefixed with the UTC time; the only place the program writes logs.
-pub fn log(message: fmt::Arguments) {
-    use std::io::Write;
-    // One write per line: lines never interleave with other writers, and it costs one syscall.
-    let line = format!(
-        "{} heartbeats: {message}\n",
-        event::rfc3339_nano(SystemTime::now())
-    );
-    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The start-up line: the effective configuration, without secrets.
@@ -192,31 +186,5 @@ impl fmt::Display for Startup<'_> {
             },
             c.token_file.display(),
         )
-    }
-}
-
-/// `https://user:secret@host/` → `https://***@host/`: a sink URL may carry credentials.
-fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_in_the_sink_url_are_not_logged() {
-        assert_eq!(
-            redact_userinfo("https://u:p@h:1/x@y"),
-            "https://***@h:1/x@y"
-        );
-        assert_eq!(redact_userinfo("http://h/a@b"), "http://h/a@b");
     }
 }

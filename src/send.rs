@@ -13,7 +13,7 @@ use ureq::{Agent, Body};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, Template};
-use crate::signal;
+use crate::sys;
 use crate::tls;
 use crate::transport::{BlockingResolver, TcpConnector};
 
@@ -118,7 +118,7 @@ impl Sender {
                 let reason = format!("{reason}; gave up: the next beat is due");
                 return Delivery::Failed { reason, attempts };
             }
-            match signal::wait_until(Some(retry_at)) {
+            match sys::wait_until(Some(retry_at)) {
                 Ok(None) => {}
                 Ok(Some(signal)) => return Delivery::Stopped(signal),
                 Err(e) => {
@@ -162,7 +162,7 @@ impl Sender {
             Ok(_) => {}
             Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
             Err(ureq::Error::ConnectionFailed) => {}
-            Err(e) => crate::log(format_args!(
+            Err(e) => crate::log::line(format_args!(
                 "could not reach the Istio sidecar at {ISTIO_QUIT_URL}: {e}"
             )),
         }
@@ -249,40 +249,9 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = parse_imf_fixdate(value)?;
+    let at = crate::time::parse_imf_fixdate(value)?;
     let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
     Some(Duration::from_secs(at.saturating_sub(now)))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to seconds since the epoch.
-fn parse_imf_fixdate(s: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let parts: Vec<&str> = s.split(' ').collect();
-    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
-        return None;
-    };
-    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, sec] = hms[..] else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    // Days from civil (H. Hinnant), the inverse of the conversion in event.rs.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// The OIDC token, read afresh for every attempt (Knative rotates it), whitespace trimmed.
@@ -350,11 +319,6 @@ mod tests {
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
             Some(Duration::ZERO)
-        );
-        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_imf_fixdate("Tue, 29 Feb 2000 12:00:00 GMT"),
-            Some(951_825_600)
         );
         for bad in [
             "",

@@ -147,8 +147,7 @@ fn http_date(t: std::time::SystemTime) -> String {
     let days = secs / 86_400;
     // 1970-01-01 was a Thursday.
     let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let rfc3339 =
-        heartbeats::event::rfc3339_nano(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+    let rfc3339 = heartbeats::time::rfc3339_nano(std::time::UNIX_EPOCH + Duration::from_secs(secs));
     let (y, mo, d) = (&rfc3339[0..4], &rfc3339[5..7], &rfc3339[8..10]);
     let month = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

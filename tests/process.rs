@@ -308,3 +308,82 @@ fn the_start_up_line_shows_the_configuration_but_no_secrets() {
     );
     assert!(!f.stderr.contains("hunter2"), "{}", f.stderr);
 }
+
+/// Waits for `child` on a thread, so a test can bound the wait.
+fn waiter(mut child: std::process::Child) -> std::sync::mpsc::Receiver<std::process::ExitStatus> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait().expect("wait for heartbeats"));
+    });
+    rx
+}
+
+fn sigterm(pid: u32) {
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+}
+
+#[test]
+fn a_log_reader_that_stalls_stops_neither_the_beats_nor_a_sigterm() {
+    let sink = Sink::start(vec![]);
+    let child = heartbeats()
+        .env("K_SINK", sink.url())
+        .arg("--period=1ms")
+        .spawn()
+        .unwrap();
+    // Nobody reads stderr: its 64 KiB pipe holds about 450 lines; 1,500 beats overflow it.
+    for _ in 0..1500 {
+        sink.expect();
+    }
+    let pid = child.id();
+    let exited = waiter(child);
+    let sent = Instant::now();
+    sigterm(pid);
+    let status = exited
+        .recv_timeout(Duration::from_secs(2))
+        .expect("exit after SIGTERM with stderr full");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        sent.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+#[test]
+fn dropped_log_lines_are_counted_in_the_next_line_written() {
+    use std::io::Read;
+    let sink = Sink::start(vec![]);
+    let mut child = heartbeats()
+        .env("K_SINK", sink.url())
+        .arg("--period=1ms")
+        .spawn()
+        .unwrap();
+    for _ in 0..1500 {
+        sink.expect();
+    }
+    // Now read: the pipe empties, and the next line says how many were lost meanwhile.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    for _ in 0..50 {
+        sink.expect();
+    }
+    sigterm(child.id());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let text = reader.join().unwrap();
+    let counted = text
+        .lines()
+        .find(|l| l.contains("earlier log line(s) dropped: stderr was not being read"))
+        .unwrap_or_else(|| panic!("no count of dropped lines in:\n{text}"));
+    assert!(counted.contains(" delivered: HTTP 200") || counted.contains("stopping"));
+    assert!(text.lines().count() < 1500, "nothing was dropped?");
+    assert!(
+        text.ends_with("SIGTERM: stopping\n"),
+        "{}",
+        &text[text.len() - 200..]
+    );
+}

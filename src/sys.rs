@@ -1,11 +1,15 @@
-//! SIGTERM and SIGINT as events the loop waits for, not asynchronous interruptions: both are
+//! The system calls std does not wrap, as safe functions; the only module with `unsafe`.
+//!
+//! SIGTERM and SIGINT are events the loop waits for, not asynchronous interruptions: both are
 //! blocked at start-up and collected with `sigtimedwait`, which is also how the loop sleeps.
 //! This works as PID 1 in a container, where the kernel drops signals that have no handler, and
 //! needs no handler and no second thread. Go ignores the first SIGTERM in its loop; we stop.
+//! Besides signals: `O_NONBLOCK` on a descriptor (the log's stderr).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 /// The signals that end the program.
@@ -87,4 +91,15 @@ pub fn pending() -> io::Result<Option<i32>> {
 /// A stop signal within `duration`: a [`wait_until`] from now.
 pub fn wait_for(duration: Duration) -> io::Result<Option<i32>> {
     wait_until(Instant::now().checked_add(duration))
+}
+
+/// Sets `O_NONBLOCK` on `fd`'s open file description: writes that would wait fail instead.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL on a descriptor that is open for the borrow's lifetime; no pointers.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above; F_SETFL takes the flags as an int.
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    }
+    Ok(())
 }

@@ -1,0 +1,134 @@
+//! Wall-clock text: RFC 3339 as Go's `RFC3339Nano` writes it (`ce-time`, log lines) and the
+//! IMF-fixdate of `Retry-After`, on the two calendar conversions between days since the epoch and
+//! proleptic Gregorian dates (H. Hinnant's algorithms).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+const SECS_PER_DAY: i64 = 86_400;
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `time` as Go's `RFC3339Nano` in UTC: up to nine fractional digits, trailing zeros dropped.
+pub fn rfc3339_nano(time: SystemTime) -> String {
+    let nanos = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
+        Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
+    };
+    format_unix_nanos(nanos)
+}
+
+fn format_unix_nanos(nanos: i128) -> String {
+    // Any SystemTime's seconds fit an i64 (u64 nanoseconds are 584 years).
+    let secs = i64::try_from(nanos.div_euclid(NANOS_PER_SEC)).unwrap_or(i64::MAX);
+    let frac = nanos.rem_euclid(NANOS_PER_SEC);
+    let (days, day_secs) = (secs.div_euclid(SECS_PER_DAY), secs.rem_euclid(SECS_PER_DAY));
+    let (year, month, day) = civil_from_days(days);
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60
+    );
+    if frac > 0 {
+        let digits = format!("{frac:09}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month 1–12, day 1–31).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A proleptic Gregorian (year, month 1–12, day 1–31) to days since 1970-01-01.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`, to seconds since the epoch
+/// (the obsolete RFC 850 and asctime forms are not taken; dates before 1970 give `None`).
+pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split(' ').collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().zip(1..).find(|(m, _)| **m == month)?.1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::goparse::tests::vectors;
+
+    #[test]
+    fn rfc3339_matches_go_for_every_vector() {
+        for (input, expected) in vectors("rfc3339nano") {
+            let nanos: i128 = input.parse().unwrap();
+            assert_eq!(format_unix_nanos(nanos), expected, "{input} ns");
+        }
+    }
+
+    #[test]
+    fn the_two_calendar_conversions_are_inverses() {
+        // Every day from 1600 to 2400, both ways, leap years and centuries included.
+        for days in -135_140..157_000 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn imf_fixdate_is_read_and_other_forms_are_not() {
+        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_imf_fixdate("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(951_825_600)
+        );
+        assert_eq!(
+            parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_imf_fixdate(bad), None, "{bad}");
+        }
+    }
+}

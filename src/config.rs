@@ -91,8 +91,11 @@ pub enum TlsMin {
 /// Everything the program needs, from flags and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Where to POST: env `K_SINK` when non-empty, else `--sink`. No default.
+    /// Where to POST: env `K_SINK` when non-empty, else `--sink`, without its userinfo. No
+    /// default.
     pub sink: String,
+    /// The sink URL's userinfo, percent-decoded (`user:password`), sent as Basic auth.
+    pub sink_userinfo: Option<Vec<u8>>,
     /// `ce-source`: `--eventSource`, default [`DEFAULT_SOURCE_PREFIX`] + `namespace/pod`.
     pub source: String,
     /// `ce-type`: `--eventType`, trimmed; default [`DEFAULT_TYPE`].
@@ -222,7 +225,7 @@ fn env(host: &dyn Host, name: &str) -> Result<Option<String>, Error> {
 
 /// Applies defaults and the environment to the flags and checks every value.
 fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
-    let sink = match env(host, ENV_SINK)? {
+    let (sink, sink_userinfo) = match env(host, ENV_SINK)? {
         Some(sink) => check_sink(ENV_SINK, sink)?,
         None => match flags.remove(FLAG_SINK).filter(|s| !s.is_empty()) {
             Some(sink) => check_sink(&format!("--{FLAG_SINK}"), sink)?,
@@ -301,6 +304,7 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
     };
     Ok(Config {
         sink,
+        sink_userinfo,
         source,
         event_type,
         label,
@@ -321,18 +325,67 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
     })
 }
 
-/// Only absolute `http`/`https` URLs with a host: anything else could never be delivered to.
-fn check_sink(name: &str, sink: String) -> Result<String, Error> {
+/// Only absolute `http`/`https` URLs with a host and a port that fits 16 bits: anything else
+/// could never be delivered to. The userinfo, if any, is split off and percent-decoded as Go's
+/// `net/url` does (an invalid escape is refused); the value in an error never shows it.
+fn check_sink(name: &str, sink: String) -> Result<(String, Option<Vec<u8>>), Error> {
+    let shown = crate::log::redact_userinfo(&sink).into_owned();
+    let refuse = |expected: &str| Error::invalid(name, &shown, expected);
     let expected = "expected an absolute http:// or https:// URL with a host";
-    let uri: ureq::http::Uri = sink
-        .parse()
-        .map_err(|_| Error::invalid(name, &sink, expected))?;
+    let (url, userinfo) = split_userinfo(&sink);
+    let userinfo = match userinfo {
+        Some(info) => Some(
+            percent_decode_strict(info)
+                .ok_or_else(|| refuse("the userinfo holds an invalid %-escape"))?,
+        ),
+        None => None,
+    };
+    let uri: ureq::http::Uri = url.parse().map_err(|_| refuse(expected))?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
     let host_ok = uri.host().is_some_and(|h| !h.is_empty());
     if !scheme_ok || !host_ok {
-        return Err(Error::invalid(name, &sink, expected));
+        return Err(refuse(expected));
     }
-    Ok(sink)
+    // `http` reports no port when it does not fit a u16, and ureq then quietly uses 80 or 443:
+    // read the port's text. An empty one (`host:`) is the default, as in Go.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let after_host = authority
+        .rfind(']')
+        .map_or(authority, |end| &authority[end..]);
+    if let Some((_, port)) = after_host.rsplit_once(':') {
+        if !port.is_empty() && port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(refuse("expected a port from 1 to 65535"));
+        }
+    }
+    Ok((url, userinfo))
+}
+
+/// `scheme://user:pass@host/path` → (`scheme://host/path`, `user:pass`).
+fn split_userinfo(url: &str) -> (String, Option<&str>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => (format!("{scheme}://{}", &rest[at + 1..]), Some(&rest[..at])),
+        None => (url.to_owned(), None),
+    }
+}
+
+/// `%XX` to that byte; `None` for a `%` not followed by two hex digits, as Go refuses it.
+fn percent_decode_strict(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let digit = |b: u8| char::from(b).to_digit(16);
+            let (high, low) = (digit(bytes.next()?)?, digit(bytes.next()?)?);
+            out.push(u8::try_from(high * 16 + low).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
 }
 
 /// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,
@@ -618,6 +671,19 @@ mod tests {
             (&[], &[(ENV_SINK, "/relative")], "invalid K_SINK"),
             (&[], &[(ENV_SINK, "http://")], "invalid K_SINK"),
             (&[], &[(ENV_SINK, "http://a b/")], "invalid K_SINK"),
+            (
+                &[],
+                &[(ENV_SINK, "http://127.0.0.1:99999/e")],
+                "invalid K_SINK \"http://127.0.0.1:99999/e\": expected a port from 1 to 65535",
+            ),
+            (&[], &[(ENV_SINK, "http://h:65536/")], "invalid K_SINK"),
+            (&[], &[(ENV_SINK, "https://h:0/")], "invalid K_SINK"),
+            (
+                &[],
+                &[(ENV_SINK, "http://u:p%zz@h/")],
+                "invalid K_SINK \"http://***@h/\": the userinfo holds an invalid %-escape",
+            ),
+            (&[], &[(ENV_SINK, "http://u:p%+1@h/")], "invalid K_SINK"),
             (&[], &[("K_CE_OVERRIDES", "{")], "invalid K_CE_OVERRIDES"),
         ];
         for (args, vars, prefix) in cases {
@@ -635,6 +701,38 @@ mod tests {
         let mut all = vec!["--sink", "http://127.0.0.1:1/"];
         all.extend_from_slice(args);
         parse(&all, &host(vars))
+    }
+
+    #[test]
+    fn the_sink_userinfo_is_split_off_and_percent_decoded_as_go_does() {
+        let h = host(&[(ENV_SINK, "https://al%40ce:p%23ss@h:8443/e?q=a@b")]);
+        let c = parse(&[], &h).unwrap();
+        assert_eq!(c.sink, "https://h:8443/e?q=a@b");
+        assert_eq!(c.sink_userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
+        let c = parse(&["--sink=http://h:65535/"], &host(&[])).unwrap();
+        assert_eq!(
+            (c.sink.as_str(), c.sink_userinfo),
+            ("http://h:65535/", None)
+        );
+    }
+
+    #[test]
+    fn a_refused_sink_url_never_shows_its_credentials() {
+        for sink in [
+            "ftp://alice:secret@h/",
+            "http://alice:secret@h:70000/",
+            "http://alice:secret%@h/",
+            "http://alice:secret@/",
+        ] {
+            let line = parse(&[], &host(&[(ENV_SINK, sink)]))
+                .unwrap_err()
+                .to_string();
+            assert!(line.starts_with("invalid K_SINK"), "{line}");
+            assert!(
+                !line.contains("alice") && !line.contains("secret"),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -21,8 +21,6 @@ use std::ffi::OsString;
 use std::fmt;
 use std::time::{Instant, SystemTime};
 
-use log::redact_userinfo;
-
 use config::{Command, Config, Host};
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
 use event::Template;
@@ -167,7 +165,11 @@ impl fmt::Display for Startup<'_> {
             f,
             "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
              encoding={} overrides={names:?} extra_ca={} tls_min={} token_file={}",
-            redact_userinfo(&c.sink),
+            match c.sink_userinfo {
+                // The userinfo was split off; say that there is one, as the redaction does.
+                Some(_) => c.sink.replacen("://", "://***@", 1),
+                None => c.sink.clone(),
+            },
             c.source,
             c.event_type,
             c.period,

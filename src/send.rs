@@ -62,6 +62,8 @@ enum Attempt {
 pub struct Sender {
     agent: Agent,
     sink: String,
+    /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
+    basic_auth: Option<String>,
     token_file: std::path::PathBuf,
 }
 
@@ -85,6 +87,7 @@ impl Sender {
         Ok(Sender {
             agent: Agent::with_parts(agent_config, connector, BlockingResolver),
             sink: config.sink.clone(),
+            basic_auth: config.sink_userinfo.as_deref().map(basic_auth),
             token_file: config.token_file.clone(),
         })
     }
@@ -138,7 +141,12 @@ impl Sender {
         }
         match read_token(&self.token_file) {
             Ok(Some(token)) => request = request.header("authorization", format!("Bearer {token}")),
-            Ok(None) => {}
+            // As Go's net/http: the URL's userinfo only when no Authorization is set.
+            Ok(None) => {
+                if let Some(basic) = &self.basic_auth {
+                    request = request.header("authorization", basic);
+                }
+            }
             Err(reason) => return Attempt::Fatal(reason),
         }
         match request.send(&event.body[..]) {
@@ -254,6 +262,29 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
+/// RFC 7617: `Basic ` and the base64 (RFC 4648 §4, padded) of `user:password` as decoded bytes.
+fn basic_auth(userinfo: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("Basic ");
+    for chunk in userinfo.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            let sextet = usize::try_from((n >> shift) & 0x3f).unwrap_or(0);
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[sextet])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 /// The OIDC token, read afresh for every attempt (Knative rotates it), whitespace trimmed.
 /// Missing or empty: no token. One a header cannot carry is refused rather than sent mangled;
 /// the message never includes the token.
@@ -298,6 +329,19 @@ mod tests {
             backoff(1, 1.0, Some(Duration::from_secs(3600))),
             MAX_RETRY_AFTER
         );
+    }
+
+    #[test]
+    fn basic_auth_is_rfc_7617_base64() {
+        // RFC 7617 §2's example, and the padding cases of RFC 4648 §10.
+        assert_eq!(
+            basic_auth(b"Aladdin:open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        for (input, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v")] {
+            assert_eq!(basic_auth(input.as_bytes()), format!("Basic {encoded}"));
+        }
+        assert_eq!(basic_auth(b"al@ce:p#ss"), "Basic YWxAY2U6cCNzcw==");
     }
 
     #[test]

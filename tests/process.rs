@@ -204,6 +204,16 @@ fn every_bad_input_exits_1_naming_it_before_anything_is_sent() {
             "invalid K_SINK \"ftp://127.0.0.1/\"",
         ),
         (
+            &[],
+            &[("K_SINK", "http://127.0.0.1:99999/events")],
+            "invalid K_SINK \"http://127.0.0.1:99999/events\": expected a port from 1 to 65535",
+        ),
+        (
+            &[],
+            &[("K_SINK", "ftp://alice:secret@127.0.0.1/")],
+            "invalid K_SINK \"ftp://***@127.0.0.1/\"",
+        ),
+        (
             &["--sink=127.0.0.1:8080"],
             &[("K_SINK", "")],
             "invalid --sink \"127.0.0.1:8080\"",

@@ -297,3 +297,37 @@ fn a_token_with_a_line_break_is_never_sent_nor_logged() {
     assert!(!f.stderr.contains("secret"), "{}", f.stderr);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn sink_userinfo_is_sent_as_basic_auth_percent_decoded_as_go_does() {
+    let sink = Sink::start(vec![]);
+    let url = format!("http://al%40ce:p%23ss@127.0.0.1:{}/", sink.port);
+    let f = run(heartbeats().env("K_SINK", &url).env("ONE_SHOT", "true"));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    // base64("al@ce:p#ss"): the decoded bytes, as Go's net/http sends them.
+    assert_eq!(
+        sink.expect().header("authorization"),
+        "Basic YWxAY2U6cCNzcw=="
+    );
+    assert!(
+        !f.stderr.contains("p%23ss") && !f.stderr.contains("al%40ce"),
+        "{}",
+        f.stderr
+    );
+    f.assert_logged(&format!("sink=http://***@127.0.0.1:{}/", sink.port));
+}
+
+#[test]
+fn an_oidc_token_takes_the_place_of_the_sink_userinfo() {
+    let dir = support::TempDir::new("wire-token-basic");
+    let token = dir.join("token");
+    std::fs::write(&token, "eyJ.abc.def").unwrap();
+    let sink = Sink::start(vec![]);
+    let url = format!("http://user:pass@127.0.0.1:{}/", sink.port);
+    let f = run(heartbeats()
+        .env("K_SINK", &url)
+        .env("ONE_SHOT", "true")
+        .arg(format!("--oidc-token-file={}", token.display())));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(sink.expect().header("authorization"), "Bearer eyJ.abc.def");
+}

@@ -26,6 +26,14 @@ pub enum Error {
         /// What was expected instead, lower case, no full stop.
         expected: String,
     },
+    /// A flag, variable or file holds something that cannot be used and must not be quoted
+    /// (PEM text, which may hold a private key).
+    Unusable {
+        /// The flag, variable or path that held it.
+        name: String,
+        /// What is wrong, lower case, no full stop; never the value itself.
+        reason: String,
+    },
     /// The command line is malformed: an unknown flag, a missing value, a stray argument.
     Usage(String),
 }
@@ -39,11 +47,18 @@ impl Error {
         }
     }
 
+    pub fn unusable(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Unusable {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// The process exit status this error ends with.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => EXIT_USAGE,
-            Error::NoSink | Error::Invalid { .. } => EXIT_CONFIG,
+            Error::NoSink | Error::Invalid { .. } | Error::Unusable { .. } => EXIT_CONFIG,
         }
     }
 }
@@ -67,6 +82,7 @@ impl fmt::Display for Error {
                 }
                 write!(f, ": {expected}")
             }
+            Error::Unusable { name, reason } => write!(f, "invalid {name}: {reason}"),
             Error::Usage(message) => write!(f, "{message}"),
         }
     }

@@ -74,7 +74,11 @@ impl Sender {
             .ca_certs
             .as_ref()
             .map(|(name, pem)| (name.as_str(), pem.as_str()));
-        let tls = tls::client_config(extra, Path::new(tls::TRUST_BUNDLE_DIR), config.tls_min)?;
+        let (tls, warnings) =
+            tls::client_config(extra, Path::new(tls::TRUST_BUNDLE_DIR), config.tls_min)?;
+        for warning in warnings {
+            crate::log::line(format_args!("warning: {warning}"));
+        }
         let agent_config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)

@@ -22,17 +22,19 @@ use crate::error::Error;
 /// Where Knative mounts trust bundles (ConfigMaps labelled as such) into sources.
 pub const TRUST_BUNDLE_DIR: &str = "/knative-custom-certs";
 
-/// Directory depth searched below [`TRUST_BUNDLE_DIR`]; a guard against symlink loops.
+/// Directory depth searched below [`TRUST_BUNDLE_DIR`].
 const MAX_BUNDLE_DEPTH: usize = 8;
 
-/// The rustls client configuration for https sinks. `extra` is PEM text with the name of the flag
-/// or variable it came from; it must hold at least one certificate.
+/// The rustls client configuration for https sinks, with a warning for each trust bundle file
+/// that was skipped. `extra` is PEM text with the name of the flag or variable it came from; it
+/// must hold at least one certificate.
 pub fn client_config(
     extra: Option<(&str, &str)>,
     bundle_dir: &Path,
     min: TlsMin,
-) -> Result<Arc<ClientConfig>, Error> {
-    let roots = root_store(extra, bundle_dir)?;
+) -> Result<(Arc<ClientConfig>, Vec<String>), Error> {
+    let mut warnings = Vec::new();
+    let roots = root_store(extra, bundle_dir, &mut warnings)?;
     let versions: &[&rustls::SupportedProtocolVersion] = match min {
         TlsMin::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsMin::V13 => &[&rustls::version::TLS13],
@@ -40,75 +42,169 @@ pub fn client_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .map_err(|e| Error::invalid("TLS_MIN_VERSION", "", e.to_string()))?
+        .map_err(|e| Error::unusable("TLS_MIN_VERSION", e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), warnings))
 }
 
 /// Mozilla's roots, then `extra`, then every PEM file below `bundle_dir`.
-fn root_store(extra: Option<(&str, &str)>, bundle_dir: &Path) -> Result<RootCertStore, Error> {
+fn root_store(
+    extra: Option<(&str, &str)>,
+    bundle_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some((name, pem)) = extra {
-        let added = add_pem(&mut roots, pem.as_bytes(), name)?;
+        let added = add_pem(&mut roots, pem.as_bytes()).map_err(|e| Error::unusable(name, e))?;
         if added == 0 {
-            return Err(Error::invalid(name, pem, "no PEM certificate found"));
+            return Err(Error::unusable(name, "no PEM certificate found"));
         }
     }
-    add_bundle_dir(&mut roots, bundle_dir, 0)?;
+    let mut walk = BundleWalk {
+        roots: &mut roots,
+        warnings,
+        visited: Vec::new(),
+    };
+    walk.dir(bundle_dir, 0);
     Ok(roots)
 }
 
-/// Adds every certificate in `pem`; a malformed block or certificate is an error naming `name`.
-fn add_pem(roots: &mut RootCertStore, pem: &[u8], name: &str) -> Result<usize, Error> {
-    let shown = String::from_utf8_lossy(pem);
+/// PEM labels shown by name in messages; any other label is shown as "unknown type", since
+/// the text of a PEM is never quoted (it may be a private key pasted by mistake).
+const KNOWN_LABELS: [&str; 10] = [
+    "CERTIFICATE",
+    "TRUSTED CERTIFICATE",
+    "X509 CRL",
+    "CERTIFICATE REQUEST",
+    "PUBLIC KEY",
+    "PRIVATE KEY",
+    "RSA PRIVATE KEY",
+    "EC PRIVATE KEY",
+    "ENCRYPTED PRIVATE KEY",
+    "OPENSSH PRIVATE KEY",
+];
+
+/// Adds every `CERTIFICATE` block of `pem` (other blocks are skipped) and returns how many. On
+/// a block that cannot be used, says which (by position and type) and why, without quoting it.
+fn add_pem(roots: &mut RootCertStore, pem: &[u8]) -> Result<usize, String> {
     let mut added = 0;
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| Error::invalid(name, &shown, format!("bad PEM: {e}")))?;
+    for (index, block) in pem_blocks(pem).enumerate() {
+        let n = index + 1;
+        let (label, text) =
+            block.map_err(|label| format!("PEM block {n} ({label}) has no END line"))?;
+        if label != "CERTIFICATE" {
+            continue;
+        }
+        let bad = |why: &str| format!("PEM block {n} (CERTIFICATE): {why}");
+        let cert = CertificateDer::from_pem_slice(text).map_err(|_| bad("not valid base64"))?;
         roots
             .add(cert)
-            .map_err(|e| Error::invalid(name, &shown, format!("bad certificate: {e}")))?;
+            .map_err(|e| bad(&format!("not a usable CA certificate ({e})")))?;
         added += 1;
     }
     Ok(added)
 }
 
-/// Every PEM file below `dir`, recursively. A missing directory is no bundle. Kubernetes'
-/// `..data`-style entries are skipped: the visible names link to the same files.
-fn add_bundle_dir(roots: &mut RootCertStore, dir: &Path, depth: usize) -> Result<(), Error> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().as_encoded_bytes().starts_with(b"..") {
-            continue;
+/// The `-----BEGIN X-----` … `-----END X-----` blocks of `pem`, in order, each as its label
+/// (one of [`KNOWN_LABELS`] or "unknown type") and its text, markers included; a block without
+/// its END line is an error carrying the label, and ends the iteration.
+fn pem_blocks(pem: &[u8]) -> impl Iterator<Item = Result<(&'static str, &[u8]), &'static str>> {
+    let mut rest = pem;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
         }
-        let path = entry.path();
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
+        let begin = find(rest, b"-----BEGIN ")?;
+        let line_end = find(&rest[begin..], b"\n").map_or(rest.len(), |i| begin + i);
+        let line = rest[begin..line_end].trim_ascii();
+        let label = line
+            .strip_prefix(b"-----BEGIN ")
+            .and_then(|l| l.strip_suffix(b"-----"))
+            .unwrap_or_default();
+        let shown = KNOWN_LABELS
+            .iter()
+            .find(|k| k.as_bytes() == label)
+            .copied()
+            .unwrap_or("unknown type");
+        let end_marker = [b"-----END ", label, b"-----"].concat();
+        let Some(end) = find(&rest[line_end..], &end_marker).map(|i| line_end + i) else {
+            failed = true;
+            return Some(Err(shown));
         };
-        if meta.is_dir() && depth < MAX_BUNDLE_DEPTH {
-            add_bundle_dir(roots, &path, depth + 1)?;
-        } else if meta.is_file() {
-            let pem = std::fs::read(&path).map_err(|e| {
-                Error::invalid(
-                    "trust bundle file",
-                    &path.display().to_string(),
-                    e.to_string(),
-                )
-            })?;
-            if pem.windows(11).any(|w| w == b"-----BEGIN ") {
-                add_pem(
-                    roots,
-                    &pem,
-                    &format!("trust bundle file {}", path.display()),
-                )?;
+        let block_end = end + end_marker.len();
+        let text = &rest[begin..block_end];
+        rest = &rest[block_end..];
+        Some(Ok((shown, text)))
+    })
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The walk of a trust bundle directory: every PEM file below it, recursively. Kubernetes'
+/// `..data`-style entries are skipped (the visible names link to the same files), and each
+/// directory is entered once however many symlinks lead to it, so a link loop cannot make the
+/// walk exponential. A file that cannot be used is skipped with a warning: Knative copies every
+/// bundle into every namespace, and one bad file must not stop every source in the cluster.
+struct BundleWalk<'a> {
+    roots: &'a mut RootCertStore,
+    warnings: &'a mut Vec<String>,
+    /// (device, inode) of every directory entered.
+    visited: Vec<(u64, u64)>,
+}
+
+impl BundleWalk<'_> {
+    fn dir(&mut self, dir: &Path, depth: usize) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return;
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.visited.contains(&id) {
+            return;
+        }
+        self.visited.push(id);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().as_encoded_bytes().starts_with(b"..") {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() && depth < MAX_BUNDLE_DEPTH {
+                self.dir(&path, depth + 1);
+            } else if meta.is_file() {
+                self.file(&path);
             }
         }
     }
-    Ok(())
+
+    fn file(&mut self, path: &Path) {
+        let added = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| {
+                if find(&pem, b"-----BEGIN ").is_some() {
+                    add_pem(self.roots, &pem)
+                } else {
+                    Ok(0)
+                }
+            });
+        if let Err(why) = added {
+            self.warnings.push(format!(
+                "trust bundle file {} skipped: {why}",
+                path.display()
+            ));
+        }
+    }
 }
 
 /// Wraps the TCP transport of https connections in rustls with our [`ClientConfig`].
@@ -210,37 +306,54 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn missing_bundle_dir_and_no_extra_give_the_bundled_roots() {
-        let config = client_config(None, Path::new("/nonexistent/heartbeats"), TlsMin::V12);
-        assert!(config.is_ok());
+    fn roots(extra: Option<(&str, &str)>, dir: &Path) -> (Result<usize, Error>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let store = root_store(extra, dir, &mut warnings).map(|r| r.len());
+        (store, warnings)
     }
 
     #[test]
-    fn extra_text_without_a_certificate_is_refused_by_name() {
-        let error = client_config(
-            Some(("K_CA_CERTS", "hello")),
-            Path::new("/nonexistent"),
-            TlsMin::V13,
-        )
-        .unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("invalid K_CA_CERTS \"hello\": no PEM"),
-            "{error}"
-        );
-        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
-        let error = client_config(
-            Some(("--cacerts", broken)),
-            Path::new("/nonexistent"),
-            TlsMin::V13,
-        )
-        .unwrap_err();
-        assert!(
-            error.to_string().starts_with("invalid --cacerts"),
-            "{error}"
-        );
+    fn missing_bundle_dir_and_no_extra_give_the_bundled_roots() {
+        let config = client_config(None, Path::new("/nonexistent/heartbeats"), TlsMin::V12);
+        assert!(config.is_ok_and(|(_, warnings)| warnings.is_empty()));
+    }
+
+    /// A PKCS#8 EC private key as someone might paste by mistake; its text must never be shown.
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETSECRETSECRE\n\
+        -----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn extra_text_without_a_usable_certificate_is_refused_by_name_without_quoting_it() {
+        let broken =
+            format!("{KEY}-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n");
+        let cases = [
+            (
+                "hello SECRET",
+                "invalid K_CA_CERTS: no PEM certificate found",
+            ),
+            (KEY, "invalid K_CA_CERTS: no PEM certificate found"),
+            (
+                &broken,
+                "invalid K_CA_CERTS: PEM block 2 (CERTIFICATE): not valid base64",
+            ),
+            (
+                "-----BEGIN EC PRIVATE KEY-----\nSECRET",
+                "invalid K_CA_CERTS: PEM block 1 (EC PRIVATE KEY) has no END line",
+            ),
+            (
+                "-----BEGIN SECRET STUFF-----\nx\n",
+                "invalid K_CA_CERTS: PEM block 1 (unknown type) has no END line",
+            ),
+        ];
+        for (pem, expected) in cases {
+            let line = roots(Some(("K_CA_CERTS", pem)), Path::new("/nonexistent"))
+                .0
+                .unwrap_err()
+                .to_string();
+            assert_eq!(line, expected);
+            assert!(!line.contains("SECRET") && !line.contains("MIG"), "{line}");
+        }
     }
 
     fn ca_pem() -> String {
@@ -258,27 +371,58 @@ mod tests {
         std::fs::write(dir.join("team/ca.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("team/..2026_11_25/ca.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("notes.txt"), "no certificate here").unwrap();
-        assert_eq!(root_store(None, &dir).unwrap().len(), bundled + 1);
-        let two = format!("{}{}", ca_pem(), ca_pem());
+        assert_eq!(roots(None, &dir), (Ok(bundled + 1), vec![]));
+        let two = format!("{}{KEY}{}", ca_pem(), ca_pem());
         assert_eq!(
-            root_store(Some(("K_CA_CERTS", &two)), &dir).unwrap().len(),
-            bundled + 3
+            roots(Some(("K_CA_CERTS", &two)), &dir),
+            (Ok(bundled + 3), vec![])
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
-    fn a_broken_pem_file_in_the_bundle_dir_is_refused_by_path() {
+    fn a_broken_pem_file_in_the_bundle_dir_is_skipped_with_a_warning_naming_it() {
         let dir = temp_dir("broken");
         std::fs::create_dir_all(dir.join("bundle")).unwrap();
         std::fs::write(
-            dir.join("bundle/ca.pem"),
-            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+            dir.join("bundle/bad.pem"),
+            format!("{KEY}-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"),
         )
         .unwrap();
+        std::fs::write(dir.join("bundle/good.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("README"), "not a certificate").unwrap();
-        let error = client_config(None, &dir, TlsMin::V13).unwrap_err();
-        assert!(error.to_string().contains("bundle/ca.pem"), "{error}");
+        let (added, warnings) = roots(None, &dir);
+        assert_eq!(added, Ok(webpki_roots::TLS_SERVER_ROOTS.len() + 1));
+        let [warning] = &warnings[..] else {
+            panic!("{warnings:?}")
+        };
+        assert!(
+            warning
+                .ends_with("bundle/bad.pem skipped: PEM block 2 (CERTIFICATE): not valid base64"),
+            "{warning}"
+        );
+        assert!(!warning.contains("MIG"), "{warning}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn symlinked_directories_are_entered_once() {
+        let dir = temp_dir("links");
+        std::fs::write(dir.join("ca.pem"), ca_pem()).unwrap();
+        // Six links to the directory itself: 6^8 paths to walk if links were followed blindly.
+        for n in 0..6 {
+            std::os::unix::fs::symlink(".", dir.join(format!("l{n}"))).unwrap();
+        }
+        let mut store = RootCertStore::empty();
+        let mut warnings = Vec::new();
+        let mut walk = BundleWalk {
+            roots: &mut store,
+            warnings: &mut warnings,
+            visited: Vec::new(),
+        };
+        walk.dir(&dir, 0);
+        assert_eq!(walk.visited.len(), 1);
+        assert_eq!(store.len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -257,7 +257,7 @@ fn every_bad_input_exits_1_naming_it_before_anything_is_sent() {
         (
             &[],
             &[("K_CA_CERTS", "not a certificate")],
-            "invalid K_CA_CERTS \"not a certificate\"",
+            "invalid K_CA_CERTS: no PEM certificate found",
         ),
         (
             &["--cacerts=-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"],
@@ -298,6 +298,32 @@ fn every_bad_input_exits_1_naming_it_before_anything_is_sent() {
             0
         );
     }
+}
+
+#[test]
+fn a_private_key_pasted_before_a_damaged_certificate_never_reaches_the_log() {
+    let sink = Sink::start(vec![]);
+    let key = "-----BEGIN EC PRIVATE KEY-----\n\
+        MHcCAQEEIKEYMATERIALKEYMATERIALKEYMATERIALKEYMATERIALoAoGCCqGSM49\n\
+        -----END EC PRIVATE KEY-----\n";
+    let pem = format!("{key}-----BEGIN CERTIFICATE-----\nMIIB!!\n-----END CERTIFICATE-----\n");
+    let f = run(heartbeats()
+        .env("K_SINK", sink.url().replace("http:", "https:"))
+        .env("K_CA_CERTS", &pem)
+        .env("ONE_SHOT", "true"));
+    assert_eq!(f.code(), Some(1), "{}", f.stderr);
+    assert_eq!(
+        f.stderr.trim_end(),
+        f.stderr.lines().next().unwrap(),
+        "one line"
+    );
+    assert!(
+        f.stderr
+            .ends_with("invalid K_CA_CERTS: PEM block 2 (CERTIFICATE): not valid base64\n"),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("KEYMATERIAL") && !f.stderr.contains("MII"));
 }
 
 #[test]

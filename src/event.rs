@@ -275,15 +275,17 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
         if out.iter().any(|(n, _)| *n == name) {
             return Err(bad_name("given twice (names are compared lower-cased)"));
         }
-        let value = match value {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            other => {
-                let shown = other.to_string();
+        // A number or boolean is taken as its literal JSON text (`12.50` stays `12.50`).
+        let text = value.get();
+        let value = match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(text)
+                .map_err(|e| Error::invalid(ENV_OVERRIDES, json, format!("bad string ({e})")))?,
+            Some(b'-' | b'0'..=b'9') => text.to_owned(),
+            _ if text == "true" || text == "false" => text.to_owned(),
+            _ => {
                 return Err(Error::invalid(
                     format!("{ENV_OVERRIDES} extension {name:?}"),
-                    &shown,
+                    text,
                     "expected a string",
                 ));
             }
@@ -309,7 +311,7 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
 }
 
 /// The `extensions` object as its entries in document order, duplicates kept so they are caught.
-struct Extensions(Vec<(String, serde_json::Value)>);
+struct Extensions(Vec<(String, Box<serde_json::value::RawValue>)>);
 
 impl<'de> Deserialize<'de> for Extensions {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -441,9 +443,21 @@ mod tests {
         ] {
             assert_eq!(parse_overrides(empty), Ok(vec![]), "{empty}");
         }
-        let got = parse_overrides(r#"{"other":1,"extensions":{"n":7,"b":true,"f":1.5}}"#).unwrap();
-        let want =
-            [("n", "7"), ("b", "true"), ("f", "1.5")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+        let got = parse_overrides(
+            r#"{"other":1,"extensions":{"n":7,"b":true,"f":1.5,"p":12.50,"big":12345678901234567890123,"e":-1E+3,"s":"a\"b\u00e9"}}"#,
+        )
+        .unwrap();
+        // Numbers keep their literal text: the README promises "as their JSON text".
+        let want = [
+            ("n", "7"),
+            ("b", "true"),
+            ("f", "1.5"),
+            ("p", "12.50"),
+            ("big", "12345678901234567890123"),
+            ("e", "-1E+3"),
+            ("s", "a\"b\u{e9}"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()));
         assert_eq!(got, want);
     }
 

@@ -331,3 +331,13 @@ fn an_oidc_token_takes_the_place_of_the_sink_userinfo() {
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     assert_eq!(sink.expect().header("authorization"), "Bearer eyJ.abc.def");
 }
+
+#[test]
+fn numeric_override_values_are_sent_as_their_literal_json_text() {
+    let overrides = r#"{"extensions":{"price":12.50,"big":12345678901234567890123,"ok":true}}"#;
+    let (r, f) = one_event(&[], &[("K_CE_OVERRIDES", overrides)]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header("ce-price"), "12.50");
+    assert_eq!(r.header("ce-big"), "12345678901234567890123");
+    assert_eq!(r.header("ce-ok"), "true");
+}

@@ -33,6 +33,8 @@ const MAX_DRAINED_BODY: u64 = 64 * 1024;
 const MAX_IDLE: Duration = Duration::from_secs(90);
 /// The longest OIDC token sent; Knative's are about 1 KiB.
 const MAX_TOKEN: usize = 16 * 1024;
+/// The most characters of a `Location` a log line shows: the sink controls it.
+const MAX_SHOWN_LOCATION: usize = 200;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
 
 /// How the delivery of one event ended.
@@ -195,7 +197,8 @@ fn classify_status(status: u16, headers: &ureq::http::HeaderMap, mut body: Body)
     let location = headers.get("location").and_then(|v| v.to_str().ok());
     let reason = match location {
         Some(to) if (300..400).contains(&status) => {
-            format!("HTTP {status} redirect to {to:?} (not followed)")
+            let to = crate::log::Bounded(to, MAX_SHOWN_LOCATION);
+            format!("HTTP {status} redirect to {to} (not followed)")
         }
         _ => format!("HTTP {status}"),
     };

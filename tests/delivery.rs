@@ -63,6 +63,25 @@ fn other_statuses_are_not_retried_and_one_shot_exits_3() {
 }
 
 #[test]
+fn a_huge_location_is_bounded_in_the_log() {
+    let location = format!("/{}", "x".repeat(60_000));
+    let sink = Sink::start(vec![Reply::Status(301, vec![("location", location)])]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    let line = f
+        .stderr
+        .lines()
+        .find(|l| l.contains("redirect to"))
+        .unwrap_or_else(|| panic!("{}", &f.stderr[..f.stderr.len().min(2000)]));
+    assert!(line.len() < 500, "a {}-byte line", line.len());
+    assert!(
+        line.contains("(and 59801 more bytes) (not followed)"),
+        "{line}"
+    );
+    assert!(f.stderr.len() < 2000, "{} bytes of log", f.stderr.len());
+}
+
+#[test]
 fn redirects_are_reported_not_followed_nor_retried() {
     for code in [301, 307] {
         let sink = Sink::start(vec![Reply::Status(

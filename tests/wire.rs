@@ -276,6 +276,16 @@ fn the_token_file_is_re_read_before_each_send() {
     assert!(!sink.expect().has_header("authorization"));
     let f = running.finish(std::time::Duration::from_secs(5));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    // Once per change: sent (beats 1 and 2), then gone (emptied, then deleted).
+    assert_eq!(
+        f.stderr.matches("OIDC token: sending").count(),
+        1,
+        "{}",
+        f.stderr
+    );
+    let gone = "no OIDC token sent: ";
+    assert_eq!(f.stderr.matches(gone).count(), 1, "{}", f.stderr);
+    f.assert_logged("token does not exist or is empty");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -340,4 +350,32 @@ fn numeric_override_values_are_sent_as_their_literal_json_text() {
     assert_eq!(r.header("ce-price"), "12.50");
     assert_eq!(r.header("ce-big"), "12345678901234567890123");
     assert_eq!(r.header("ce-ok"), "true");
+}
+
+#[test]
+fn a_token_path_that_is_a_fifo_or_a_directory_sends_without_a_token_and_says_so_once() {
+    let dir = support::TempDir::new("wire-fifo");
+    let fifo = dir.join("fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    for (token, why) in [
+        (&fifo, "is not a regular file"),
+        (&dir.path().to_path_buf(), "is a directory, not a file"),
+    ] {
+        let sink = Sink::start(vec![]);
+        // A FIFO with no writer used to block the open forever: the run would never end.
+        let f = support::Running::start(heartbeats().env("K_SINK", sink.url()).args([
+            "--period=10ms",
+            "--count=3",
+            &format!("--oidc-token-file={}", token.display()),
+        ]))
+        .finish(std::time::Duration::from_secs(10));
+        assert_eq!(f.code(), Some(0), "{}", f.stderr);
+        for _ in 0..3 {
+            assert!(!sink.expect().has_header("authorization"));
+        }
+        let said = format!("no OIDC token sent: {} {why}", token.display());
+        assert_eq!(f.stderr.matches(&said).count(), 1, "{}", f.stderr);
+    }
 }

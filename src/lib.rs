@@ -19,7 +19,7 @@ pub mod transport;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use config::{Command, Config, Host};
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
@@ -78,12 +78,22 @@ pub fn beat(config: &Config) -> i32 {
 
     let mut schedule = Schedule::new(Instant::now(), config.period);
     let mut undelivered = 0u64;
+    let mut last_send = Duration::ZERO;
     for sequence in 1u64.. {
         let (due, skipped) = schedule.claim(Instant::now());
         if skipped > 0 {
-            log::line(format_args!(
-                "skipped {skipped} beat(s): the previous send ran past their time"
-            ));
+            // A send shorter than a period cannot have covered a due time: the process was not
+            // running then (SIGSTOP, a frozen cgroup, CPU starvation).
+            if last_send >= config.period {
+                log::line(format_args!(
+                    "skipped {skipped} beat(s): the previous send took {last_send:?}, past their time"
+                ));
+            } else {
+                log::line(format_args!(
+                    "skipped {skipped} beat(s): the process was not running at their time \
+                     (stopped or starved of CPU)"
+                ));
+            }
         }
         match sys::wait_until(due) {
             Ok(None) => {}
@@ -92,10 +102,12 @@ pub fn beat(config: &Config) -> i32 {
         }
         let last = config.count == Some(sequence);
         let give_up_at = if last { None } else { schedule.next_due() };
+        let started = Instant::now();
         let delivered = match send_event(&sender, &template, sequence, give_up_at) {
             Ok(delivered) => delivered,
             Err(signal) => return stopped(signal),
         };
+        last_send = started.elapsed();
         undelivered += u64::from(!delivered);
         if last {
             sender.quit_sidecar();

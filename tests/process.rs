@@ -423,3 +423,37 @@ fn dropped_log_lines_are_counted_in_the_next_line_written() {
         &text[text.len() - 200..]
     );
 }
+
+#[test]
+fn beats_skipped_while_stopped_are_not_blamed_on_the_send() {
+    let sink = Sink::start(vec![]);
+    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=100ms"));
+    sink.expect();
+    sink.expect();
+    running.wait_until_sleeping();
+    running.signal(libc::SIGSTOP);
+    // The scenario itself: the process stays stopped across three due times.
+    std::thread::sleep(Duration::from_millis(350));
+    running.signal(libc::SIGCONT);
+    sink.expect();
+    sink.expect();
+    running.signal(libc::SIGTERM);
+    let f = running.finish(Duration::from_secs(2));
+    f.assert_logged("beat(s): the process was not running at their time");
+    assert!(!f.stderr.contains("previous send"), "{}", f.stderr);
+}
+
+#[test]
+fn beats_skipped_by_a_slow_send_say_how_long_it_took() {
+    let sink = Sink::start(vec![Reply::Hang]);
+    let running = Running::start(
+        heartbeats()
+            .env("K_SINK", sink.url())
+            .args(["--period=100ms", "--timeout=350ms"]),
+    );
+    sink.expect();
+    sink.expect();
+    running.signal(libc::SIGTERM);
+    let f = running.finish(Duration::from_secs(2));
+    f.assert_logged("beat(s): the previous send took 3");
+}

@@ -85,6 +85,17 @@ impl Running {
             .unwrap_or_else(|| panic!("heartbeats still running after {timeout:?}"))
     }
 
+    /// Waits (at most 5 s) until the process sleeps in `sigtimedwait`: between beats, or
+    /// between retries. Read from the kernel (`/proc/PID/wchan`), not guessed from time.
+    pub fn wait_until_sleeping(&self) {
+        let wchan = format!("/proc/{}/wchan", self.pid);
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("sigtimedwait")) {
+            assert!(started.elapsed() < Duration::from_secs(5), "never asleep");
+            thread::yield_now();
+        }
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
         let result = unsafe { libc::kill(self.pid, signal) };

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod goparse;
+pub mod head;
 pub mod log;
 pub mod schedule;
 pub mod send;

@@ -88,6 +88,8 @@ impl Sender {
             .max_redirects(0)
             .timeout_global(Some(config.timeout))
             .max_idle_age(MAX_IDLE)
+            // As much head as the input buffer holds: twice ureq's default (Go takes 10 MB).
+            .max_response_header_size(crate::head::MAX_HEAD)
             .user_agent(USER_AGENT)
             .proxy(None)
             .build();
@@ -249,7 +251,8 @@ fn classify_status(status: u16, headers: &ureq::http::HeaderMap, mut body: Body)
 }
 
 /// Connection failures and timeouts are retried; a certificate the sink's name or our roots do
-/// not accept is not (it will not change in 40 ms), nor is a request we could not build.
+/// not accept is not (it will not change in 40 ms), nor is a request we could not build, nor an
+/// answer that began but could not be read.
 fn classify_error(error: &ureq::Error) -> Attempt {
     use ureq::Error as E;
     let tls = match error {
@@ -261,6 +264,12 @@ fn classify_error(error: &ureq::Error) -> Attempt {
     }
     match error {
         E::BadUri(_) | E::Http(_) | E::Tls(_) | E::TlsRequired => Attempt::Fatal(error.to_string()),
+        // The sink has begun to answer: it may have taken the event, so sending it again could
+        // make a duplicate. Go's client reads what we read (see the head module).
+        E::Protocol(_) | E::LargeResponseHeader(..) => Attempt::Fatal(format!(
+            "the sink's answer could not be read ({error}); not retried, the sink may have \
+             taken the event"
+        )),
         _ => Attempt::Retry {
             reason: error.to_string(),
             retry_after: None,

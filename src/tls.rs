@@ -7,17 +7,19 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
-    TransportAdapter,
+    TransportAdapter, time,
 };
 
 use crate::config::TlsMin;
 use crate::error::Error;
+use crate::head::HeadReader;
 
 /// Where Knative mounts trust bundles (ConfigMaps labelled as such) into sources.
 pub const TRUST_BUNDLE_DIR: &str = "/knative-custom-certs";
@@ -244,7 +246,12 @@ impl<In: Transport> Connector<In> for TlsConnector {
             details.config.output_buffer_size(),
         );
         let stream = StreamOwned { conn, sock };
-        Ok(Some(Either::B(TlsTransport { buffers, stream })))
+        let head = HeadReader::default();
+        Ok(Some(Either::B(TlsTransport {
+            buffers,
+            stream,
+            head,
+        })))
     }
 }
 
@@ -256,6 +263,7 @@ fn io_error(e: rustls::Error) -> ureq::Error {
 pub struct TlsTransport {
     buffers: LazyBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
+    head: HeadReader,
 }
 
 impl fmt::Debug for TlsTransport {
@@ -274,13 +282,23 @@ impl Transport for TlsTransport {
         let output = &self.buffers.output()[..amount];
         self.stream.write_all(output)?;
         self.stream.flush()?;
+        self.head.expect_head();
         Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.stream.get_mut().set_timeout(timeout);
+        // A head may take several reads; together they stay within the attempt's timeout.
+        let deadline = Instant::now().checked_add(*timeout.after);
+        let stream = &mut self.stream;
         let input = self.buffers.input_append_buf();
-        let amount = self.stream.read(input)?;
+        let amount = self.head.read(input, |buf| {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let after = left.map_or(timeout.after, time::Duration::Exact);
+            stream
+                .get_mut()
+                .set_timeout(NextTimeout { after, ..timeout });
+            stream.read(buf)
+        })?;
         self.buffers.input_appended(amount);
         Ok(amount > 0)
     }

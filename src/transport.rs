@@ -8,9 +8,11 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::Timeout;
+
+use crate::head::HeadReader;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -82,7 +84,11 @@ impl<In: Transport> Connector<In> for TcpConnector {
                     let config = details.config;
                     let buffers =
                         LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-                    return Ok(Some(Either::B(TcpTransport::new(stream, buffers))));
+                    return Ok(Some(Either::B(TcpTransport::new(
+                        stream,
+                        buffers,
+                        !details.needs_tls(),
+                    ))));
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                     last_error = Some(ureq::Error::Timeout(Timeout::Connect))
@@ -103,6 +109,10 @@ pub struct TcpTransport {
     read_timeout: Option<Duration>,
     /// Input arrived since the last probe: the peer was alive a moment ago.
     answered: bool,
+    /// Response heads are read through this on a plain connection; under TLS the bytes here
+    /// are ciphertext and the TLS transport reads the heads.
+    head: HeadReader,
+    plain: bool,
 }
 
 impl fmt::Debug for TcpTransport {
@@ -114,26 +124,16 @@ impl fmt::Debug for TcpTransport {
 }
 
 impl TcpTransport {
-    fn new(stream: TcpStream, buffers: LazyBuffers) -> Self {
+    fn new(stream: TcpStream, buffers: LazyBuffers, plain: bool) -> Self {
         TcpTransport {
             stream,
             buffers,
             pending: Vec::with_capacity(1024),
             read_timeout: None,
             answered: false,
+            head: HeadReader::default(),
+            plain,
         }
-    }
-
-    /// Sets the read timeout to `left` unless the one set is within 1/64 of it.
-    fn bound_read(&mut self, left: Duration) -> io::Result<()> {
-        let close = self
-            .read_timeout
-            .is_some_and(|set| set.abs_diff(left) <= left / 64);
-        if !close {
-            self.stream.set_read_timeout(Some(left))?;
-            self.read_timeout = Some(left);
-        }
-        Ok(())
     }
 
     /// Whether the peer has closed (or sent something unasked): a non-blocking peek.
@@ -147,6 +147,16 @@ impl TcpTransport {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Sets `stream`'s read timeout to `left` unless the one `set` is within 1/64 of it.
+fn bound_read(stream: &TcpStream, set: &mut Option<Duration>, left: Duration) -> io::Result<()> {
+    let close = set.is_some_and(|set| set.abs_diff(left) <= left / 64);
+    if !close {
+        stream.set_read_timeout(Some(left))?;
+        *set = Some(left);
+    }
+    Ok(())
 }
 
 fn timed_out(error: io::Error, reason: Timeout) -> ureq::Error {
@@ -164,6 +174,9 @@ impl Transport for TcpTransport {
     fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
         self.pending
             .extend_from_slice(&self.buffers.output()[..amount]);
+        if self.plain {
+            self.head.expect_head();
+        }
         Ok(())
     }
 
@@ -178,14 +191,27 @@ impl Transport for TcpTransport {
         if left.is_zero() {
             return Err(ureq::Error::Timeout(timeout.reason));
         }
-        self.bound_read(left)?;
+        // A head may take several reads; together they stay within the attempt's timeout.
+        let deadline = Instant::now().checked_add(left);
+        let (stream, set) = (&self.stream, &mut self.read_timeout);
         let input = self.buffers.input_append_buf();
-        let amount = loop {
-            match (&self.stream).read(input) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => break result.map_err(|e| timed_out(e, timeout.reason))?,
-            }
-        };
+        let amount = self
+            .head
+            .read(input, |buf| {
+                loop {
+                    let left =
+                        deadline.map_or(left, |d| d.saturating_duration_since(Instant::now()));
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    bound_read(stream, set, left)?;
+                    match (&*stream).read(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        result => return result,
+                    }
+                }
+            })
+            .map_err(|e| timed_out(e, timeout.reason))?;
         self.buffers.input_appended(amount);
         self.answered = amount > 0;
         Ok(amount > 0)

@@ -346,3 +346,68 @@ fn in_the_loop_a_beat_stops_retrying_when_the_next_is_due() {
     );
     f.assert_logged("gave up: the next beat is due");
 }
+
+/// A scripted answer of raw bytes, written `piece` bytes at a time.
+fn raw(text: &str, piece: usize) -> Reply {
+    Reply::Raw(text.as_bytes().to_vec(), piece)
+}
+
+#[test]
+fn odd_but_unambiguous_acknowledgements_are_taken_as_go_takes_them() {
+    let huge = format!("x-big: {}\r\n", "b".repeat(100 * 1024));
+    let answers = [
+        (
+            "obs-fold",
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\n  2\r\ncontent-length: 0\r\n\r\n".to_owned(),
+        ),
+        (
+            "space before colon",
+            "HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n".to_owned(),
+        ),
+        (
+            "100 KiB head",
+            format!("HTTP/1.1 200 OK\r\n{huge}content-length: 0\r\n\r\n"),
+        ),
+        (
+            "1xx first",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 OK\r\nContent-Length : 0\r\n\r\n".to_owned(),
+        ),
+    ];
+    for (what, answer) in answers {
+        for piece in [1, 4096] {
+            // Two events on one connection: the first answer's framing was read right.
+            let sink = Sink::start(vec![raw(&answer, piece)]);
+            let f = run(heartbeats()
+                .env("K_SINK", sink.url())
+                .args(["--count=2", "--period=50ms"]));
+            assert_eq!(f.code(), Some(0), "{what}, {piece}: {}", f.stderr);
+            assert!(f.stderr.contains("event 1 id") && f.stderr.contains(", 1 attempt(s)"));
+            assert_eq!(
+                f.stderr.matches("1 attempt(s)").count(),
+                2,
+                "{what}: {}",
+                f.stderr
+            );
+            assert_eq!(sink.drain().len(), 2, "{what}, {piece}");
+            let connections = sink.connections.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(connections, 1, "{what}, {piece}");
+        }
+    }
+}
+
+#[test]
+fn an_answer_that_began_but_cannot_be_read_is_reported_not_retried() {
+    for answer in [
+        "HTTP/1.1 200 OK\r\nx\u{1}y: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n x: folded onto the status line\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+    ] {
+        let sink = Sink::start(vec![raw(answer, 4096)]);
+        let f = one_shot(&sink, &[]);
+        assert_eq!(f.code(), Some(3), "{answer:?}: {}", f.stderr);
+        sink.expect();
+        assert!(sink.drain().is_empty(), "{answer:?} was retried");
+        f.assert_logged("could not be read");
+        f.assert_logged("not retried, the sink may have taken the event, 1 attempt(s)");
+    }
+}

@@ -96,3 +96,21 @@ fn the_https_loop_keeps_one_connection() {
     let connections: Vec<_> = (0..3).map(|_| sink.expect().connection).collect();
     assert_eq!(connections, [0, 0, 0]);
 }
+
+#[test]
+fn an_odd_but_unambiguous_head_over_https_is_an_acknowledgement() {
+    let (ca, server) = tls_pair("127.0.0.1");
+    let answer = "HTTP/1.1 200 OK\r\nx-a: 1\r\n\t2\r\nContent-Length : 0\r\n\r\n";
+    let script = vec![support::Reply::Raw(answer.as_bytes().to_vec(), 3)];
+    let sink = Sink::start_with(script, Some(server));
+    let f = run(https(&sink, &ca).args(["--count=2", "--period=50ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(
+        f.stderr
+            .matches("delivered: HTTP 200, 1 attempt(s)")
+            .count(),
+        2
+    );
+    let connections = sink.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(connections, 1);
+}

@@ -29,6 +29,9 @@ pub enum Reply {
     OkThenIdleClose(Duration),
     /// Send the first bytes of a response, then close mid-way.
     Truncate,
+    /// Send these bytes as the answer, written in pieces of at most the given size (so a head
+    /// can arrive split anywhere), and keep the connection.
+    Raw(Vec<u8>, usize),
 }
 
 pub fn status(code: u16) -> Reply {
@@ -204,6 +207,17 @@ fn serve<S: Read + Write>(
                 return;
             }
             Reply::Drop => return,
+            Reply::Raw(bytes, piece) => {
+                for chunk in bytes.chunks(piece.max(1)) {
+                    if stream
+                        .write_all(chunk)
+                        .and_then(|_| stream.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
             Reply::Trickle(every) => {
                 for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n" {
                     if stream

@@ -50,13 +50,18 @@ impl Endpoint {
     }
 
     fn command(&self, program: &Path, rss_file: Option<&Path>) -> Command {
-        let mut command = if let Some(file) = rss_file {
+        let command = if let Some(file) = rss_file {
             let mut c = Command::new("/usr/bin/time");
             c.arg("-o").arg(file).args(["-f", "%M"]).arg(program);
             c
         } else {
             Command::new(program)
         };
+        self.command_on(command)
+    }
+
+    /// `command` (the binary, or a launcher of it) with the environment to reach the sink.
+    fn command_on(&self, mut command: Command) -> Command {
         command
             .env_clear()
             .env("K_SINK", &self.url)
@@ -258,7 +263,21 @@ impl Schedule {
 /// beat 100 and beat 1,100: the kernel's exact scheduler accounting, no start-up included.
 fn steady_cpu_per_beat(target: &Target, endpoint: &Endpoint) -> f64 {
     endpoint.clear();
-    let mut child = spawn_loop(target, endpoint, "1ms");
+    on_cpu_per_beat(spawn_loop(target, endpoint, "1ms"), endpoint)
+}
+
+/// The same for the floor: the cheapest loop that keeps a beat going (see [`floor_loop`]).
+fn floor_cpu_per_beat(endpoint: &Endpoint) -> f64 {
+    endpoint.clear();
+    let child = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .args(["--floor", &endpoint.sink.port.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn the floor loop");
+    on_cpu_per_beat(child, endpoint)
+}
+
+fn on_cpu_per_beat(mut child: Child, endpoint: &Endpoint) -> f64 {
     let on_cpu = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", child.id())).unwrap();
         stat.split_whitespace().next().unwrap().parse().unwrap()
@@ -273,6 +292,91 @@ fn steady_cpu_per_beat(target: &Target, endpoint: &Endpoint) -> f64 {
     let after = on_cpu();
     stop(&mut child);
     (after - before) as f64 / 1e9 / 1_000.0
+}
+
+/// The floor program: the cheapest possible keep-alive POST loop, three system calls a beat. It
+/// sleeps to an absolute deadline (`clock_nanosleep`), writes a prebuilt request of the size
+/// heartbeats sends in one `write`, and reads the answer in one `read`; every 1 ms, until killed.
+fn floor_loop(port: u16) {
+    use std::io::{Read, Write};
+    let body = r#"{"id":1,"label":""}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: heartbeats/0.1.0\r\n\
+         ce-specversion: 1.0\r\nce-id: 8a8f1e4c-3b2d-4c5e-9f6a-7b8c9d0e1f2a\r\n\
+         ce-time: 2026-11-26T12:00:00.123456789Z\r\n\
+         ce-source: https://knative.dev/eventing-contrib/cmd/heartbeats/#bench/bench\r\n\
+         ce-type: dev.knative.eventing.samples.heartbeat\r\nce-the: 42\r\nce-heart: yes\r\n\
+         ce-beats: true\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut answer = [0u8; 1024];
+    // SAFETY: an all-zero timespec is valid; clock_gettime fills it.
+    let mut next: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock and a pointer to a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut next) };
+    loop {
+        // SAFETY: a valid clock, TIMER_ABSTIME, a live request and no remainder wanted.
+        unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &next,
+                std::ptr::null_mut(),
+            )
+        };
+        if stream.write_all(request.as_bytes()).is_err() || stream.read(&mut answer).is_err() {
+            return;
+        }
+        next.tv_nsec += 1_000_000;
+        if next.tv_nsec >= 1_000_000_000 {
+            next.tv_nsec -= 1_000_000_000;
+            next.tv_sec += 1;
+        }
+    }
+}
+
+/// System calls per steady beat, from `strace -c -f`: (1,001 beats − 1 beat) / 1,000 at 1 ms,
+/// in total and by name (those of at least 0.01 per beat). `None` without strace.
+fn syscalls_per_beat(target: &Target, endpoint: &Endpoint) -> Option<(f64, String)> {
+    let count = |beats: usize| -> Option<std::collections::BTreeMap<String, f64>> {
+        endpoint.clear();
+        let out = std::env::temp_dir().join(format!("heartbeats-bench-strace-{beats}"));
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "-c", "-o"])
+            .arg(&out)
+            .arg(&target.binary);
+        let mut child = endpoint
+            .command_on(command)
+            .args(["--period=1ms", &format!("--count={beats}")])
+            .spawn()
+            .ok()?;
+        child.wait().ok()?.success().then_some(())?;
+        let text = std::fs::read_to_string(&out).ok()?;
+        Some(
+            text.lines()
+                .filter_map(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    let name = *cols.last()?;
+                    let calls = cols.get(3)?.parse::<f64>().ok()?;
+                    (name != "total").then(|| (name.to_owned(), calls))
+                })
+                .collect(),
+        )
+    };
+    let (one, many) = (count(1)?, count(1_001)?);
+    let mut total = 0.0;
+    let mut names = Vec::new();
+    for (name, calls) in &many {
+        let per_beat = (calls - one.get(name).unwrap_or(&0.0)) / 1_000.0;
+        if per_beat >= 0.01 {
+            total += per_beat;
+            names.push(format!("{name} {per_beat:.2}"));
+        }
+    }
+    Some((total, names.join(", ")))
 }
 
 /// The floor under any 1 ms loop on this machine: on-CPU time of one 1 ms `sigtimedwait` sleep
@@ -300,6 +404,16 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
     let (_, arrivals) = beats(target, &fresh(), SCHEDULE_BEATS, SCHEDULE_PERIOD);
     let schedule = Schedule::from_arrivals(&arrivals, SCHEDULE_PERIOD);
     let steady = steady_cpu_per_beat(target, &fresh());
+    // The floor loop speaks plain http only; over https the ratio is left out.
+    let floor = if tls {
+        f64::NAN
+    } else {
+        floor_cpu_per_beat(&fresh())
+    };
+    let syscalls = syscalls_per_beat(target, &fresh()).map_or(f64::NAN, |(total, names)| {
+        println!("  {} syscalls per steady beat: {names}", target.name);
+        total
+    });
     let (threads, switches) = idle(target, &fresh());
     let first = first_request(target, &fresh());
     vec![
@@ -311,6 +425,9 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
             cpu_per_beat * 1e6,
         ),
         ("CPU per beat: steady state, schedstat (us)", steady * 1e6),
+        ("floor loop: CPU per beat, schedstat (us)", floor * 1e6),
+        ("CPU per beat / floor loop, same run", steady / floor),
+        ("system calls per steady beat (strace)", syscalls),
         ("schedule: median lateness (ms)", schedule.median * 1e3),
         ("schedule: max lateness (ms)", schedule.max * 1e3),
         (
@@ -378,6 +495,10 @@ fn binary() -> PathBuf {
 fn main() {
     if std::env::args().any(|a| a == "--soak") {
         return soak(&binary());
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--floor") {
+        return floor_loop(args[at + 1].parse().expect("--floor PORT"));
     }
     assert!(
         Path::new("/usr/bin/time").exists(),

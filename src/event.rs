@@ -184,14 +184,19 @@ impl Template {
     }
 
     /// Event number `sequence` (from 1), made at `now`, with a fresh id.
-    pub fn event(&self, sequence: u64, now: SystemTime) -> Result<Event, getrandom::Error> {
+    pub fn event(
+        &self,
+        sequence: u64,
+        now: SystemTime,
+        ids: &mut Ids,
+    ) -> Result<Event, getrandom::Error> {
         let data = Data {
             id: sequence,
             label: &self.label,
             msg: &self.msg,
         };
         Ok(Event {
-            id: uuid_v4()?,
+            id: ids.fresh()?,
             time: rfc3339_nano(now),
             // Serializing a struct of an integer and two strings cannot fail.
             body: serde_json::to_vec(&data).unwrap_or_default(),
@@ -211,20 +216,48 @@ impl Template {
     }
 }
 
-/// A random (version 4, variant 1) UUID in lower-case hex, RFC 9562 §5.4.
-pub fn uuid_v4() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let mut out = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+/// Event ids: random (version 4, variant 1) UUIDs in lower-case hex, RFC 9562 §5.4. The bytes
+/// are the kernel's CSPRNG output (`getrandom`), the same as one call per id would give, fetched
+/// 32 ids at a time so that a beat rarely pays for the system call.
+#[derive(Debug)]
+pub struct Ids {
+    random: [u8; 512],
+    /// Bytes of `random` already used; `random.len()` means none are left.
+    used: usize,
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids {
+            random: [0; 512],
+            used: 512,
         }
-        let _ = write!(out, "{byte:02x}");
     }
-    Ok(out)
+}
+
+impl Ids {
+    /// A fresh id. Each byte of randomness is used once and then overwritten.
+    pub fn fresh(&mut self) -> Result<String, getrandom::Error> {
+        if self.used == self.random.len() {
+            getrandom::fill(&mut self.random)?;
+            self.used = 0;
+        }
+        let mut b = [0u8; 16];
+        let taken = &mut self.random[self.used..self.used + 16];
+        b.copy_from_slice(taken);
+        taken.fill(0);
+        self.used += 16;
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let mut out = String::with_capacity(36);
+        for (i, byte) in b.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            let _ = write!(out, "{byte:02x}");
+        }
+        Ok(out)
+    }
 }
 
 /// `K_CE_OVERRIDES`, Knative's `CloudEventOverrides`: `{"extensions":{"name":"value",...}}`.
@@ -340,7 +373,11 @@ mod tests {
 
     #[test]
     fn uuid_is_version_4_lower_case_and_fresh() {
-        let (a, b) = (uuid_v4().unwrap(), uuid_v4().unwrap());
+        let mut ids = Ids::default();
+        let all: Vec<String> = (0..100).map(|_| ids.fresh().unwrap()).collect();
+        let unique: std::collections::HashSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "ids repeat across refills");
+        let (a, b) = (&all[0], &all[1]);
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
@@ -508,7 +545,7 @@ mod tests {
             String::new(),
             HeaderEncoding::Compat,
         );
-        let e = t.event(7, UNIX_EPOCH).unwrap();
+        let e = t.event(7, UNIX_EPOCH, &mut Ids::default()).unwrap();
         assert_eq!(e.body, br#"{"id":7,"label":"hi \"x\""}"#);
         assert_eq!(e.time, "1970-01-01T00:00:00Z");
         let t = Template::new(
@@ -520,7 +557,7 @@ mod tests {
             HeaderEncoding::Compat,
         );
         assert_eq!(
-            t.event(1, UNIX_EPOCH).unwrap().body,
+            t.event(1, UNIX_EPOCH, &mut Ids::default()).unwrap().body,
             br#"{"id":1,"label":"l","msg":"m"}"#
         );
     }

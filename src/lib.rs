@@ -16,6 +16,7 @@ pub mod send;
 pub mod sys;
 pub mod time;
 pub mod tls;
+pub mod token;
 pub mod transport;
 
 use std::ffi::OsString;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use config::{Command, Config, Host};
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
-use event::Template;
+use event::{Ids, Template};
 use schedule::Schedule;
 use send::{Delivery, Sender};
 
@@ -80,6 +81,7 @@ pub fn beat(config: &Config) -> i32 {
     let mut schedule = Schedule::new(Instant::now(), config.period);
     let mut undelivered = 0u64;
     let mut last_send = Duration::ZERO;
+    let mut ids = Ids::default();
     for sequence in 1u64.. {
         let (due, skipped) = schedule.claim(Instant::now());
         if skipped > 0 {
@@ -104,7 +106,7 @@ pub fn beat(config: &Config) -> i32 {
         let last = config.count == Some(sequence);
         let give_up_at = if last { None } else { schedule.next_due() };
         let started = Instant::now();
-        let delivered = match send_event(&sender, &template, sequence, give_up_at) {
+        let delivered = match send_event(&sender, &template, sequence, &mut ids, give_up_at) {
             Ok(delivered) => delivered,
             Err(signal) => return stopped(signal),
         };
@@ -128,9 +130,10 @@ fn send_event(
     sender: &Sender,
     template: &Template,
     sequence: u64,
+    ids: &mut Ids,
     give_up_at: Option<Instant>,
 ) -> Result<bool, i32> {
-    let event = match template.event(sequence, SystemTime::now()) {
+    let event = match template.event(sequence, SystemTime::now(), ids) {
         Ok(event) => event,
         Err(error) => {
             log::line(format_args!(

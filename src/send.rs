@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::event::{Event, Template};
 use crate::sys;
 use crate::tls;
+use crate::token::{Token, TokenFile};
 use crate::transport::{BlockingResolver, TcpConnector};
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
@@ -31,8 +32,6 @@ pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";
 const MAX_DRAINED_BODY: u64 = 64 * 1024;
 /// Idle keep-alive connections are kept this long, as Go's `http.Transport`.
 const MAX_IDLE: Duration = Duration::from_secs(90);
-/// The longest OIDC token sent; Knative's are about 1 KiB.
-const MAX_TOKEN: usize = 16 * 1024;
 /// The most characters of a `Location` a log line shows: the sink controls it.
 const MAX_SHOWN_LOCATION: usize = 200;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
@@ -66,9 +65,7 @@ pub struct Sender {
     sink: String,
     /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
     basic_auth: Option<String>,
-    token_file: std::path::PathBuf,
-    /// What became of the token at the last attempt, as last logged (empty before the first).
-    token_state: std::cell::RefCell<String>,
+    token: std::cell::RefCell<TokenFile>,
 }
 
 impl Sender {
@@ -98,8 +95,7 @@ impl Sender {
             agent: Agent::with_parts(agent_config, connector, BlockingResolver),
             sink: config.sink.clone(),
             basic_auth: config.sink_userinfo.as_deref().map(basic_auth),
-            token_file: config.token_file.clone(),
-            token_state: std::cell::RefCell::new(String::new()),
+            token: std::cell::RefCell::new(TokenFile::new(config.token_file.clone())),
         })
     }
 
@@ -150,9 +146,7 @@ impl Sender {
         for (name, value) in template.headers(event) {
             request = request.header(name, value);
         }
-        let token = read_token(&self.token_file);
-        self.note_token(&token);
-        match token {
+        match self.token.borrow_mut().read() {
             Ok(Token::Present(token)) => {
                 request = request.header("authorization", format!("Bearer {token}"));
             }
@@ -171,29 +165,6 @@ impl Sender {
             }
             Err(error) => classify_error(&error),
         }
-    }
-
-    /// Logs why no token is sent, or that one is, once per change. A token file that does not
-    /// exist (or is empty) is OIDC switched off: silent until a token has been sent.
-    fn note_token(&self, token: &Result<Token, String>) {
-        let state = match token {
-            Ok(Token::Present(_)) => "sent",
-            Ok(Token::Absent(None)) => "does not exist or is empty",
-            Ok(Token::Absent(Some(why))) => why.as_str(),
-            // Refused tokens fail the event, which logs why.
-            Err(_) => return,
-        };
-        let mut last = self.token_state.borrow_mut();
-        if *last == state {
-            return;
-        }
-        let path = self.token_file.display();
-        match token {
-            Ok(Token::Present(_)) => crate::log::line(format_args!("OIDC token: sending {path}")),
-            Ok(Token::Absent(None)) if last.is_empty() => {}
-            _ => crate::log::line(format_args!("no OIDC token sent: {path} {state}")),
-        }
-        state.clone_into(&mut last);
     }
 
     /// Asks an Istio sidecar to exit, best effort: silent when nothing listens.
@@ -331,60 +302,6 @@ fn basic_auth(userinfo: &[u8]) -> String {
     out
 }
 
-/// What the token file gave.
-#[derive(Debug, PartialEq, Eq)]
-enum Token {
-    Present(String),
-    /// No token: why, for the log (`None` when the file does not exist or is empty).
-    Absent(Option<String>),
-}
-
-/// The OIDC token, read afresh for every attempt (Knative rotates it), whitespace trimmed. The
-/// file is opened without blocking (a FIFO would wait for a writer forever), must be a regular
-/// file, and at most [`MAX_TOKEN`] + 1 bytes are read (`/dev/zero` never ends). One a header
-/// cannot carry is refused rather than sent mangled; no message ever includes the token.
-fn read_token(path: &Path) -> Result<Token, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let absent = |why: &str| Ok(Token::Absent(Some(why.to_owned())));
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Token::Absent(None)),
-        Err(e) => return absent(&format!("cannot be opened: {}", e.kind())),
-    };
-    match file.metadata() {
-        Ok(meta) if meta.is_file() => {}
-        Ok(meta) if meta.is_dir() => return absent("is a directory, not a file"),
-        Ok(_) => return absent("is not a regular file"),
-        Err(e) => return absent(&format!("cannot be examined: {}", e.kind())),
-    }
-    let mut bytes = Vec::new();
-    let limit = u64::try_from(MAX_TOKEN).unwrap_or(u64::MAX) + 1;
-    if let Err(e) = file.take(limit).read_to_end(&mut bytes) {
-        return absent(&format!("cannot be read: {}", e.kind()));
-    }
-    let token = bytes.trim_ascii();
-    if token.is_empty() {
-        return Ok(Token::Absent(None));
-    }
-    if token.len() > MAX_TOKEN {
-        return Err(format!(
-            "the OIDC token in {} is longer than {MAX_TOKEN} bytes",
-            path.display()
-        ));
-    }
-    if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(format!(
-            "the OIDC token in {} holds characters a header cannot carry",
-            path.display()
-        ));
-    }
-    Ok(Token::Present(String::from_utf8_lossy(token).into_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,32 +364,5 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn token_is_trimmed_and_refused_when_a_header_cannot_carry_it() {
-        let dir = std::env::temp_dir().join(format!("heartbeats-token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("token");
-        assert_eq!(read_token(&path), Ok(Token::Absent(None)));
-        std::fs::write(&path, " \n").unwrap();
-        assert_eq!(read_token(&path), Ok(Token::Absent(None)));
-        std::fs::write(&path, "abc.def\n").unwrap();
-        assert_eq!(read_token(&path), Ok(Token::Present("abc.def".to_owned())));
-        std::fs::write(&path, "abc\r\nX-Injected: 1").unwrap();
-        let error = read_token(&path).unwrap_err();
-        assert!(!error.contains("abc"), "{error}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn token_paths_that_are_not_regular_files_give_no_token_and_say_why() {
-        let absent = |path: &str| match read_token(Path::new(path)) {
-            Ok(Token::Absent(Some(why))) => why,
-            other => panic!("{path}: {other:?}"),
-        };
-        assert_eq!(absent("/"), "is a directory, not a file");
-        // Endless: refused by type before anything is read.
-        assert_eq!(absent("/dev/zero"), "is not a regular file");
     }
 }

@@ -103,3 +103,70 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether a connected socket is still open, without waiting: one `recv` with `MSG_PEEK` and
+/// `MSG_DONTWAIT` (std's `peek` needs the socket made non-blocking and back, three calls).
+/// `Ok(true)`: nothing to read, the peer has not closed; `Ok(false)`: the peer closed or sent
+/// something unasked; `Err`: the socket failed.
+pub fn is_quiet(socket: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is a valid one-byte buffer for the call's duration; the descriptor is open
+    // for the borrow's lifetime; MSG_PEEK leaves any data in the socket.
+    let result = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            (&raw mut byte).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if result >= 0 {
+        return Ok(false);
+    }
+    let error = io::Error::last_os_error();
+    match error.kind() {
+        io::ErrorKind::WouldBlock => Ok(true),
+        io::ErrorKind::Interrupted => is_quiet(socket),
+        _ => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_socket_is_quiet_until_the_peer_writes_or_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        assert!(is_quiet(client.as_fd()).unwrap());
+        server.write_all(b"x").unwrap();
+        // The peek must not consume: the byte stays readable.
+        let mut seen = false;
+        for _ in 0..1000 {
+            if !is_quiet(client.as_fd()).unwrap() {
+                seen = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(seen, "the byte never arrived");
+        let mut byte = [0u8; 1];
+        assert_eq!(client.peek(&mut byte).unwrap(), 1);
+        let other = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        drop(listener.accept().unwrap());
+        let mut closed = false;
+        for _ in 0..1000 {
+            if !is_quiet(other.as_fd()).unwrap_or(false) {
+                closed = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(closed, "the close was never seen");
+    }
+}

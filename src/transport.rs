@@ -2,12 +2,14 @@
 //! that spends as few system calls per beat as it can. ureq's own TCP transport writes headers
 //! and body separately, resets both socket timeouts on every call and probes a pooled connection
 //! twice (three calls each); here a request goes out in one `write` when the response is awaited,
-//! the read timeout is only reset when it is off by more than 1/64, and the probe on returning a
-//! connection that just answered is skipped (the probe before reuse still runs).
+//! the read timeout is only reset when it is off by more than 1/64, the probe on returning a
+//! connection that just answered is skipped, and the probe before reuse is one
+//! `recv(MSG_PEEK | MSG_DONTWAIT)`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ureq::Timeout;
@@ -135,18 +137,6 @@ impl TcpTransport {
             plain,
         }
     }
-
-    /// Whether the peer has closed (or sent something unasked): a non-blocking peek.
-    fn probe(&self) -> io::Result<bool> {
-        self.stream.set_nonblocking(true)?;
-        let peeked = self.stream.peek(&mut [0u8]);
-        self.stream.set_nonblocking(false)?;
-        match peeked {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
-            Ok(_) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// Sets `stream`'s read timeout to `left` unless the one `set` is within 1/64 of it.
@@ -223,6 +213,6 @@ impl Transport for TcpTransport {
         if std::mem::take(&mut self.answered) {
             return true;
         }
-        self.probe().unwrap_or(false)
+        crate::sys::is_quiet(self.stream.as_fd()).unwrap_or(false)
     }
 }

@@ -51,6 +51,8 @@ pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cm
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_TOKEN_FILE: &str = "/oidc/token";
+/// The longest pod name or namespace taken for the default source (Kubernetes allows 253).
+const MAX_POD_IDENTITY: usize = 1024;
 /// Where Kubernetes mounts the pod's namespace; the fallback for `POD_NAMESPACE`.
 pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -102,8 +104,10 @@ pub struct Config {
     pub event_type: String,
     /// `data.label`: `--label`, Go-unquoted when it starts with `"`; default empty.
     pub label: String,
-    /// Set when `--label` looked quoted but was not a valid Go literal (sent raw, with a warning).
-    pub label_warning: Option<String>,
+    /// What start-up tolerated rather than refused, one line each, to log as warnings: a
+    /// `--label` that looked quoted but was not a valid Go literal (sent raw), stray arguments,
+    /// overrides named like core attributes.
+    pub warnings: Vec<String>,
     /// `data.msg`: `--msg`; default empty (omitted).
     pub msg: String,
     /// Time between beats: `--period`, default 5 s.
@@ -163,18 +167,29 @@ pub fn parse_args(
     use lexopt::prelude::*;
 
     let mut flags = Flags::new();
+    let mut warnings = Vec::new();
     let mut parser = lexopt::Parser::from_args(go_style(args));
     while let Some(arg) = parser.next().map_err(usage)? {
         let name = match arg {
             Long("h" | "help") => return Ok(Command::Help),
             Long("version") => return Ok(Command::Version),
             Long(name) if VALUE_FLAGS.contains(&name) => name.to_owned(),
+            // Knative's own template renders a missing value as `<no value>`; Go's flag package
+            // stops there. Skip it, say so, and read the flags after it.
+            Value(stray) => {
+                let stray = stray.to_string_lossy();
+                warnings.push(format!("ignored the argument {stray:?}: not a flag"));
+                continue;
+            }
             _ => return Err(usage(arg.unexpected())),
         };
         let value = utf8(&format!("--{name}"), &parser.value().map_err(usage)?)?;
         flags.insert(name, value);
     }
-    Ok(Command::Run(Box::new(resolve(flags, host)?)))
+    let mut config = resolve(flags, host)?;
+    warnings.append(&mut config.warnings);
+    config.warnings = warnings;
+    Ok(Command::Run(Box::new(config)))
 }
 
 fn usage(error: lexopt::Error) -> Error {
@@ -249,7 +264,18 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
             "ce-type must not be empty",
         ));
     }
+    for (flag, value) in [(FLAG_SOURCE, &source), (FLAG_TYPE, &event_type)] {
+        if value.len() > event::MAX_HEADER_VALUE {
+            return Err(Error::invalid(
+                format!("--{flag}"),
+                value,
+                format!("longer than {} bytes", event::MAX_HEADER_VALUE),
+            ));
+        }
+    }
+    let mut warnings = Vec::new();
     let (label, label_warning) = unquote_label(flags.remove(FLAG_LABEL).unwrap_or_default());
+    warnings.extend(label_warning);
     let period = match flags.remove(FLAG_PERIOD).as_deref() {
         None | Some("") => DEFAULT_PERIOD,
         Some(p) => positive_duration(&format!("--{FLAG_PERIOD}"), p)?,
@@ -297,6 +323,8 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
         _ => None,
     };
     let overrides = event::parse_overrides(&env(host, event::ENV_OVERRIDES)?.unwrap_or_default())?;
+    let (overrides, mut ignored) = overrides;
+    warnings.append(&mut ignored);
     let tls_min = match env(host, ENV_TLS_MIN)?.as_deref() {
         None | Some("1.3") => TlsMin::V13,
         Some("1.2") => TlsMin::V12,
@@ -308,7 +336,7 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
         source,
         event_type,
         label,
-        label_warning,
+        warnings,
         msg: flags.remove(FLAG_MSG).unwrap_or_default(),
         period,
         timeout,
@@ -415,6 +443,16 @@ fn default_source(host: &dyn Host) -> Result<String, Error> {
                 )
             })?,
     };
+    // Kubernetes names are at most 253 characters; these only guard the 4 KiB header limit.
+    for (variable, value) in [(ENV_POD_NAME, &name), (ENV_POD_NAMESPACE, &namespace)] {
+        if value.len() > MAX_POD_IDENTITY {
+            return Err(Error::invalid(
+                variable,
+                value,
+                format!("longer than {MAX_POD_IDENTITY} bytes"),
+            ));
+        }
+    }
     Ok(format!("{DEFAULT_SOURCE_PREFIX}{namespace}/{name}"))
 }
 
@@ -546,16 +584,46 @@ mod tests {
     }
 
     #[test]
-    fn unknown_flags_missing_values_and_stray_arguments_are_usage_errors() {
+    fn unknown_flags_and_missing_values_are_usage_errors() {
         for args in [
             &["--nope"][..],
             &["-x"],
             &["--period"],
-            &["stray"],
-            &["--", "x"],
+            &["<no value>", "--nope"],
         ] {
             let error = parse_args(args.iter().map(OsString::from), &host(&[])).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn stray_arguments_are_skipped_with_a_warning_and_the_flags_after_them_read() {
+        let c = sinked(&["<no value>", "--label=x", "more"]).unwrap();
+        assert_eq!(c.label, "x");
+        assert_eq!(
+            c.warnings,
+            [
+                "ignored the argument \"<no value>\": not a flag",
+                "ignored the argument \"more\": not a flag",
+            ]
+        );
+        // `--` still ends the flags: what follows is skipped too.
+        let c = sinked(&["--", "--label=x"]).unwrap();
+        assert_eq!(c.label, "");
+        assert_eq!(
+            c.warnings,
+            ["ignored the argument \"--label=x\": not a flag"]
+        );
+    }
+
+    #[test]
+    fn source_and_type_longer_than_4_kib_are_refused() {
+        for flag in ["--eventSource", "--eventType"] {
+            let long = format!("{flag}={}", "s".repeat(4097));
+            let error = sinked(&[&long]).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("invalid {flag}")), "{error}");
+            assert!(error.ends_with("longer than 4096 bytes"), "{error}");
+            assert!(sinked(&[&format!("{flag}={}", "s".repeat(4096))]).is_ok());
         }
     }
 
@@ -624,12 +692,12 @@ mod tests {
     #[test]
     fn label_is_unquoted_when_quoted_and_kept_with_a_warning_when_not_valid() {
         let c = sinked(&[r#"--label="a\tb\u00e9""#]).unwrap();
-        assert_eq!((c.label.as_str(), c.label_warning), ("a\tbé", None));
+        assert_eq!((c.label.as_str(), c.warnings.len()), ("a\tbé", 0));
         let c = sinked(&[r#"--label="\xff""#]).unwrap();
         assert_eq!(c.label, "\u{fffd}");
         let c = sinked(&[r#"--label="broken"#]).unwrap();
         assert_eq!(c.label, "\"broken");
-        assert!(c.label_warning.is_some());
+        assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]

@@ -31,17 +31,18 @@ pub const MAX_NAME: usize = 128;
 /// The most extension value bytes all overrides together may hold, before encoding.
 pub const MAX_OVERRIDES_TOTAL: usize = 16 * 1024;
 
-/// CloudEvents §3.1: attributes an extension must not shadow (plus `data`, the payload).
-const RESERVED_NAMES: [&str; 9] = [
-    "id",
-    "source",
-    "specversion",
-    "type",
-    "datacontenttype",
-    "dataschema",
-    "subject",
-    "time",
-    "data",
+/// CloudEvents §3.1: attributes an extension must not shadow (plus `data`, the payload), each
+/// with how to set it instead.
+const RESERVED_NAMES: [(&str, &str); 9] = [
+    ("id", "heartbeats sets a fresh one for every event"),
+    ("source", "set it with --eventSource"),
+    ("specversion", "heartbeats sends 1.0"),
+    ("type", "set it with --eventType"),
+    ("datacontenttype", "the body is application/json"),
+    ("dataschema", "heartbeats sends none"),
+    ("subject", "heartbeats sends none"),
+    ("time", "heartbeats sets it when each event is made"),
+    ("data", "the body is set with --label and --msg"),
 ];
 
 /// How header values are written: `--ce-header-encoding`.
@@ -260,17 +261,22 @@ impl Ids {
     }
 }
 
+/// An extension attribute as (name, value).
+pub type Extension = (String, String);
+
 /// `K_CE_OVERRIDES`, Knative's `CloudEventOverrides`: `{"extensions":{"name":"value",...}}`.
-/// Empty, `{}` and `null` give none. Names are lower-cased and must be `[a-z0-9]+`, not a core
-/// attribute nor `data`, and unique; values are strings (numbers and booleans are taken as their
-/// JSON text). Unlike Go, which then fails every send while exiting 0, a bad name stops start-up.
-pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
+/// Empty, `{}` and `null` give none. Names are lower-cased and must be `[a-z0-9]+` and unique;
+/// values are strings (numbers and booleans are taken as their literal JSON text). Returns the
+/// extensions and a warning for each key named like a core attribute (or `data`), which is
+/// ignored: Knative's webhook lets such keys through, and Go then fails every send while exiting
+/// 0. A name the webhook would refuse can only come from a hand-set variable: an error.
+pub fn parse_overrides(json: &str) -> Result<(Vec<Extension>, Vec<String>), Error> {
     #[derive(serde::Deserialize)]
     struct Overrides {
         extensions: Option<Extensions>,
     }
     if json.trim().is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let parsed: Option<Overrides> = serde_json::from_str(json).map_err(|e| {
         Error::invalid(
@@ -283,6 +289,7 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
         .and_then(|o| o.extensions)
         .map_or_else(Vec::new, |e| e.0);
     let mut out: Vec<(String, String)> = Vec::with_capacity(raw.len());
+    let mut ignored = Vec::new();
     for (given, value) in raw {
         let name = given.to_ascii_lowercase();
         let bad_name = |expected: &str| {
@@ -300,10 +307,14 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
                 "longer than {MAX_NAME} characters (CloudEvents advises 20)"
             )));
         }
-        if RESERVED_NAMES.contains(&name.as_str()) {
-            return Err(bad_name(
-                "a core CloudEvents attribute cannot be overridden",
+        // Knative's webhook lets these through (it checks only that names are alphanumeric);
+        // sdk-go then fails every send. Ignore the key, say how to set the attribute instead.
+        if let Some((_, instead)) = RESERVED_NAMES.iter().find(|(n, _)| *n == name) {
+            ignored.push(format!(
+                "{ENV_OVERRIDES} extension {given:?} ignored: a core CloudEvents attribute \
+                 cannot be an extension; {instead}"
             ));
+            continue;
         }
         if out.iter().any(|(n, _)| *n == name) {
             return Err(bad_name("given twice (names are compared lower-cased)"));
@@ -340,7 +351,7 @@ pub fn parse_overrides(json: &str) -> Result<Vec<(String, String)>, Error> {
             format!("extension values total more than {MAX_OVERRIDES_TOTAL} bytes"),
         ));
     }
-    Ok(out)
+    Ok((out, ignored))
 }
 
 /// The `extensions` object as its entries in document order, duplicates kept so they are caught.
@@ -435,8 +446,9 @@ mod tests {
 
     #[test]
     fn overrides_replace_defaults_in_place_and_append_new_ones() {
-        let overrides =
-            parse_overrides(r#"{"extensions":{"heart":"no","Wow":"so extended"}}"#).unwrap();
+        let overrides = parse_overrides(r#"{"extensions":{"heart":"no","Wow":"so extended"}}"#)
+            .unwrap()
+            .0;
         let t = Template::new(
             "src",
             "type",
@@ -478,12 +490,12 @@ mod tests {
             r#"{"extensions":null}"#,
             r#"{"extensions":{}}"#,
         ] {
-            assert_eq!(parse_overrides(empty), Ok(vec![]), "{empty}");
+            assert_eq!(parse_overrides(empty), Ok((vec![], vec![])), "{empty}");
         }
         let got = parse_overrides(
             r#"{"other":1,"extensions":{"n":7,"b":true,"f":1.5,"p":12.50,"big":12345678901234567890123,"e":-1E+3,"s":"a\"b\u00e9"}}"#,
         )
-        .unwrap();
+        .unwrap().0;
         // Numbers keep their literal text: the README promises "as their JSON text".
         let want = [
             ("n", "7"),
@@ -499,6 +511,25 @@ mod tests {
     }
 
     #[test]
+    fn overrides_named_like_core_attributes_are_ignored_with_a_way_to_set_them() {
+        let (kept, ignored) =
+            parse_overrides(r#"{"extensions":{"Type":"x","cluster":"edge","data":"d","ID":"1"}}"#)
+                .unwrap();
+        assert_eq!(kept, [("cluster".to_owned(), "edge".to_owned())]);
+        assert_eq!(
+            ignored,
+            [
+                "K_CE_OVERRIDES extension \"Type\" ignored: a core CloudEvents attribute cannot \
+                 be an extension; set it with --eventType",
+                "K_CE_OVERRIDES extension \"data\" ignored: a core CloudEvents attribute cannot \
+                 be an extension; the body is set with --label and --msg",
+                "K_CE_OVERRIDES extension \"ID\" ignored: a core CloudEvents attribute cannot \
+                 be an extension; heartbeats sets a fresh one for every event",
+            ]
+        );
+    }
+
+    #[test]
     fn overrides_reject_bad_names_values_and_json() {
         let cases = [
             (
@@ -506,11 +537,6 @@ mod tests {
                 "extension name \"foo-bar\"",
             ),
             (r#"{"extensions":{"":"x"}}"#, "extension name \"\""),
-            (r#"{"extensions":{"ID":"x"}}"#, "extension name \"ID\""),
-            (
-                r#"{"extensions":{"data":"x"}}"#,
-                "core CloudEvents attribute",
-            ),
             (r#"{"extensions":{"a":"1","A":"2"}}"#, "given twice"),
             (r#"{"extensions":{"a":"1","a":"2"}}"#, "given twice"),
             (r#"{"extensions":{"a":null}}"#, "extension \"a\" \"null\""),

@@ -73,7 +73,7 @@ pub fn beat(config: &Config) -> i32 {
         config.msg.clone(),
         config.encoding,
     );
-    if let Some(warning) = &config.label_warning {
+    for warning in &config.warnings {
         log::line(format_args!("warning: {warning}"));
     }
     log::line(format_args!("{}", Startup(config)));

@@ -75,8 +75,17 @@ impl Sender {
             .ca_certs
             .as_ref()
             .map(|(name, pem)| (name.as_str(), pem.as_str()));
-        let (tls, warnings) =
-            tls::client_config(extra, Path::new(tls::TRUST_BUNDLE_DIR), config.tls_min)?;
+        let bundles = Path::new(tls::TRUST_BUNDLE_DIR);
+        let (tls, warnings) = match tls::client_config(extra, bundles, config.tls_min) {
+            // CA material only matters for https: for an http sink a bad one is a warning.
+            Err(error) if !config.sink.starts_with("https:") && extra.is_some() => {
+                crate::log::line(format_args!(
+                    "warning: {error}; ignored, since the sink is plain http"
+                ));
+                tls::client_config(None, bundles, config.tls_min)?
+            }
+            result => result?,
+        };
         for warning in warnings {
             crate::log::line(format_args!("warning: {warning}"));
         }
@@ -223,7 +232,7 @@ fn classify_status(status: u16, headers: &ureq::http::HeaderMap, mut body: Body)
 
 /// Connection failures and timeouts are retried; a certificate the sink's name or our roots do
 /// not accept is not (it will not change in 40 ms), nor is a request we could not build, nor an
-/// answer that began but could not be read.
+/// answer that began but could not be read, nor a request that cannot be written.
 fn classify_error(error: &ureq::Error) -> Attempt {
     use ureq::Error as E;
     let tls = match error {
@@ -235,11 +244,15 @@ fn classify_error(error: &ureq::Error) -> Attempt {
     }
     match error {
         E::BadUri(_) | E::Http(_) | E::Tls(_) | E::TlsRequired => Attempt::Fatal(error.to_string()),
-        // The sink has begun to answer: it may have taken the event, so sending it again could
-        // make a duplicate. Go's client reads what we read (see the head module).
-        E::Protocol(_) | E::LargeResponseHeader(..) => Attempt::Fatal(format!(
-            "the sink's answer could not be read ({error}); not retried, the sink may have \
-             taken the event"
+        // A request that cannot be written (it does not fit) fails the same way every time; an
+        // answer that began but cannot be parsed may mean the sink took the event, and sending
+        // it again could make a duplicate. Go's client reads what we read (see the head module).
+        E::Protocol(_) => Attempt::Fatal(format!(
+            "{error}; not retried: it would recur, or the sink may already have taken the event"
+        )),
+        E::LargeResponseHeader(..) => Attempt::Fatal(format!(
+            "the sink's answer could not be read ({error}); not retried: the sink may already \
+             have taken the event"
         )),
         _ => Attempt::Retry {
             reason: error.to_string(),

@@ -1,7 +1,8 @@
 //! Hostile input, table-driven: every flag and variable with empty, blank, huge, non-UTF-8,
 //! control-character and header-injection values. Each run either exits 1 with one line naming
 //! the input, having sent nothing, or delivers a request in which nothing was injected and the
-//! value survived (percent-encoded where the header encoding says). Nothing panics.
+//! value survived (percent-encoded where the header encoding says); the table says which of the
+//! two each input and value must give. Nothing panics.
 
 mod support;
 
@@ -41,30 +42,31 @@ enum Lands {
     Nowhere,
 }
 
-/// Every input: how to set it, and where its value lands when accepted.
-fn inputs() -> Vec<(&'static str, Lands)> {
+/// Every input: how to set it, where its value lands when accepted, and which of the values
+/// of [`values`] it refuses, in their order: `1` refused (exit 1), `0` sent.
+fn inputs() -> Vec<(&'static str, Lands, &'static str)> {
     vec![
-        ("--sink", Lands::Nowhere),
-        ("--eventSource", Lands::Header("ce-source")),
-        ("--eventType", Lands::Header("ce-type")),
-        ("--label", Lands::Body("label")),
-        ("--msg", Lands::Body("msg")),
-        ("--period", Lands::Nowhere),
-        ("--timeout", Lands::Nowhere),
-        ("--count", Lands::Nowhere),
-        ("--cacerts", Lands::Nowhere),
-        ("--oidc-token-file", Lands::Nowhere),
-        ("--ce-header-encoding", Lands::Nowhere),
-        ("K_SINK", Lands::Nowhere),
-        ("K_CE_OVERRIDES", Lands::Nowhere),
-        ("override name", Lands::Nowhere),
-        ("override value", Lands::Header("ce-hostile")),
-        ("K_CA_CERTS", Lands::Nowhere),
-        ("K_SINK_TIMEOUT", Lands::Nowhere),
-        ("POD_NAME", Lands::Nowhere),
-        ("POD_NAMESPACE", Lands::Nowhere),
-        ("ONE_SHOT", Lands::Nowhere),
-        ("TLS_MIN_VERSION", Lands::Nowhere),
+        ("--sink", Lands::Nowhere, "000100"),
+        ("--eventSource", Lands::Header("ce-source"), "001100"),
+        ("--eventType", Lands::Header("ce-type"), "111100"),
+        ("--label", Lands::Body("label"), "000100"),
+        ("--msg", Lands::Body("msg"), "000100"),
+        ("--period", Lands::Nowhere, "011111"),
+        ("--timeout", Lands::Nowhere, "011111"),
+        ("--count", Lands::Nowhere, "111111"),
+        ("--cacerts", Lands::Nowhere, "000100"),
+        ("--oidc-token-file", Lands::Nowhere, "000100"),
+        ("--ce-header-encoding", Lands::Nowhere, "111111"),
+        ("K_SINK", Lands::Nowhere, "011111"),
+        ("K_CE_OVERRIDES", Lands::Nowhere, "001111"),
+        ("override name", Lands::Nowhere, "111111"),
+        ("override value", Lands::Header("ce-hostile"), "001000"),
+        ("K_CA_CERTS", Lands::Nowhere, "000100"),
+        ("K_SINK_TIMEOUT", Lands::Nowhere, "011111"),
+        ("POD_NAME", Lands::Nowhere, "101100"),
+        ("POD_NAMESPACE", Lands::Nowhere, "101100"),
+        ("ONE_SHOT", Lands::Nowhere, "011111"),
+        ("TLS_MIN_VERSION", Lands::Nowhere, "011111"),
     ]
 }
 
@@ -74,8 +76,8 @@ fn json_string(value: &OsString) -> String {
 
 #[test]
 fn every_input_with_every_hostile_value_is_refused_by_name_or_sent_intact() {
-    for (input, lands) in inputs() {
-        for (kind, value) in values() {
+    for (input, lands, refuses) in inputs() {
+        for ((kind, value), refused) in values().into_iter().zip(refuses.bytes()) {
             let sink = Sink::start(vec![]);
             let mut command = heartbeats();
             command.env("K_SINK", sink.url()).arg("--timeout=2s");
@@ -119,6 +121,8 @@ fn every_input_with_every_hostile_value_is_refused_by_name_or_sent_intact() {
                 &f.stderr[..f.stderr.len().min(600)]
             );
             assert!(matches!(f.code(), Some(0..=3)), "crashed: {what}");
+            let expected = if refused == b'1' { 1 } else { 0 };
+            assert_eq!(f.code(), Some(expected), "{what}");
             let request = sink.next(Duration::from_millis(if f.code() == Some(1) {
                 20
             } else {

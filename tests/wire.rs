@@ -379,3 +379,33 @@ fn a_token_path_that_is_a_fifo_or_a_directory_sends_without_a_token_and_says_so_
         assert_eq!(f.stderr.matches(&said).count(), 1, "{}", f.stderr);
     }
 }
+
+#[test]
+fn overrides_named_like_core_attributes_are_ignored_and_the_rest_sent() {
+    let overrides = r#"{"extensions":{"type":"x","Cluster":"edge","id":"1"}}"#;
+    let (r, f) = one_event(&[], &[("K_CE_OVERRIDES", overrides)]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header("ce-cluster"), "edge");
+    assert_eq!(
+        r.header("ce-type"),
+        "dev.knative.eventing.samples.heartbeat"
+    );
+    assert_eq!(r.header("ce-id").len(), 36);
+    f.assert_logged("extension \"type\" ignored: a core CloudEvents attribute cannot be an extension; set it with --eventType");
+    assert_eq!(
+        f.stderr
+            .matches("warning: K_CE_OVERRIDES extension")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn unusable_ca_material_is_only_a_warning_for_an_http_sink() {
+    let (r, f) = one_event(&[], &[("K_CA_CERTS", "not a certificate")]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header("ce-specversion"), "1.0");
+    f.assert_logged(
+        "warning: invalid K_CA_CERTS: no PEM certificate found; ignored, since the sink is plain http",
+    );
+}

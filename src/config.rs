@@ -9,6 +9,8 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::event::{self, HeaderEncoding};
 use crate::goparse;
+use crate::proxy::{self, Proxy};
+use crate::userinfo;
 
 pub const FLAG_SINK: &str = "sink";
 pub const FLAG_SOURCE: &str = "eventSource";
@@ -98,6 +100,8 @@ pub struct Config {
     pub sink: String,
     /// The sink URL's userinfo, percent-decoded (`user:password`), sent as Basic auth.
     pub sink_userinfo: Option<Vec<u8>>,
+    /// The proxy the sink is reached through: `HTTP_PROXY`/`HTTPS_PROXY` unless `NO_PROXY`.
+    pub proxy: Option<Proxy>,
     /// `ce-source`: `--eventSource`, default [`DEFAULT_SOURCE_PREFIX`] + `namespace/pod`.
     pub source: String,
     /// `ce-type`: `--eventType`, trimmed; default [`DEFAULT_TYPE`].
@@ -247,6 +251,8 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
             None => return Err(Error::NoSink),
         },
     };
+    let sink_uri: ureq::http::Uri = sink.parse().map_err(|_| Error::NoSink)?;
+    let proxy = proxy::for_sink(&sink_uri, |name| env(host, name).ok().flatten())?;
     let source = match flags.remove(FLAG_SOURCE).filter(|s| !s.is_empty()) {
         Some(source) => source,
         None => default_source(host)?,
@@ -333,6 +339,7 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
     Ok(Config {
         sink,
         sink_userinfo,
+        proxy,
         source,
         event_type,
         label,
@@ -360,10 +367,10 @@ fn check_sink(name: &str, sink: String) -> Result<(String, Option<Vec<u8>>), Err
     let shown = crate::log::redact_userinfo(&sink).into_owned();
     let refuse = |expected: &str| Error::invalid(name, &shown, expected);
     let expected = "expected an absolute http:// or https:// URL with a host";
-    let (url, userinfo) = split_userinfo(&sink);
+    let (url, userinfo) = userinfo::split(&sink);
     let userinfo = match userinfo {
         Some(info) => Some(
-            percent_decode_strict(info)
+            userinfo::percent_decode(info)
                 .ok_or_else(|| refuse("the userinfo holds an invalid %-escape"))?,
         ),
         None => None,
@@ -386,34 +393,6 @@ fn check_sink(name: &str, sink: String) -> Result<(String, Option<Vec<u8>>), Err
         }
     }
     Ok((url, userinfo))
-}
-
-/// `scheme://user:pass@host/path` → (`scheme://host/path`, `user:pass`).
-fn split_userinfo(url: &str) -> (String, Option<&str>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_owned(), None);
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => (format!("{scheme}://{}", &rest[at + 1..]), Some(&rest[..at])),
-        None => (url.to_owned(), None),
-    }
-}
-
-/// `%XX` to that byte; `None` for a `%` not followed by two hex digits, as Go refuses it.
-fn percent_decode_strict(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let digit = |b: u8| char::from(b).to_digit(16);
-            let (high, low) = (digit(bytes.next()?)?, digit(bytes.next()?)?);
-            out.push(u8::try_from(high * 16 + low).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    Some(out)
 }
 
 /// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,

@@ -11,6 +11,7 @@ pub mod event;
 pub mod goparse;
 pub mod head;
 pub mod log;
+pub mod proxy;
 pub mod schedule;
 pub mod send;
 pub mod sys;
@@ -18,6 +19,7 @@ pub mod time;
 pub mod tls;
 pub mod token;
 pub mod transport;
+pub mod userinfo;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -180,7 +182,7 @@ impl fmt::Display for Startup<'_> {
         write!(
             f,
             "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
-             encoding={} overrides={names:?} extra_ca={} tls_min={} token_file={}",
+             encoding={} overrides={names:?} extra_ca={} tls_min={} token_file={} proxy={}",
             match c.sink_userinfo {
                 // The userinfo was split off; say that there is one, as the redaction does.
                 Some(_) => c.sink.replacen("://", "://***@", 1),
@@ -203,6 +205,11 @@ impl fmt::Display for Startup<'_> {
                 config::TlsMin::V13 => "1.3",
             },
             c.token_file.display(),
+            c.proxy.as_ref().map_or("none".to_owned(), |p| format!(
+                "{} ({})",
+                p.shown(),
+                p.variable
+            )),
         )
     }
 }

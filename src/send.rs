@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ureq::unversioned::transport::Connector;
@@ -16,7 +17,7 @@ use crate::event::{Event, Template};
 use crate::sys;
 use crate::tls;
 use crate::token::{Token, TokenFile};
-use crate::transport::{BlockingResolver, TcpConnector};
+use crate::transport::{BlockingResolver, Route, TcpConnector};
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
 pub const MAX_RETRIES: u32 = 10;
@@ -99,11 +100,23 @@ impl Sender {
             .user_agent(USER_AGENT)
             .proxy(None)
             .build();
-        let connector = ().chain(TcpConnector).chain(tls::TlsConnector(tls));
+        let route = config.proxy.clone().map(|proxy| {
+            let uri: ureq::http::Uri = config.sink.parse().unwrap_or_default();
+            let (host, port) = crate::transport::host_port(&uri);
+            Arc::new(Route {
+                sink_host: host.to_owned(),
+                sink_port: port,
+                proxy,
+            })
+        });
+        let connector = ().chain(TcpConnector(route.clone())).chain(tls::TlsConnector(tls));
         Ok(Sender {
-            agent: Agent::with_parts(agent_config, connector, BlockingResolver),
+            agent: Agent::with_parts(agent_config, connector, BlockingResolver(route)),
             sink: config.sink.clone(),
-            basic_auth: config.sink_userinfo.as_deref().map(basic_auth),
+            basic_auth: config
+                .sink_userinfo
+                .as_deref()
+                .map(crate::userinfo::basic_auth),
             token: std::cell::RefCell::new(TokenFile::new(config.token_file.clone())),
         })
     }
@@ -292,29 +305,6 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
-/// RFC 7617: `Basic ` and the base64 (RFC 4648 §4, padded) of `user:password` as decoded bytes.
-fn basic_auth(userinfo: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("Basic ");
-    for chunk in userinfo.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            let sextet = usize::try_from((n >> shift) & 0x3f).unwrap_or(0);
-            out.push(if i <= chunk.len() {
-                char::from(ALPHABET[sextet])
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,19 +323,6 @@ mod tests {
             backoff(1, 1.0, Some(Duration::from_secs(3600))),
             MAX_RETRY_AFTER
         );
-    }
-
-    #[test]
-    fn basic_auth_is_rfc_7617_base64() {
-        // RFC 7617 §2's example, and the padding cases of RFC 4648 §10.
-        assert_eq!(
-            basic_auth(b"Aladdin:open sesame"),
-            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-        for (input, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v")] {
-            assert_eq!(basic_auth(input.as_bytes()), format!("Basic {encoded}"));
-        }
-        assert_eq!(basic_auth(b"al@ce:p#ss"), "Basic YWxAY2U6cCNzcw==");
     }
 
     #[test]

@@ -10,22 +10,51 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Timeout;
 
 use crate::head::HeadReader;
+use crate::proxy::Proxy;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
 
+/// The sink reached through a proxy: requests to the sink's host and port go to the proxy, in
+/// absolute form for http and through a `CONNECT` tunnel for https; anything else (the Istio
+/// sidecar on loopback) goes direct.
+#[derive(Debug)]
+pub struct Route {
+    pub sink_host: String,
+    pub sink_port: u16,
+    pub proxy: Proxy,
+}
+
+impl Route {
+    /// The proxy, if `uri` is the sink's.
+    fn proxy_for(&self, uri: &Uri) -> Option<&Proxy> {
+        let (host, port) = host_port(uri);
+        (host.eq_ignore_ascii_case(&self.sink_host) && port == self.sink_port)
+            .then_some(&self.proxy)
+    }
+}
+
+/// A URI's host and port, the scheme's default when it has none.
+pub fn host_port(uri: &Uri) -> (&str, u16) {
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    (uri.host().unwrap_or_default(), port)
+}
+
 /// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
 /// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
-/// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all.
+/// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all. When the sink
+/// is reached through a proxy, the proxy's name is looked up instead of the sink's.
 #[derive(Debug)]
-pub struct BlockingResolver;
+pub struct BlockingResolver(pub Option<Arc<Route>>);
 
 impl Resolver for BlockingResolver {
     fn resolve(
@@ -34,9 +63,10 @@ impl Resolver for BlockingResolver {
         _: &ureq::config::Config,
         _: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
-        let https = uri.scheme_str() == Some("https");
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let (host, port) = match self.0.as_ref().and_then(|r| r.proxy_for(uri)) {
+            Some(proxy) => (proxy.host.as_str(), proxy.port),
+            None => host_port(uri),
+        };
         let mut out = self.empty();
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -54,9 +84,10 @@ impl Resolver for BlockingResolver {
     }
 }
 
-/// Opens TCP connections to the resolved addresses, in order, within the attempt's timeout.
+/// Opens TCP connections to the resolved addresses, in order, within the attempt's timeout; to
+/// the sink through the proxy of the route, if any.
 #[derive(Debug)]
-pub struct TcpConnector;
+pub struct TcpConnector(pub Option<Arc<Route>>);
 
 impl<In: Transport> Connector<In> for TcpConnector {
     type Out = Either<In, TcpTransport>;
@@ -71,6 +102,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
         }
         let budget = *details.timeout.after;
         let started = std::time::Instant::now();
+        let proxy = self.0.as_ref().and_then(|r| r.proxy_for(details.uri));
         let mut last_error = None;
         for addr in details.addrs.iter() {
             let left = budget.saturating_sub(started.elapsed());
@@ -86,11 +118,19 @@ impl<In: Transport> Connector<In> for TcpConnector {
                     let config = details.config;
                     let buffers =
                         LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-                    return Ok(Some(Either::B(TcpTransport::new(
-                        stream,
-                        buffers,
-                        !details.needs_tls(),
-                    ))));
+                    let tls = details.needs_tls();
+                    let mut transport = TcpTransport::new(stream, buffers, !tls);
+                    match proxy {
+                        Some(proxy) if tls => {
+                            let left = budget.saturating_sub(started.elapsed());
+                            tunnel(&transport.stream, details.uri, proxy, left)?;
+                        }
+                        Some(proxy) => {
+                            transport.absolute = Some(AbsoluteForm::new(details.uri, proxy))
+                        }
+                        None => {}
+                    }
+                    return Ok(Some(Either::B(transport)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                     last_error = Some(ureq::Error::Timeout(Timeout::Connect))
@@ -115,6 +155,91 @@ pub struct TcpTransport {
     /// are ciphertext and the TLS transport reads the heads.
     head: HeadReader,
     plain: bool,
+    /// Requests go to an http proxy, which wants them in absolute form.
+    absolute: Option<AbsoluteForm>,
+}
+
+/// How a request line is rewritten for an http proxy (RFC 9112 §3.2.2): the target in absolute
+/// form, and `Proxy-Authorization` after it when the proxy URL had credentials.
+#[derive(Debug)]
+struct AbsoluteForm {
+    /// `http://host:port`, put before the origin-form target.
+    origin: String,
+    /// `proxy-authorization: Basic …\r\n`, or empty.
+    authorization: String,
+}
+
+impl AbsoluteForm {
+    fn new(uri: &Uri, proxy: &Proxy) -> AbsoluteForm {
+        let (host, port) = host_port(uri);
+        AbsoluteForm {
+            origin: format!("http://{host}:{port}"),
+            authorization: proxy
+                .authorization
+                .as_ref()
+                .map_or_else(String::new, |a| format!("proxy-authorization: {a}\r\n")),
+        }
+    }
+
+    /// Rewrites the request head at the start of `request` (ureq writes a head in one piece);
+    /// anything that does not start with a request line (`METHOD /target HTTP/1.1`) is left.
+    fn apply(&self, request: &mut Vec<u8>) {
+        let Some(line_end) = request.windows(2).position(|w| w == b"\r\n") else {
+            return;
+        };
+        let line = &request[..line_end];
+        let Some(space) = line.iter().position(|&b| b == b' ') else {
+            return;
+        };
+        let method_ok = space > 0 && line[..space].iter().all(u8::is_ascii_uppercase);
+        if !method_ok || line.get(space + 1) != Some(&b'/') || !line.ends_with(b" HTTP/1.1") {
+            return;
+        }
+        request.splice(line_end + 2..line_end + 2, self.authorization.bytes());
+        request.splice(space + 1..space + 1, self.origin.bytes());
+    }
+}
+
+/// Opens a `CONNECT` tunnel to the sink through `proxy` on `stream` (RFC 9110 §9.3.6), within
+/// `left`. TLS to the sink then runs inside it, checked against the sink's name.
+fn tunnel(stream: &TcpStream, uri: &Uri, proxy: &Proxy, left: Duration) -> Result<(), ureq::Error> {
+    let (host, port) = host_port(uri);
+    let authorization = proxy
+        .authorization
+        .as_ref()
+        .map_or_else(String::new, |a| format!("Proxy-Authorization: {a}\r\n"));
+    let request =
+        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{authorization}\r\n");
+    let deadline = Instant::now() + left;
+    (&*stream).write_all(request.as_bytes())?;
+    // The proxy's answer, a byte at a time so that nothing of the tunnel is read with it.
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || head.len() > 8192 {
+            return Err(ureq::Error::Timeout(Timeout::Connect));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let mut byte = [0u8];
+        match (&*stream).read(&mut byte) {
+            Ok(0) => return Err(proxy_failed(proxy, "closed the connection")),
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(timed_out(e, Timeout::Connect)),
+        }
+    }
+    let status_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let status = status_line.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    if status.len() == 3 && status[0] == b'2' {
+        Ok(())
+    } else {
+        let line = String::from_utf8_lossy(status_line);
+        let answer = format!("answered CONNECT with {}", crate::log::Bounded(&line, 80));
+        Err(proxy_failed(proxy, &answer))
+    }
+}
+
+fn proxy_failed(proxy: &Proxy, what: &str) -> ureq::Error {
+    ureq::Error::ConnectProxyFailed(format!("proxy {} {what}", proxy.shown()))
 }
 
 impl fmt::Debug for TcpTransport {
@@ -135,6 +260,7 @@ impl TcpTransport {
             answered: false,
             head: HeadReader::default(),
             plain,
+            absolute: None,
         }
     }
 }
@@ -162,8 +288,12 @@ impl Transport for TcpTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+        let starts_request = self.pending.is_empty();
         self.pending
             .extend_from_slice(&self.buffers.output()[..amount]);
+        if let (true, Some(absolute)) = (starts_request, &self.absolute) {
+            absolute.apply(&mut self.pending);
+        }
         if self.plain {
             self.head.expect_head();
         }

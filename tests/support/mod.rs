@@ -2,8 +2,11 @@
 //! `heartbeats` binary with a cleared environment, started with its end reported on a channel.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod sink;
 
+#[allow(unused_imports)]
+pub use proxy::*;
 pub use sink::*;
 
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,0 +1,280 @@
+//! Which proxy, if any, the sink is reached through: `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`
+//! (upper case first, then lower case) with the rules of Go's `golang.org/x/net/http/httpproxy`,
+//! which the Go image uses. The sink is fixed, so this is decided once at start-up. How the
+//! connection then goes through the proxy (absolute-form requests for http, a `CONNECT` tunnel
+//! for https) is the transport's business.
+
+use std::net::IpAddr;
+
+use crate::error::Error;
+use crate::log::redact_userinfo;
+
+/// The proxy the sink is reached through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// The variable that named it, for messages.
+    pub variable: &'static str,
+    /// Host (bracketed if IPv6) and port to connect to.
+    pub host: String,
+    pub port: u16,
+    /// `Proxy-Authorization` from the proxy URL's userinfo, percent-decoded as Go does.
+    pub authorization: Option<String>,
+}
+
+impl Proxy {
+    /// `http://host:port`, for the start-up line: never the credentials.
+    pub fn shown(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+}
+
+/// The proxy for `sink` (an absolute http or https URL, already checked), from the variables
+/// `var` gives. A proxy URL a person wrote wrongly is an error naming its variable.
+pub fn for_sink(
+    sink: &ureq::http::Uri,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Proxy>, Error> {
+    let https = sink.scheme_str() == Some("https");
+    let names: [&'static str; 2] = if https {
+        ["HTTPS_PROXY", "https_proxy"]
+    } else {
+        ["HTTP_PROXY", "http_proxy"]
+    };
+    let Some((variable, value)) = names
+        .iter()
+        .find_map(|n| var(n).filter(|v| !v.is_empty()).map(|v| (*n, v)))
+    else {
+        return Ok(None);
+    };
+    let host = sink.host().unwrap_or_default().to_ascii_lowercase();
+    let port = sink.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let no_proxy = ["NO_PROXY", "no_proxy"]
+        .iter()
+        .find_map(|n| var(n).filter(|v| !v.is_empty()))
+        .unwrap_or_default();
+    if !use_proxy(&host, port, &no_proxy) {
+        return Ok(None);
+    }
+    parse_proxy(variable, &value).map(Some)
+}
+
+/// Go's `useProxy`: never for `localhost` or a loopback address; not for a host `NO_PROXY`
+/// matches: `*`, an IP, a CIDR, a host name (with its subdomains; with a leading `.` or `*.`,
+/// its subdomains only), each optionally with `:port`.
+fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = bare.parse::<IpAddr>().ok();
+    if bare == "localhost" || ip.is_some_and(|ip| ip.is_loopback()) {
+        return false;
+    }
+    for entry in no_proxy.split(',').map(|e| e.trim().to_ascii_lowercase()) {
+        if entry.is_empty() {
+            continue;
+        }
+        if entry == "*" {
+            return false;
+        }
+        if let Some((net, bits)) = entry.split_once('/') {
+            if let (Some(ip), Some(net), Ok(bits)) = (ip, net.parse::<IpAddr>().ok(), bits.parse())
+            {
+                if in_cidr(ip, net, bits) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        let (entry_host, entry_port) = split_host_port(&entry);
+        if entry_port.is_some_and(|p| p != port) {
+            continue;
+        }
+        let entry_bare = entry_host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(entry_ip) = entry_bare.parse::<IpAddr>() {
+            if ip == Some(entry_ip) {
+                return false;
+            }
+            continue;
+        }
+        let entry_host = entry_host.strip_prefix('*').unwrap_or(entry_host);
+        let matched = match entry_host.strip_prefix('.') {
+            // `.example.com`: subdomains only.
+            Some(_) => host.ends_with(entry_host),
+            // `example.com`: itself and its subdomains.
+            None => host == entry_host || host.ends_with(&format!(".{entry_host}")),
+        };
+        if matched {
+            return false;
+        }
+    }
+    true
+}
+
+/// `host:port` → (host, port); a bracketed IPv6 address keeps its brackets. A port that is not
+/// a number is `None`, as no port.
+fn split_host_port(entry: &str) -> (&str, Option<u16>) {
+    let (host, port) = split_port_text(entry);
+    (host, port.and_then(|p| p.parse().ok()))
+}
+
+/// `host:port` → (host, the port's text, if there is a colon).
+fn split_port_text(entry: &str) -> (&str, Option<&str>) {
+    let after_host = entry.rfind(']').map_or(0, |i| i + 1);
+    match entry[after_host..].rfind(':') {
+        Some(colon) => (
+            &entry[..after_host + colon],
+            Some(&entry[after_host + colon + 1..]),
+        ),
+        None => (entry, None),
+    }
+}
+
+fn in_cidr(ip: IpAddr, net: IpAddr, bits: u32) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// A proxy URL as Go reads it: a missing scheme means `http://`. Only `http` proxies are
+/// supported (an `https` or `socks5` proxy is refused by name rather than bypassed).
+fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
+    let with_scheme = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let shown = redact_userinfo(&with_scheme).into_owned();
+    let refuse = |why: &str| Error::invalid(variable, &shown, why);
+    let (scheme, rest) = with_scheme
+        .split_once("://")
+        .unwrap_or(("http", &with_scheme));
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(refuse("only http:// proxies are supported"));
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (userinfo, host_port) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let (host, port) = split_port_text(host_port);
+    let port = match port {
+        None | Some("") => 80,
+        Some(text) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(refuse("expected a port from 1 to 65535")),
+        },
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(refuse("expected http://host:port"));
+    }
+    let authorization = match userinfo {
+        Some(info) => {
+            let decoded = crate::userinfo::percent_decode(info)
+                .ok_or_else(|| refuse("the userinfo holds an invalid %-escape"))?;
+            Some(crate::userinfo::basic_auth(&decoded))
+        }
+        None => None,
+    };
+    Ok(Proxy {
+        variable,
+        host: host.to_owned(),
+        port,
+        authorization,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy_for(sink: &str, vars: &[(&str, &str)]) -> Result<Option<Proxy>, Error> {
+        let sink: ureq::http::Uri = sink.parse().unwrap();
+        for_sink(&sink, |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn the_scheme_picks_the_variable_upper_case_first() {
+        let vars = [
+            ("HTTP_PROXY", "http://up:1"),
+            ("http_proxy", "http://low:2"),
+            ("https_proxy", "tls:3"),
+        ];
+        assert_eq!(
+            proxy_for("http://sink/", &vars).unwrap().unwrap().host,
+            "up"
+        );
+        let p = proxy_for("https://sink/", &vars).unwrap().unwrap();
+        assert_eq!(
+            (p.variable, p.host.as_str(), p.port),
+            ("https_proxy", "tls", 3)
+        );
+        assert_eq!(proxy_for("https://sink/", &vars[..2]).unwrap(), None);
+    }
+
+    #[test]
+    fn loopback_and_localhost_are_never_proxied() {
+        let vars = [("HTTP_PROXY", "proxy:3128")];
+        for sink in [
+            "http://localhost:8080/",
+            "http://127.0.0.1/",
+            "http://[::1]:9/",
+        ] {
+            assert_eq!(proxy_for(sink, &vars).unwrap(), None, "{sink}");
+        }
+        assert!(proxy_for("http://10.0.0.1/", &vars).unwrap().is_some());
+    }
+
+    #[test]
+    fn no_proxy_matches_as_go_httpproxy_does() {
+        let cases = [
+            ("example.com", "http://example.com/", false),
+            ("example.com", "http://a.example.com/", false),
+            ("example.com", "http://notexample.com/", true),
+            (".example.com", "http://example.com/", true),
+            (".example.com", "http://a.example.com/", false),
+            ("*.example.com", "http://a.example.com/", false),
+            ("*", "http://anything/", false),
+            ("example.com:8080", "http://example.com:8080/", false),
+            ("example.com:8080", "http://example.com/", true),
+            ("10.1.2.3", "http://10.1.2.3/", false),
+            ("10.0.0.0/8", "http://10.1.2.3:99/", false),
+            ("10.0.0.0/8", "http://11.1.2.3/", true),
+            ("fd00::/8", "http://[fd12::1]/", false),
+            (" Sink.Local , other", "http://sink.local/", false),
+            ("", "http://sink/", true),
+        ];
+        for (no_proxy, sink, proxied) in cases {
+            let vars = [("HTTP_PROXY", "proxy:3128"), ("NO_PROXY", no_proxy)];
+            let got = proxy_for(sink, &vars).unwrap().is_some();
+            assert_eq!(got, proxied, "NO_PROXY={no_proxy:?} sink={sink}");
+        }
+    }
+
+    #[test]
+    fn proxy_credentials_are_decoded_and_never_shown() {
+        let vars = [("HTTP_PROXY", "http://al%40ce:p%23ss@proxy:3128")];
+        let p = proxy_for("http://sink/", &vars).unwrap().unwrap();
+        assert_eq!(p.authorization.as_deref(), Some("Basic YWxAY2U6cCNzcw=="));
+        assert_eq!(p.shown(), "http://proxy:3128");
+        for bad in [
+            "socks5://u:secret@proxy:1080",
+            "http://u:secret@proxy:99999",
+            "https://u:secret@p",
+        ] {
+            let vars = [("HTTP_PROXY", bad)];
+            let line = proxy_for("http://sink/", &vars).unwrap_err().to_string();
+            assert!(line.starts_with("invalid HTTP_PROXY"), "{line}");
+            assert!(!line.contains("secret"), "{line}");
+        }
+    }
+}

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::event::{self, HeaderEncoding};
 use crate::goparse;
 use crate::proxy::{self, Proxy};
+use crate::tls::TlsSettings;
 use crate::userinfo;
 
 pub const FLAG_SINK: &str = "sink";
@@ -47,6 +48,11 @@ pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
 pub const ENV_HOSTNAME: &str = "HOSTNAME";
 pub const ENV_ONE_SHOT: &str = "ONE_SHOT";
 pub const ENV_TLS_MIN: &str = "TLS_MIN_VERSION";
+pub const ENV_TLS_MAX: &str = "TLS_MAX_VERSION";
+pub const ENV_TLS_CIPHER_SUITES: &str = "TLS_CIPHER_SUITES";
+pub const ENV_TLS_CURVES: &str = "TLS_CURVE_PREFERENCES";
+pub const ENV_SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+pub const ENV_SSL_CERT_DIR: &str = "SSL_CERT_DIR";
 
 pub const DEFAULT_TYPE: &str = "dev.knative.eventing.samples.heartbeat";
 pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cmd/heartbeats/#";
@@ -85,13 +91,6 @@ Environment:
 Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered (ONE_SHOT/--count)
 ";
 
-/// Lowest TLS version offered to https sinks: `TLS_MIN_VERSION`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMin {
-    V12,
-    V13,
-}
-
 /// Everything the program needs, from flags and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -128,8 +127,13 @@ pub struct Config {
     pub overrides: Vec<(String, String)>,
     /// OIDC token file: `--oidc-token-file`, default `/oidc/token`.
     pub token_file: PathBuf,
-    /// Minimum TLS version: env `TLS_MIN_VERSION`, default 1.3 (Knative's).
-    pub tls_min: TlsMin,
+    /// TLS versions, cipher suites and curves: env `TLS_MIN_VERSION` (default 1.3, Knative's),
+    /// `TLS_MAX_VERSION`, `TLS_CIPHER_SUITES`, `TLS_CURVE_PREFERENCES`.
+    pub tls: TlsSettings,
+    /// Extra trusted CAs as Go and OpenSSL read them: env `SSL_CERT_FILE` (a PEM file) and
+    /// `SSL_CERT_DIR` (colon-separated directories of PEM files).
+    pub ssl_cert_file: Option<PathBuf>,
+    pub ssl_cert_dirs: Vec<PathBuf>,
 }
 
 /// What the command line asks for.
@@ -331,11 +335,21 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
     let overrides = event::parse_overrides(&env(host, event::ENV_OVERRIDES)?.unwrap_or_default())?;
     let (overrides, mut ignored) = overrides;
     warnings.append(&mut ignored);
-    let tls_min = match env(host, ENV_TLS_MIN)?.as_deref() {
-        None | Some("1.3") => TlsMin::V13,
-        Some("1.2") => TlsMin::V12,
-        Some(other) => return Err(Error::invalid(ENV_TLS_MIN, other, "expected 1.2 or 1.3")),
-    };
+    let tls = TlsSettings::parse(
+        env(host, ENV_TLS_MIN)?.as_deref(),
+        env(host, ENV_TLS_MAX)?.as_deref(),
+        env(host, ENV_TLS_CIPHER_SUITES)?.as_deref(),
+        env(host, ENV_TLS_CURVES)?.as_deref(),
+    )?;
+    let ssl_cert_file = env(host, ENV_SSL_CERT_FILE)?.map(PathBuf::from);
+    let ssl_cert_dirs = env(host, ENV_SSL_CERT_DIR)?
+        .map(|dirs| {
+            dirs.split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Config {
         sink,
         sink_userinfo,
@@ -356,7 +370,9 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
                 .remove(FLAG_TOKEN_FILE)
                 .unwrap_or_else(|| DEFAULT_TOKEN_FILE.to_owned()),
         ),
-        tls_min,
+        tls,
+        ssl_cert_file,
+        ssl_cert_dirs,
     })
 }
 
@@ -470,6 +486,7 @@ fn positive_duration(name: &str, text: &str) -> Result<Duration, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::TlsVersion;
     use std::collections::HashMap;
 
     #[derive(Default)]
@@ -525,8 +542,8 @@ mod tests {
             (DEFAULT_PERIOD, DEFAULT_TIMEOUT, None)
         );
         assert_eq!(
-            (c.encoding, c.tls_min),
-            (HeaderEncoding::Compat, TlsMin::V13)
+            (c.encoding, c.tls.min, c.tls.max),
+            (HeaderEncoding::Compat, TlsVersion::V13, TlsVersion::V13)
         );
         assert_eq!(c.token_file, PathBuf::from("/oidc/token"));
     }

@@ -182,7 +182,7 @@ impl fmt::Display for Startup<'_> {
         write!(
             f,
             "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
-             encoding={} overrides={names:?} extra_ca={} tls_min={} token_file={} proxy={}",
+             encoding={} overrides={names:?} extra_ca={} tls_min={} tls_max={} token_file={} proxy={}",
             match c.sink_userinfo {
                 // The userinfo was split off; say that there is one, as the redaction does.
                 Some(_) => c.sink.replacen("://", "://***@", 1),
@@ -200,10 +200,8 @@ impl fmt::Display for Startup<'_> {
             c.ca_certs
                 .as_ref()
                 .map_or("none", |(name, _)| name.as_str()),
-            match c.tls_min {
-                config::TlsMin::V12 => "1.2",
-                config::TlsMin::V13 => "1.3",
-            },
+            c.tls.min.name(),
+            c.tls.max.name(),
             c.token_file.display(),
             c.proxy.as_ref().map_or("none".to_owned(), |p| format!(
                 "{} ({})",

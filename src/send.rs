@@ -72,18 +72,23 @@ pub struct Sender {
 impl Sender {
     /// The agent for `config`; fails on unusable CA certificates, before anything is sent.
     pub fn new(config: &Config) -> Result<Self, Error> {
-        let extra = config
-            .ca_certs
-            .as_ref()
-            .map(|(name, pem)| (name.as_str(), pem.as_str()));
-        let bundles = Path::new(tls::TRUST_BUNDLE_DIR);
-        let (tls, warnings) = match tls::client_config(extra, bundles, config.tls_min) {
+        let mut trust = tls::TrustSources {
+            extra: config
+                .ca_certs
+                .as_ref()
+                .map(|(name, pem)| (name.as_str(), pem.as_str())),
+            bundle_dir: Path::new(tls::TRUST_BUNDLE_DIR),
+            cert_file: config.ssl_cert_file.as_deref(),
+            cert_dirs: &config.ssl_cert_dirs,
+        };
+        let (tls, warnings) = match tls::client_config(trust, &config.tls) {
             // CA material only matters for https: for an http sink a bad one is a warning.
-            Err(error) if !config.sink.starts_with("https:") && extra.is_some() => {
+            Err(error) if !config.sink.starts_with("https:") && trust.extra.is_some() => {
                 crate::log::line(format_args!(
                     "warning: {error}; ignored, since the sink is plain http"
                 ));
-                tls::client_config(None, bundles, config.tls_min)?
+                trust.extra = None;
+                tls::client_config(trust, &config.tls)?
             }
             result => result?,
         };

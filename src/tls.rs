@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,6 @@ use ureq::unversioned::transport::{
     TransportAdapter, time,
 };
 
-use crate::config::TlsMin;
 use crate::error::Error;
 use crate::head::HeadReader;
 
@@ -27,39 +26,236 @@ pub const TRUST_BUNDLE_DIR: &str = "/knative-custom-certs";
 /// Directory depth searched below [`TRUST_BUNDLE_DIR`].
 const MAX_BUNDLE_DEPTH: usize = 8;
 
-/// The rustls client configuration for https sinks, with a warning for each trust bundle file
-/// that was skipped. `extra` is PEM text with the name of the flag or variable it came from; it
-/// must hold at least one certificate.
+/// A TLS protocol version, as `TLS_MIN_VERSION` and `TLS_MAX_VERSION` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V12,
+    V13,
+}
+
+impl TlsVersion {
+    /// `1.2` or `1.3`, as Knative's `network/tls` reads them.
+    pub fn parse(variable: &str, text: &str) -> Result<TlsVersion, Error> {
+        match text {
+            "1.2" => Ok(TlsVersion::V12),
+            "1.3" => Ok(TlsVersion::V13),
+            _ => Err(Error::invalid(variable, text, "expected 1.2 or 1.3")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::V12 => "1.2",
+            TlsVersion::V13 => "1.3",
+        }
+    }
+}
+
+/// What `knative.dev/pkg/network/tls` reads from the environment, checked against what this
+/// build's crypto provider (rustls on ring) can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub min: TlsVersion,
+    pub max: TlsVersion,
+    /// `TLS_CIPHER_SUITES` as Go's names; they constrain TLS 1.2 only, as in Go.
+    pub cipher_suites: Option<Vec<&'static str>>,
+    /// `TLS_CURVE_PREFERENCES`, as our names for the key exchange groups, in order.
+    pub curves: Option<Vec<&'static str>>,
+}
+
+/// Go's names of the TLS 1.2 suites rustls can do (with Go's short aliases), and the TLS 1.3
+/// suites, which Go accepts in the list and ignores.
+const CIPHER_SUITES: [(&str, Option<rustls::CipherSuite>); 11] = {
+    use rustls::CipherSuite as S;
+    [
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            Some(S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            Some(S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            Some(S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+            Some(S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            Some(S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            Some(S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            Some(S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+            Some(S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+        ),
+        ("TLS_AES_128_GCM_SHA256", None),
+        ("TLS_AES_256_GCM_SHA384", None),
+        ("TLS_CHACHA20_POLY1305_SHA256", None),
+    ]
+};
+
+/// Go's curve names (and the `P-256` style), each with the group rustls on ring offers, if any.
+const CURVES: [(&str, Option<&str>); 9] = [
+    ("X25519", Some("X25519")),
+    ("CurveP256", Some("P-256")),
+    ("P-256", Some("P-256")),
+    ("CurveP384", Some("P-384")),
+    ("P-384", Some("P-384")),
+    ("CurveP521", None),
+    ("P-521", None),
+    ("X25519MLKEM768", None),
+    ("SecP256r1MLKEM768", None),
+];
+
+impl TlsSettings {
+    /// The settings from the variables' values (`None`: unset). Min defaults to 1.3 as
+    /// Knative's, max to 1.3; an unknown name, or one this build cannot do, names itself.
+    pub fn parse(
+        min: Option<&str>,
+        max: Option<&str>,
+        cipher_suites: Option<&str>,
+        curves: Option<&str>,
+    ) -> Result<TlsSettings, Error> {
+        let min = min.map_or(Ok(TlsVersion::V13), |v| {
+            TlsVersion::parse("TLS_MIN_VERSION", v)
+        })?;
+        let max = max.map_or(Ok(TlsVersion::V13), |v| {
+            TlsVersion::parse("TLS_MAX_VERSION", v)
+        })?;
+        if min > max {
+            return Err(Error::invalid(
+                "TLS_MIN_VERSION",
+                min.name(),
+                format!("above TLS_MAX_VERSION {}", max.name()),
+            ));
+        }
+        let list =
+            |variable: &str, text: &str, known: &[&'static str], usable: &dyn Fn(&str) -> bool| {
+                let mut names = Vec::new();
+                for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let Some(known) = known.iter().find(|k| **k == name) else {
+                        return Err(Error::invalid(
+                            variable,
+                            name,
+                            format!("unknown; expected one of {}", known.join(", ")),
+                        ));
+                    };
+                    if !usable(name) {
+                        return Err(Error::invalid(
+                            variable,
+                            name,
+                            "not supported by this build's TLS library (rustls on ring)",
+                        ));
+                    }
+                    names.push(*known);
+                }
+                Ok(names)
+            };
+        let suite_names: Vec<&'static str> = CIPHER_SUITES.iter().map(|(n, _)| *n).collect();
+        let curve_names: Vec<&'static str> = CURVES.iter().map(|(n, _)| *n).collect();
+        let cipher_suites = cipher_suites
+            .map(|text| list("TLS_CIPHER_SUITES", text, &suite_names, &|_| true))
+            .transpose()?;
+        let curves = curves
+            .map(|text| {
+                list("TLS_CURVE_PREFERENCES", text, &curve_names, &|name| {
+                    CURVES
+                        .iter()
+                        .any(|(n, group)| *n == name && group.is_some())
+                })
+            })
+            .transpose()?;
+        Ok(TlsSettings {
+            min,
+            max,
+            cipher_suites,
+            curves,
+        })
+    }
+
+    /// The crypto provider with the suites and groups these settings allow.
+    fn provider(&self) -> rustls::crypto::CryptoProvider {
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(names) = &self.cipher_suites {
+            let allowed: Vec<rustls::CipherSuite> = CIPHER_SUITES
+                .iter()
+                .filter(|(n, _)| names.contains(n))
+                .filter_map(|(_, suite)| *suite)
+                .collect();
+            provider.cipher_suites.retain(|s| {
+                matches!(s, rustls::SupportedCipherSuite::Tls13(_)) || allowed.contains(&s.suite())
+            });
+        }
+        if let Some(names) = &self.curves {
+            use rustls::crypto::ring::kx_group;
+            let groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = names
+                .iter()
+                .filter_map(|n| CURVES.iter().find(|(name, _)| name == n)?.1)
+                .map(|group| match group {
+                    "X25519" => kx_group::X25519,
+                    "P-256" => kx_group::SECP256R1,
+                    _ => kx_group::SECP384R1,
+                })
+                .collect();
+            provider.kx_groups = groups;
+        }
+        provider
+    }
+}
+
+/// Where trusted CA certificates come from, besides Mozilla's roots compiled in.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustSources<'a> {
+    /// PEM text with the name of the flag or variable it came from; it must hold a certificate.
+    pub extra: Option<(&'a str, &'a str)>,
+    /// Knative's trust bundles, searched recursively.
+    pub bundle_dir: &'a Path,
+    /// `SSL_CERT_FILE`: one PEM file, as Go and OpenSSL read it.
+    pub cert_file: Option<&'a Path>,
+    /// `SSL_CERT_DIR`: directories of PEM files (not searched below).
+    pub cert_dirs: &'a [PathBuf],
+}
+
+/// The rustls client configuration for https sinks, with a warning for each file of trust that
+/// was skipped.
 pub fn client_config(
-    extra: Option<(&str, &str)>,
-    bundle_dir: &Path,
-    min: TlsMin,
+    trust: TrustSources,
+    settings: &TlsSettings,
 ) -> Result<(Arc<ClientConfig>, Vec<String>), Error> {
     let mut warnings = Vec::new();
-    let roots = root_store(extra, bundle_dir, &mut warnings)?;
-    let versions: &[&rustls::SupportedProtocolVersion] = match min {
-        TlsMin::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsMin::V13 => &[&rustls::version::TLS13],
+    let roots = root_store(trust, &mut warnings)?;
+    let versions: &[&rustls::SupportedProtocolVersion] = match (settings.min, settings.max) {
+        (TlsVersion::V12, TlsVersion::V13) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        (TlsVersion::V12, TlsVersion::V12) => &[&rustls::version::TLS12],
+        _ => &[&rustls::version::TLS13],
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(Arc::new(settings.provider()))
         .with_protocol_versions(versions)
-        .map_err(|e| Error::unusable("TLS_MIN_VERSION", e.to_string()))?
+        .map_err(|e| Error::unusable("TLS_CIPHER_SUITES", e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok((Arc::new(config), warnings))
 }
 
-/// Mozilla's roots, then `extra`, then every PEM file below `bundle_dir`.
-fn root_store(
-    extra: Option<(&str, &str)>,
-    bundle_dir: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<RootCertStore, Error> {
+/// Mozilla's roots, then `extra`, `SSL_CERT_FILE`, `SSL_CERT_DIR`, and every PEM file below the
+/// bundle directory.
+fn root_store(trust: TrustSources, warnings: &mut Vec<String>) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some((name, pem)) = extra {
+    if let Some((name, pem)) = trust.extra {
         let added = add_pem(&mut roots, pem.as_bytes()).map_err(|e| Error::unusable(name, e))?;
         if added == 0 {
             return Err(Error::unusable(name, "no PEM certificate found"));
@@ -70,7 +266,26 @@ fn root_store(
         warnings,
         visited: Vec::new(),
     };
-    walk.dir(bundle_dir, 0);
+    if let Some(file) = trust.cert_file {
+        walk.file("SSL_CERT_FILE", file);
+    }
+    for dir in trust.cert_dirs {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    if entry.path().is_file() {
+                        walk.file("SSL_CERT_DIR file", &entry.path());
+                    }
+                }
+            }
+            Err(e) => walk.warnings.push(format!(
+                "SSL_CERT_DIR directory {} skipped: {}",
+                dir.display(),
+                e.kind()
+            )),
+        }
+    }
+    walk.dir(trust.bundle_dir, 0);
     Ok(roots)
 }
 
@@ -185,12 +400,12 @@ impl BundleWalk<'_> {
             if meta.is_dir() && depth < MAX_BUNDLE_DEPTH {
                 self.dir(&path, depth + 1);
             } else if meta.is_file() {
-                self.file(&path);
+                self.file("trust bundle file", &path);
             }
         }
     }
 
-    fn file(&mut self, path: &Path) {
+    fn file(&mut self, what: &str, path: &Path) {
         let added = std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|pem| {
@@ -201,10 +416,8 @@ impl BundleWalk<'_> {
                 }
             });
         if let Err(why) = added {
-            self.warnings.push(format!(
-                "trust bundle file {} skipped: {why}",
-                path.display()
-            ));
+            self.warnings
+                .push(format!("{what} {} skipped: {why}", path.display()));
         }
     }
 }
@@ -324,15 +537,29 @@ mod tests {
         dir
     }
 
+    fn trust<'a>(extra: Option<(&'a str, &'a str)>, dir: &'a Path) -> TrustSources<'a> {
+        TrustSources {
+            extra,
+            bundle_dir: dir,
+            cert_file: None,
+            cert_dirs: &[],
+        }
+    }
+
     fn roots(extra: Option<(&str, &str)>, dir: &Path) -> (Result<usize, Error>, Vec<String>) {
         let mut warnings = Vec::new();
-        let store = root_store(extra, dir, &mut warnings).map(|r| r.len());
+        let store = root_store(trust(extra, dir), &mut warnings).map(|r| r.len());
         (store, warnings)
+    }
+
+    fn settings(min: &str, max: &str) -> TlsSettings {
+        TlsSettings::parse(Some(min), Some(max), None, None).unwrap()
     }
 
     #[test]
     fn missing_bundle_dir_and_no_extra_give_the_bundled_roots() {
-        let config = client_config(None, Path::new("/nonexistent/heartbeats"), TlsMin::V12);
+        let dir = Path::new("/nonexistent/heartbeats");
+        let config = client_config(trust(None, dir), &settings("1.2", "1.3"));
         assert!(config.is_ok_and(|(_, warnings)| warnings.is_empty()));
     }
 
@@ -442,5 +669,97 @@ mod tests {
         assert_eq!(walk.visited.len(), 1);
         assert_eq!(store.len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    fn parse(vars: [Option<&str>; 4]) -> Result<TlsSettings, String> {
+        TlsSettings::parse(vars[0], vars[1], vars[2], vars[3]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn versions_default_to_1_3_and_min_may_not_pass_max() {
+        let s = parse([None, None, None, None]).unwrap();
+        assert_eq!((s.min, s.max), (TlsVersion::V13, TlsVersion::V13));
+        let s = parse([Some("1.2"), None, None, None]).unwrap();
+        assert_eq!((s.min, s.max), (TlsVersion::V12, TlsVersion::V13));
+        assert_eq!(
+            parse([None, Some("1.2"), None, None]).unwrap_err(),
+            "invalid TLS_MIN_VERSION \"1.3\": above TLS_MAX_VERSION 1.2"
+        );
+        assert!(
+            parse([None, Some("1.4"), None, None])
+                .unwrap_err()
+                .starts_with("invalid TLS_MAX_VERSION \"1.4\"")
+        );
+    }
+
+    #[test]
+    fn suites_and_curves_take_go_names_and_refuse_what_ring_cannot_do() {
+        let s = parse([
+            None,
+            None,
+            Some(" TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305 , TLS_AES_128_GCM_SHA256"),
+            Some("CurveP256,X25519, P-384"),
+        ])
+        .unwrap();
+        assert_eq!(s.curves.unwrap(), ["CurveP256", "X25519", "P-384"]);
+        assert_eq!(s.cipher_suites.unwrap().len(), 2);
+        for (suites, curves, expected) in [
+            (
+                Some("TLS_RSA_WITH_AES_128_CBC_SHA"),
+                None,
+                "invalid TLS_CIPHER_SUITES \"TLS_RSA_WITH_AES_128_CBC_SHA\": unknown",
+            ),
+            (
+                None,
+                Some("CurveP521"),
+                "invalid TLS_CURVE_PREFERENCES \"CurveP521\": not supported",
+            ),
+            (
+                None,
+                Some("X25519MLKEM768"),
+                "invalid TLS_CURVE_PREFERENCES \"X25519MLKEM768\": not supported",
+            ),
+            (
+                None,
+                Some("Curve25519"),
+                "invalid TLS_CURVE_PREFERENCES \"Curve25519\": unknown",
+            ),
+        ] {
+            let error = parse([None, None, suites, curves]).unwrap_err();
+            assert!(error.starts_with(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_provider_keeps_tls_1_3_suites_and_the_named_1_2_ones_and_groups_in_order() {
+        let s = parse([
+            Some("1.2"),
+            None,
+            Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            Some("P-384,X25519"),
+        ])
+        .unwrap();
+        let provider = s.provider();
+        let tls12: Vec<_> = provider
+            .cipher_suites
+            .iter()
+            .filter(|c| matches!(c, rustls::SupportedCipherSuite::Tls12(_)))
+            .map(|c| c.suite())
+            .collect();
+        assert_eq!(
+            tls12,
+            [rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
+        );
+        assert_eq!(provider.cipher_suites.len(), 4);
+        let groups: Vec<_> = provider.kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            groups,
+            [rustls::NamedGroup::secp384r1, rustls::NamedGroup::X25519]
+        );
     }
 }

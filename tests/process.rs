@@ -276,6 +276,29 @@ fn every_bad_input_exits_1_naming_it_before_anything_is_sent() {
             "invalid --cacerts",
         ),
         (&[], &[("POD_NAME", "")], "invalid POD_NAME"),
+        (
+            &[],
+            &[("TLS_MAX_VERSION", "1.2")],
+            "invalid TLS_MIN_VERSION \"1.3\": above TLS_MAX_VERSION 1.2",
+        ),
+        (
+            &[],
+            &[("TLS_CURVE_PREFERENCES", "X25519,CurveP521")],
+            "invalid TLS_CURVE_PREFERENCES \"CurveP521\": not supported",
+        ),
+        (
+            &[],
+            &[("TLS_CIPHER_SUITES", "TLS_NOPE")],
+            "invalid TLS_CIPHER_SUITES \"TLS_NOPE\": unknown",
+        ),
+        (
+            &[],
+            &[
+                ("K_SINK", "http://10.1.2.3/"),
+                ("HTTP_PROXY", "socks5://u:pw@127.0.0.1:1080"),
+            ],
+            "invalid HTTP_PROXY \"socks5://***@127.0.0.1:1080\": only http:// proxies",
+        ),
     ];
     for (args, env, expected) in cases {
         let sink = Sink::start(vec![]);

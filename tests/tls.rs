@@ -114,3 +114,89 @@ fn an_odd_but_unambiguous_head_over_https_is_an_acknowledgement() {
     let connections = sink.connections.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(connections, 1);
 }
+
+/// A TLS 1.2-only sink offering one cipher suite and one key exchange group.
+fn tls12_sink_with(suite: rustls::CipherSuite, group: rustls::NamedGroup) -> (String, Sink) {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| s.suite() == suite);
+    provider.kx_groups.retain(|g| g.name() == group);
+    let (ca, server) =
+        support::tls_pair_with_provider("127.0.0.1", &[&rustls::version::TLS12], provider);
+    (ca, Sink::start_with(vec![], Some(server)))
+}
+
+#[test]
+fn the_tls_variables_of_knatives_network_tls_constrain_the_handshake() {
+    use rustls::CipherSuite as S;
+    use rustls::NamedGroup as G;
+    let chacha = "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305";
+    let aes = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384";
+    // (variables, delivered?) against a TLS 1.2 sink with AES-256 and P-384 only.
+    let cases: [(&[(&str, &str)], bool); 6] = [
+        (&[("TLS_MIN_VERSION", "1.2")], true),
+        (
+            &[("TLS_MIN_VERSION", "1.2"), ("TLS_MAX_VERSION", "1.2")],
+            true,
+        ),
+        (&[], false),
+        (
+            &[("TLS_MIN_VERSION", "1.2"), ("TLS_CIPHER_SUITES", chacha)],
+            false,
+        ),
+        (
+            &[("TLS_MIN_VERSION", "1.2"), ("TLS_CIPHER_SUITES", aes)],
+            true,
+        ),
+        (
+            &[
+                ("TLS_MIN_VERSION", "1.2"),
+                ("TLS_CURVE_PREFERENCES", "X25519"),
+            ],
+            false,
+        ),
+    ];
+    for (vars, delivered) in cases {
+        let (ca, sink) = tls12_sink_with(S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, G::secp384r1);
+        let mut command = https(&sink, &ca);
+        command.env("ONE_SHOT", "1").envs(vars.iter().copied());
+        let f = run(&mut command);
+        let expected = if delivered { 0 } else { 3 };
+        assert_eq!(f.code(), Some(expected), "{vars:?}: {}", f.stderr);
+    }
+    // The curve the sink has, named Go's way and the P- way.
+    for curve in ["CurveP384", "P-384"] {
+        let (ca, sink) = tls12_sink_with(S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, G::secp384r1);
+        let vars = [("TLS_MIN_VERSION", "1.2"), ("TLS_CURVE_PREFERENCES", curve)];
+        let f = run(https(&sink, &ca).env("ONE_SHOT", "1").envs(vars));
+        assert_eq!(f.code(), Some(0), "{curve}: {}", f.stderr);
+    }
+}
+
+#[test]
+fn ssl_cert_file_and_ssl_cert_dir_are_trusted_and_an_unreadable_one_is_a_warning() {
+    let dir = support::TempDir::new("tls-ssl-cert");
+    for variable in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        let (ca, server) = tls_pair("127.0.0.1");
+        let sink = Sink::start_with(vec![], Some(server));
+        let file = dir.join(&format!("{variable}.pem"));
+        std::fs::write(&file, ca).unwrap();
+        let value = match variable {
+            "SSL_CERT_FILE" => file.display().to_string(),
+            _ => {
+                let certs = dir.join("certs");
+                std::fs::create_dir_all(&certs).unwrap();
+                std::fs::rename(&file, certs.join("ca.pem")).unwrap();
+                format!("/nonexistent/heartbeats:{}", certs.display())
+            }
+        };
+        let f = run(heartbeats()
+            .env("K_SINK", https_url(&sink))
+            .env(variable, value)
+            .env("ONE_SHOT", "1"));
+        assert_eq!(f.code(), Some(0), "{variable}: {}", f.stderr);
+        sink.expect();
+        if variable == "SSL_CERT_DIR" {
+            f.assert_logged("warning: SSL_CERT_DIR directory /nonexistent/heartbeats skipped");
+        }
+    }
+}

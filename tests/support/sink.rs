@@ -280,6 +280,19 @@ pub fn tls_pair_with(
     server_name: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> (String, ServerTls) {
+    tls_pair_with_provider(
+        server_name,
+        versions,
+        rustls::crypto::ring::default_provider(),
+    )
+}
+
+/// As [`tls_pair_with`], the server limited to what `provider` offers (suites, groups).
+pub fn tls_pair_with_provider(
+    server_name: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    provider: rustls::crypto::CryptoProvider,
+) -> (String, ServerTls) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -290,8 +303,7 @@ pub fn tls_pair_with(
     let server_params = CertificateParams::new(vec![server_name.to_owned()]).unwrap();
     let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()

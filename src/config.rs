@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::event::{self, HeaderEncoding};
 use crate::goparse;
 use crate::proxy::{self, Proxy};
-use crate::tls::TlsSettings;
+use crate::tls::{TRUST_BUNDLE_DIR, TlsSettings};
 use crate::userinfo;
 
 pub const FLAG_SINK: &str = "sink";
@@ -53,6 +53,7 @@ pub const ENV_TLS_CIPHER_SUITES: &str = "TLS_CIPHER_SUITES";
 pub const ENV_TLS_CURVES: &str = "TLS_CURVE_PREFERENCES";
 pub const ENV_SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const ENV_SSL_CERT_DIR: &str = "SSL_CERT_DIR";
+pub const ENV_TRUST_BUNDLE_DIR: &str = "HEARTBEATS_TRUST_BUNDLE_DIR";
 
 pub const DEFAULT_TYPE: &str = "dev.knative.eventing.samples.heartbeat";
 pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cmd/heartbeats/#";
@@ -134,6 +135,9 @@ pub struct Config {
     /// `SSL_CERT_DIR` (colon-separated directories of PEM files).
     pub ssl_cert_file: Option<PathBuf>,
     pub ssl_cert_dirs: Vec<PathBuf>,
+    /// Knative's trust bundles: `/knative-custom-certs`, or env `HEARTBEATS_TRUST_BUNDLE_DIR`
+    /// (for tests: Knative always mounts them at the default).
+    pub trust_bundle_dir: PathBuf,
 }
 
 /// What the command line asks for.
@@ -373,6 +377,8 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
         tls,
         ssl_cert_file,
         ssl_cert_dirs,
+        trust_bundle_dir: env(host, ENV_TRUST_BUNDLE_DIR)?
+            .map_or_else(|| PathBuf::from(TRUST_BUNDLE_DIR), PathBuf::from),
     })
 }
 

@@ -4,7 +4,6 @@
 //! no retry of certificate failures).
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -77,7 +76,7 @@ impl Sender {
                 .ca_certs
                 .as_ref()
                 .map(|(name, pem)| (name.as_str(), pem.as_str())),
-            bundle_dir: Path::new(tls::TRUST_BUNDLE_DIR),
+            bundle_dir: &config.trust_bundle_dir,
             cert_file: config.ssl_cert_file.as_deref(),
             cert_dirs: &config.ssl_cert_dirs,
         };

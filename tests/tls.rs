@@ -200,3 +200,26 @@ fn ssl_cert_file_and_ssl_cert_dir_are_trusted_and_an_unreadable_one_is_a_warning
         }
     }
 }
+
+#[test]
+fn a_bad_file_in_a_trust_bundle_is_skipped_with_a_warning_and_the_rest_trusted() {
+    let bundles = support::TempDir::new("tls-bundles");
+    let (ca, server) = tls_pair("127.0.0.1");
+    let sink = Sink::start_with(vec![], Some(server));
+    // As Knative mounts them: /knative-custom-certs/<bundle>/<key>.
+    std::fs::create_dir_all(bundles.join("team-a")).unwrap();
+    std::fs::create_dir_all(bundles.join("team-b")).unwrap();
+    std::fs::write(bundles.join("team-a/ca.crt"), ca).unwrap();
+    let bad = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+    std::fs::write(bundles.join("team-b/ca.crt"), bad).unwrap();
+    let f = run(heartbeats()
+        .env("K_SINK", https_url(&sink))
+        .env("HEARTBEATS_TRUST_BUNDLE_DIR", bundles.path())
+        .env("ONE_SHOT", "1"));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    sink.expect();
+    f.assert_logged(&format!(
+        "warning: trust bundle file {} skipped: PEM block 1 (CERTIFICATE): not valid base64",
+        bundles.join("team-b/ca.crt").display()
+    ));
+}

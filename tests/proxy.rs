@@ -48,15 +48,24 @@ fn an_http_sink_is_reached_through_http_proxy_in_absolute_form() {
     );
 }
 
-#[test]
-fn an_https_sink_is_reached_through_a_connect_tunnel_checked_against_its_own_name() {
-    let (ca, server) = tls_pair(SINK_HOST);
+/// A TLS sink named SINK_HOST (its certificate names `certified`), a proxy that reaches it,
+/// the sink's authority, and the binary pointed at it trusting its CA (proxy variable unset).
+fn https_sink_behind_a_proxy(certified: &str) -> (Sink, FakeProxy, String, std::process::Command) {
+    let (ca, server) = tls_pair(certified);
     let sink = Sink::start_with(vec![], Some(server));
     let authority = format!("{SINK_HOST}:{}", sink.port);
     let proxy = FakeProxy::start(vec![(authority.clone(), sink.port)]);
-    let f = run(heartbeats()
+    let mut command = heartbeats();
+    command
         .env("K_SINK", format!("https://{authority}/"))
-        .env("K_CA_CERTS", ca)
+        .env("K_CA_CERTS", ca);
+    (sink, proxy, authority, command)
+}
+
+#[test]
+fn an_https_sink_is_reached_through_a_connect_tunnel_checked_against_its_own_name() {
+    let (sink, proxy, authority, mut command) = https_sink_behind_a_proxy(SINK_HOST);
+    let f = run(command
         .env("https_proxy", proxy.url("user:pw@"))
         .env("HTTP_PROXY", "http://127.0.0.1:9")
         .args(["--count=2", "--period=50ms"]));
@@ -75,13 +84,8 @@ fn an_https_sink_is_reached_through_a_connect_tunnel_checked_against_its_own_nam
 
 #[test]
 fn a_tunnel_to_a_sink_whose_certificate_names_another_host_fails() {
-    let (ca, server) = tls_pair("other.heartbeats.test");
-    let sink = Sink::start_with(vec![], Some(server));
-    let authority = format!("{SINK_HOST}:{}", sink.port);
-    let proxy = FakeProxy::start(vec![(authority.clone(), sink.port)]);
-    let f = run(heartbeats()
-        .env("K_SINK", format!("https://{authority}/"))
-        .env("K_CA_CERTS", ca)
+    let (_sink, proxy, _, mut command) = https_sink_behind_a_proxy("other.heartbeats.test");
+    let f = run(command
         .env("HTTPS_PROXY", proxy.url(""))
         .env("ONE_SHOT", "true"));
     assert_eq!(f.code(), Some(3), "{}", f.stderr);

@@ -72,15 +72,9 @@ impl fmt::Display for Error {
                 value,
                 expected,
             } => {
-                write!(f, "invalid {name} ")?;
-                let mut chars = value.chars();
-                let shown: String = chars.by_ref().take(SHOWN_VALUE_CHARS).collect();
                 // Debug quoting escapes control characters, so the message stays on one line.
-                match chars.as_str().len() {
-                    0 => write!(f, "{shown:?}")?,
-                    cut => write!(f, "{shown:?} (and {cut} more bytes)")?,
-                }
-                write!(f, ": {expected}")
+                let shown = crate::log::Bounded(value, SHOWN_VALUE_CHARS);
+                write!(f, "invalid {name} {shown}: {expected}")
             }
             Error::Unusable { name, reason } => write!(f, "invalid {name}: {reason}"),
             Error::Usage(message) => write!(f, "{message}"),

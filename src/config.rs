@@ -252,15 +252,14 @@ fn env(host: &dyn Host, name: &str) -> Result<Option<String>, Error> {
 
 /// Applies defaults and the environment to the flags and checks every value.
 fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
-    let (sink, sink_userinfo) = match env(host, ENV_SINK)? {
+    let sink = match env(host, ENV_SINK)? {
         Some(sink) => check_sink(ENV_SINK, sink)?,
         None => match flags.remove(FLAG_SINK).filter(|s| !s.is_empty()) {
             Some(sink) => check_sink(&format!("--{FLAG_SINK}"), sink)?,
             None => return Err(Error::NoSink),
         },
     };
-    let sink_uri: ureq::http::Uri = sink.parse().map_err(|_| Error::NoSink)?;
-    let proxy = proxy::for_sink(&sink_uri, |name| env(host, name).ok().flatten())?;
+    let proxy = proxy::for_sink(&sink.uri, |name| env(host, name).ok().flatten())?;
     let source = match flags.remove(FLAG_SOURCE).filter(|s| !s.is_empty()) {
         Some(source) => source,
         None => default_source(host)?,
@@ -355,8 +354,8 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
         })
         .unwrap_or_default();
     Ok(Config {
-        sink,
-        sink_userinfo,
+        sink: sink.url,
+        sink_userinfo: sink.userinfo,
         proxy,
         source,
         event_type,
@@ -385,7 +384,7 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
 /// Only absolute `http`/`https` URLs with a host and a port that fits 16 bits: anything else
 /// could never be delivered to. The userinfo, if any, is split off and percent-decoded as Go's
 /// `net/url` does (an invalid escape is refused); the value in an error never shows it.
-fn check_sink(name: &str, sink: String) -> Result<(String, Option<Vec<u8>>), Error> {
+fn check_sink(name: &str, sink: String) -> Result<CheckedSink, Error> {
     let shown = crate::log::redact_userinfo(&sink).into_owned();
     let refuse = |expected: &str| Error::invalid(name, &shown, expected);
     let expected = "expected an absolute http:// or https:// URL with a host";
@@ -414,7 +413,15 @@ fn check_sink(name: &str, sink: String) -> Result<(String, Option<Vec<u8>>), Err
             return Err(refuse("expected a port from 1 to 65535"));
         }
     }
-    Ok((url, userinfo))
+    Ok(CheckedSink { url, uri, userinfo })
+}
+
+/// A sink URL that passed [`check_sink`]: as given but without its userinfo, parsed, and the
+/// userinfo decoded.
+struct CheckedSink {
+    url: String,
+    uri: ureq::http::Uri,
+    userinfo: Option<Vec<u8>>,
 }
 
 /// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,

@@ -14,6 +14,9 @@ use crate::log::redact_userinfo;
 pub struct Proxy {
     /// The variable that named it, for messages.
     pub variable: &'static str,
+    /// The sink's host (lower case) and port: the one destination that goes through the proxy.
+    pub sink_host: String,
+    pub sink_port: u16,
     /// Host (bracketed if IPv6) and port to connect to.
     pub host: String,
     pub port: u16,
@@ -22,6 +25,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Whether requests to `uri` go through this proxy: those to the sink, nothing else (the
+    /// Istio sidecar on loopback goes direct).
+    pub fn serves(&self, uri: &ureq::http::Uri) -> bool {
+        let (host, port) = host_port(uri);
+        host.eq_ignore_ascii_case(&self.sink_host) && port == self.sink_port
+    }
+
     /// `http://host:port`, for the start-up line: never the credentials.
     pub fn shown(&self) -> String {
         format!("http://{}:{}", self.host, self.port)
@@ -35,6 +45,8 @@ pub fn for_sink(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Proxy>, Error> {
     let https = sink.scheme_str() == Some("https");
+    let (host, port) = host_port(sink);
+    let host = host.to_ascii_lowercase();
     let names: [&'static str; 2] = if https {
         ["HTTPS_PROXY", "https_proxy"]
     } else {
@@ -46,8 +58,6 @@ pub fn for_sink(
     else {
         return Ok(None);
     };
-    let host = sink.host().unwrap_or_default().to_ascii_lowercase();
-    let port = sink.port_u16().unwrap_or(if https { 443 } else { 80 });
     let no_proxy = ["NO_PROXY", "no_proxy"]
         .iter()
         .find_map(|n| var(n).filter(|v| !v.is_empty()))
@@ -55,7 +65,16 @@ pub fn for_sink(
     if !use_proxy(&host, port, &no_proxy) {
         return Ok(None);
     }
-    parse_proxy(variable, &value).map(Some)
+    let mut proxy = parse_proxy(variable, &value)?;
+    (proxy.sink_host, proxy.sink_port) = (host, port);
+    Ok(Some(proxy))
+}
+
+/// A URI's host and port, the scheme's default when it has none.
+pub fn host_port(uri: &ureq::http::Uri) -> (&str, u16) {
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    (uri.host().unwrap_or_default(), port)
 }
 
 /// Go's `useProxy`: never for `localhost` or a loopback address; not for a host `NO_PROXY`
@@ -183,6 +202,8 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
     };
     Ok(Proxy {
         variable,
+        sink_host: String::new(),
+        sink_port: 0,
         host: host.to_owned(),
         port,
         authorization,

@@ -16,7 +16,7 @@ use crate::event::{Event, Template};
 use crate::sys;
 use crate::tls;
 use crate::token::{Token, TokenFile};
-use crate::transport::{BlockingResolver, Route, TcpConnector};
+use crate::transport::{BlockingResolver, TcpConnector};
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
 pub const MAX_RETRIES: u32 = 10;
@@ -104,18 +104,10 @@ impl Sender {
             .user_agent(USER_AGENT)
             .proxy(None)
             .build();
-        let route = config.proxy.clone().map(|proxy| {
-            let uri: ureq::http::Uri = config.sink.parse().unwrap_or_default();
-            let (host, port) = crate::transport::host_port(&uri);
-            Arc::new(Route {
-                sink_host: host.to_owned(),
-                sink_port: port,
-                proxy,
-            })
-        });
-        let connector = ().chain(TcpConnector(route.clone())).chain(tls::TlsConnector(tls));
+        let proxy = config.proxy.clone().map(Arc::new);
+        let connector = ().chain(TcpConnector(proxy.clone())).chain(tls::TlsConnector(tls));
         Ok(Sender {
-            agent: Agent::with_parts(agent_config, connector, BlockingResolver(route)),
+            agent: Agent::with_parts(agent_config, connector, BlockingResolver(proxy)),
             sink: config.sink.clone(),
             basic_auth: config
                 .sink_userinfo

@@ -16,45 +16,19 @@ use std::time::{Duration, Instant};
 use ureq::Timeout;
 
 use crate::head::HeadReader;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, host_port};
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
 
-/// The sink reached through a proxy: requests to the sink's host and port go to the proxy, in
-/// absolute form for http and through a `CONNECT` tunnel for https; anything else (the Istio
-/// sidecar on loopback) goes direct.
-#[derive(Debug)]
-pub struct Route {
-    pub sink_host: String,
-    pub sink_port: u16,
-    pub proxy: Proxy,
-}
-
-impl Route {
-    /// The proxy, if `uri` is the sink's.
-    fn proxy_for(&self, uri: &Uri) -> Option<&Proxy> {
-        let (host, port) = host_port(uri);
-        (host.eq_ignore_ascii_case(&self.sink_host) && port == self.sink_port)
-            .then_some(&self.proxy)
-    }
-}
-
-/// A URI's host and port, the scheme's default when it has none.
-pub fn host_port(uri: &Uri) -> (&str, u16) {
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    (uri.host().unwrap_or_default(), port)
-}
-
 /// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
 /// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
 /// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all. When the sink
 /// is reached through a proxy, the proxy's name is looked up instead of the sink's.
 #[derive(Debug)]
-pub struct BlockingResolver(pub Option<Arc<Route>>);
+pub struct BlockingResolver(pub Option<Arc<Proxy>>);
 
 impl Resolver for BlockingResolver {
     fn resolve(
@@ -63,7 +37,7 @@ impl Resolver for BlockingResolver {
         _: &ureq::config::Config,
         _: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let (host, port) = match self.0.as_ref().and_then(|r| r.proxy_for(uri)) {
+        let (host, port) = match self.0.as_deref().filter(|p| p.serves(uri)) {
             Some(proxy) => (proxy.host.as_str(), proxy.port),
             None => host_port(uri),
         };
@@ -85,9 +59,9 @@ impl Resolver for BlockingResolver {
 }
 
 /// Opens TCP connections to the resolved addresses, in order, within the attempt's timeout; to
-/// the sink through the proxy of the route, if any.
+/// the sink through its proxy, if it has one.
 #[derive(Debug)]
-pub struct TcpConnector(pub Option<Arc<Route>>);
+pub struct TcpConnector(pub Option<Arc<Proxy>>);
 
 impl<In: Transport> Connector<In> for TcpConnector {
     type Out = Either<In, TcpTransport>;
@@ -102,7 +76,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
         }
         let budget = *details.timeout.after;
         let started = std::time::Instant::now();
-        let proxy = self.0.as_ref().and_then(|r| r.proxy_for(details.uri));
+        let proxy = self.0.as_deref().filter(|p| p.serves(details.uri));
         let mut last_error = None;
         for addr in details.addrs.iter() {
             let left = budget.saturating_sub(started.elapsed());

@@ -29,10 +29,11 @@ pub fn heartbeats() -> Command {
     command
 }
 
-/// A started binary whose end is reported on a channel.
+/// A started binary whose end is reported on a channel, and its stderr line by line.
 pub struct Running {
     pub pid: i32,
     done: Receiver<(ExitStatus, String, String)>,
+    lines: Receiver<String>,
 }
 
 /// What a finished run left.
@@ -61,15 +62,47 @@ impl Finished {
 
 impl Running {
     pub fn start(command: &mut Command) -> Running {
-        let child: Child = command.spawn().expect("spawn heartbeats");
+        let mut child: Child = command.spawn().expect("spawn heartbeats");
         let pid = child.id() as i32;
+        let (line_tx, lines) = mpsc::channel();
+        // stderr is read as it comes, each line also sent to `lines`; the whole of it is
+        // reported with the end.
+        let stderr_reader = child.stderr.take().map(|stderr| {
+            thread::spawn(move || {
+                let mut all = String::new();
+                for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                    let Ok(line) = line else { break };
+                    all.push_str(&line);
+                    all.push('\n');
+                    let _ = line_tx.send(line);
+                }
+                all
+            })
+        });
         let (tx, done) = mpsc::channel();
         thread::spawn(move || {
             let out = child.wait_with_output().expect("wait for heartbeats");
-            let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-            let _ = tx.send((out.status, text(out.stdout), text(out.stderr)));
+            let stderr = stderr_reader.map_or(String::new(), |r| r.join().unwrap_or_default());
+            let _ = tx.send((
+                out.status,
+                String::from_utf8_lossy(&out.stdout).into(),
+                stderr,
+            ));
         });
-        Running { pid, done }
+        Running { pid, done, lines }
+    }
+
+    /// The next stderr line containing `text`, which must come within 10 s.
+    pub fn line_containing(&self, text: &str) -> String {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("{text:?} not logged within 10 s"),
+            }
+        }
     }
 
     /// Waits at most `timeout` for the end; `None` if it is still running.
@@ -88,12 +121,14 @@ impl Running {
             .unwrap_or_else(|| panic!("heartbeats still running after {timeout:?}"))
     }
 
-    /// Waits (at most 5 s) until the process sleeps in `sigtimedwait`: between beats, or
-    /// between retries. Read from the kernel (`/proc/PID/wchan`), not guessed from time.
+    /// Waits (at most 5 s) until the process sleeps in `sigtimedwait` (or `ppoll`, with
+    /// observability on): between beats, or between retries. Read from the kernel
+    /// (`/proc/PID/wchan`), not guessed from time.
     pub fn wait_until_sleeping(&self) {
         let wchan = format!("/proc/{}/wchan", self.pid);
         let started = std::time::Instant::now();
-        while !std::fs::read_to_string(&wchan).is_ok_and(|w| w.contains("sigtimedwait")) {
+        let asleep = |w: String| w.contains("sigtimedwait") || w.contains("poll");
+        while !std::fs::read_to_string(&wchan).is_ok_and(asleep) {
             assert!(started.elapsed() < Duration::from_secs(5), "never asleep");
             thread::yield_now();
         }
@@ -145,6 +180,16 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The threads of process `pid`, from `/proc/PID/status`.
+pub fn threads(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Threads:"))
+        .expect("Threads:");
+    line["Threads:".len()..].trim().parse().expect("a count")
 }
 
 /// Runs to the end (within 30 s).

@@ -54,7 +54,7 @@ fn main() {
     ];
     let command = heartbeats::config::parse_args(args.map(OsString::from), &DemoPod);
     let status = match command {
-        Ok(Command::Run(config)) => heartbeats::beat(&config),
+        Ok(Command::Run(config)) => heartbeats::send_beats(&config),
         Ok(_) => 0,
         Err(error) => {
             eprintln!("{error}");

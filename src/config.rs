@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::event::{self, HeaderEncoding};
 use crate::goparse;
+use crate::observability::{self, Observability};
 use crate::proxy::{self, Proxy};
 use crate::tls::{TRUST_BUNDLE_DIR, TlsSettings};
 use crate::userinfo;
@@ -87,13 +88,14 @@ Flags:
 
 Environment:
   K_SINK, K_CE_OVERRIDES, K_CA_CERTS, K_SINK_TIMEOUT, POD_NAME, POD_NAMESPACE,
-  ONE_SHOT (Go ParseBool), TLS_MIN_VERSION (1.2 or 1.3, default 1.3)
+  ONE_SHOT (Go ParseBool), TLS_MIN_VERSION (1.2 or 1.3, default 1.3),
+  K_OBSERVABILITY_CONFIG (metrics and tracing, JSON; see the README)
 
 Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered (ONE_SHOT/--count)
 ";
 
 /// Everything the program needs, from flags and environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where to POST: env `K_SINK` when non-empty, else `--sink`, without its userinfo. No
     /// default.
@@ -138,6 +140,8 @@ pub struct Config {
     /// Knative's trust bundles: `/knative-custom-certs`, or env `HEARTBEATS_TRUST_BUNDLE_DIR`
     /// (for tests: Knative always mounts them at the default).
     pub trust_bundle_dir: PathBuf,
+    /// Metrics and tracing: env `K_OBSERVABILITY_CONFIG` and the `OTEL_*` overrides.
+    pub observability: Observability,
 }
 
 /// What the command line asks for.
@@ -353,7 +357,12 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
                 .collect()
         })
         .unwrap_or_default();
+    // Knative writes these, not the user: problems are warnings (see the observability module).
+    let (observability, more) =
+        observability::from_env(&|name| host.var(name).and_then(|v| v.into_string().ok()));
+    warnings.extend(more);
     Ok(Config {
+        observability,
         sink: sink.url,
         sink_userinfo: sink.userinfo,
         proxy,

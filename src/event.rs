@@ -237,17 +237,24 @@ impl Default for Ids {
 }
 
 impl Ids {
-    /// A fresh id. Each byte of randomness is used once and then overwritten.
-    pub fn fresh(&mut self) -> Result<String, getrandom::Error> {
-        if self.used == self.random.len() {
+    /// `N` (at most 16) random bytes, from the buffer; each byte is used once, then zeroed.
+    pub fn random<const N: usize>(&mut self) -> Result<[u8; N], getrandom::Error> {
+        const { assert!(N <= 16) };
+        if self.used + N > self.random.len() {
             getrandom::fill(&mut self.random)?;
             self.used = 0;
         }
-        let mut b = [0u8; 16];
-        let taken = &mut self.random[self.used..self.used + 16];
-        b.copy_from_slice(taken);
+        let mut out = [0u8; N];
+        let taken = &mut self.random[self.used..self.used + N];
+        out.copy_from_slice(taken);
         taken.fill(0);
-        self.used += 16;
+        self.used += N;
+        Ok(out)
+    }
+
+    /// A fresh id. Each byte of randomness is used once and then overwritten.
+    pub fn fresh(&mut self) -> Result<String, getrandom::Error> {
+        let mut b: [u8; 16] = self.random()?;
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let mut out = String::with_capacity(36);

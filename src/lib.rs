@@ -2,7 +2,8 @@
 //! builds a CloudEvent (binary content mode) and POSTs it to `K_SINK`, on one thread.
 //!
 //! [`run`] is the whole life of the program and reads like the Go original's `main`: parse,
-//! build the agent, then loop { claim a beat, wait for it, build the event, deliver it }.
+//! then [`send_beats`]: build the agent and the observer, then the loop in `beats` { claim a
+//! beat, wait for it, build the event, deliver it }, then flush the telemetry.
 #![deny(unsafe_code)]
 
 pub mod config;
@@ -11,6 +12,10 @@ pub mod event;
 pub mod goparse;
 pub mod head;
 pub mod log;
+pub mod metrics;
+pub mod observability;
+pub mod observer;
+pub mod protobuf;
 pub mod proxy;
 pub mod schedule;
 pub mod send;
@@ -18,6 +23,7 @@ pub mod sys;
 pub mod time;
 pub mod tls;
 pub mod token;
+pub mod trace;
 pub mod transport;
 pub mod userinfo;
 
@@ -27,9 +33,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use config::{Command, Config, Host};
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
-use event::{Ids, Template};
+use event::{Event, Ids, Template};
+use metrics::Outcome;
+use observer::Observer;
 use schedule::Schedule;
 use send::{Delivery, Sender};
+use sys::Stop;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -45,7 +54,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
             println!("heartbeats {VERSION}");
             0
         }
-        Ok(Command::Run(config)) => beat(&config),
+        Ok(Command::Run(config)) => send_beats(&config),
         Err(error) => {
             log::line(format_args!("{error}"));
             if let error::Error::Usage(_) = error {
@@ -57,8 +66,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
     }
 }
 
-/// The heartbeat loop: sends events until `config.count` is reached or a stop signal arrives.
-pub fn beat(config: &Config) -> i32 {
+/// Sends events until `config.count` is reached or a stop signal arrives; returns the exit
+/// status.
+pub fn send_beats(config: &Config) -> i32 {
     log::never_block();
     let sender = match Sender::new(config) {
         Ok(sender) => sender,
@@ -79,7 +89,33 @@ pub fn beat(config: &Config) -> i32 {
         log::line(format_args!("warning: {warning}"));
     }
     log::line(format_args!("{}", Startup(config)));
+    let mut observer = Observer::new(config, || sender.export_agent());
+    let status = match beats(config, &sender, &template, &mut observer) {
+        Ok(undelivered) => {
+            sender.quit_sidecar();
+            if undelivered == 0 {
+                0
+            } else {
+                EXIT_UNDELIVERED
+            }
+        }
+        Err(stop) => {
+            log::line(format_args!("{}: stopping", stop.name()));
+            0
+        }
+    };
+    observer.flush();
+    status
+}
 
+/// The loop: claim a beat, wait for it, build the event, deliver it. Returns how many events
+/// were not delivered once `config.count` were sent, or the stop signal that ended it.
+fn beats(
+    config: &Config,
+    sender: &Sender,
+    template: &Template,
+    observer: &mut Observer,
+) -> Result<u64, Stop> {
     let mut schedule = Schedule::new(Instant::now(), config.period);
     let mut undelivered = 0u64;
     let mut last_send = Duration::ZERO;
@@ -87,89 +123,83 @@ pub fn beat(config: &Config) -> i32 {
     for sequence in 1u64.. {
         let (due, skipped) = schedule.claim(Instant::now());
         if skipped > 0 {
-            // A send shorter than a period cannot have covered a due time: the process was not
-            // running then (SIGSTOP, a frozen cgroup, CPU starvation).
-            if last_send >= config.period {
-                log::line(format_args!(
-                    "skipped {skipped} beat(s): the previous send took {last_send:?}, past their time"
-                ));
-            } else {
-                log::line(format_args!(
-                    "skipped {skipped} beat(s): the process was not running at their time \
-                     (stopped or starved of CPU)"
-                ));
-            }
+            log_skipped(skipped, last_send, config.period);
+            observer.skipped(skipped);
         }
-        match sys::wait_until(due) {
+        match observer.sleep_until(due) {
             Ok(None) => {}
-            Ok(Some(signal)) => return stopped(signal),
+            Ok(Some(stop)) => return Err(stop),
             Err(error) => log::line(format_args!("cannot wait for the next beat: {error}")),
         }
         let last = config.count == Some(sequence);
         let give_up_at = if last { None } else { schedule.next_due() };
         let started = Instant::now();
-        let delivered = match send_event(&sender, &template, sequence, &mut ids, give_up_at) {
-            Ok(delivered) => delivered,
-            Err(signal) => return stopped(signal),
+        let outcome = match template.event(sequence, SystemTime::now(), &mut ids) {
+            Ok(event) => deliver(sender, template, &event, sequence, give_up_at, observer)?,
+            Err(error) => {
+                log::line(format_args!(
+                    "event {sequence} not built: no randomness for its id: {error}"
+                ));
+                observer.end_event(Outcome::Failed);
+                Outcome::Failed
+            }
         };
         last_send = started.elapsed();
-        undelivered += u64::from(!delivered);
+        undelivered += u64::from(outcome != Outcome::Delivered);
         if last {
-            sender.quit_sidecar();
-            return if undelivered == 0 {
-                0
-            } else {
-                EXIT_UNDELIVERED
-            };
+            return Ok(undelivered);
         }
     }
-    0
+    Ok(undelivered)
 }
 
-/// Builds event `sequence`, delivers it and logs the outcome: whether the sink acknowledged it,
-/// or the stop signal that interrupted its retries.
-fn send_event(
+/// Delivers event `sequence` and logs how that ended, or returns the stop signal that
+/// interrupted its retries.
+fn deliver(
     sender: &Sender,
     template: &Template,
+    event: &Event,
     sequence: u64,
-    ids: &mut Ids,
     give_up_at: Option<Instant>,
-) -> Result<bool, i32> {
-    let event = match template.event(sequence, SystemTime::now(), ids) {
-        Ok(event) => event,
-        Err(error) => {
-            log::line(format_args!(
-                "event {sequence} not built: no randomness for its id: {error}"
-            ));
-            return Ok(false);
-        }
-    };
+    observer: &mut Observer,
+) -> Result<Outcome, Stop> {
+    observer.start_event(event);
     let id = &event.id;
-    match sender.deliver(template, &event, give_up_at) {
+    let outcome = match sender.deliver(template, event, give_up_at, observer) {
         Delivery::Acked { status, attempts } => {
             log::line(format_args!(
                 "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"
             ));
-            Ok(true)
+            Outcome::Delivered
         }
         Delivery::Failed { reason, attempts } => {
             log::line(format_args!(
                 "event {sequence} id {id} failed: {reason}, {attempts} attempt(s)"
             ));
-            Ok(false)
+            Outcome::Failed
         }
-        Delivery::Stopped(signal) => Err(signal),
-    }
+        Delivery::Stopped(stop) => {
+            observer.end_event(Outcome::Failed);
+            return Err(stop);
+        }
+    };
+    observer.end_event(outcome);
+    Ok(outcome)
 }
 
-fn stopped(signal: i32) -> i32 {
-    let name = if signal == libc::SIGINT {
-        "SIGINT"
+/// Says why due times passed without an event. A send shorter than a period cannot have
+/// covered one: the process was not running then (SIGSTOP, a frozen cgroup, CPU starvation).
+fn log_skipped(skipped: u64, last_send: Duration, period: Duration) {
+    if last_send >= period {
+        log::line(format_args!(
+            "skipped {skipped} beat(s): the previous send took {last_send:?}, past their time"
+        ));
     } else {
-        "SIGTERM"
-    };
-    log::line(format_args!("{name}: stopping"));
-    0
+        log::line(format_args!(
+            "skipped {skipped} beat(s): the process was not running at their time \
+             (stopped or starved of CPU)"
+        ));
+    }
 }
 
 /// The start-up line: the effective configuration, without secrets.

@@ -27,22 +27,42 @@ static BROKEN: AtomicBool = AtomicBool::new(false);
 /// would otherwise block the process in `write`. A terminal or file is left as it is (it never
 /// stalls for long, and its open file description may be shared with an interactive shell).
 pub fn never_block() {
-    let stderr = io::stderr();
-    let Ok(fd) = stderr.as_fd().try_clone_to_owned() else {
-        return;
-    };
-    let Ok(meta) = std::fs::File::from(fd).metadata() else {
-        return;
-    };
+    if let Err(error) = never_block_fd(io::stderr().as_fd()) {
+        line(format_args!(
+            "cannot make stderr non-blocking: {error}; a stalled log reader can stall beats"
+        ));
+    }
+}
+
+/// As [`never_block`], for stdout, where spans go when tracing writes them there.
+pub fn never_block_stdout() {
+    if let Err(error) = never_block_fd(io::stdout().as_fd()) {
+        line(format_args!(
+            "cannot make stdout non-blocking: {error}; a stalled reader can stall beats"
+        ));
+    }
+}
+
+fn never_block_fd(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    let meta = std::fs::File::from(fd.try_clone_to_owned()?).metadata()?;
     use std::os::unix::fs::FileTypeExt;
     let kind = meta.file_type();
     if kind.is_fifo() || kind.is_socket() {
-        if let Err(error) = sys::set_nonblocking(stderr.as_fd()) {
-            line(format_args!(
-                "cannot make stderr non-blocking: {error}; a stalled log reader can stall beats"
-            ));
-        }
+        sys::set_nonblocking(fd)?;
     }
+    Ok(())
+}
+
+/// Writes `text` and a newline to stdout, whole or (when that would wait) not at all; lines
+/// longer than `PIPE_BUF` may be cut by a socket. Returns whether it was written whole.
+pub fn stdout_line(text: &str) -> bool {
+    let mut bytes = Vec::with_capacity(text.len() + 1);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.push(b'\n');
+    let mut stdout = io::stdout().lock();
+    let written = matches!(write_all(&mut stdout, &bytes), Written::All);
+    let _ = stdout.flush();
+    written
 }
 
 /// Writes one line: the time, `heartbeats:`, the message, and how many earlier lines were

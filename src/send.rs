@@ -13,7 +13,9 @@ use ureq::{Agent, Body};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, Template};
-use crate::sys;
+use crate::metrics::ErrorType;
+use crate::observer::Observer;
+use crate::sys::Stop;
 use crate::tls;
 use crate::token::{Token, TokenFile};
 use crate::transport::{BlockingResolver, TcpConnector};
@@ -44,7 +46,7 @@ pub enum Delivery {
     /// Given up after `attempts` attempts; `reason` says why, for the log.
     Failed { reason: String, attempts: u32 },
     /// This stop signal arrived while waiting to retry.
-    Stopped(i32),
+    Stopped(Stop),
 }
 
 /// One attempt's result.
@@ -66,6 +68,7 @@ pub struct Sender {
     /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
     basic_auth: Option<String>,
     token: std::cell::RefCell<TokenFile>,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Sender {
@@ -105,7 +108,7 @@ impl Sender {
             .proxy(None)
             .build();
         let proxy = config.proxy.clone().map(Arc::new);
-        let connector = ().chain(TcpConnector(proxy.clone())).chain(tls::TlsConnector(tls));
+        let connector = ().chain(TcpConnector(proxy.clone())).chain(tls::TlsConnector(tls.clone()));
         Ok(Sender {
             agent: Agent::with_parts(agent_config, connector, BlockingResolver(proxy)),
             sink: config.sink.clone(),
@@ -114,7 +117,21 @@ impl Sender {
                 .as_deref()
                 .map(crate::userinfo::basic_auth),
             token: std::cell::RefCell::new(TokenFile::new(config.token_file.clone())),
+            tls,
         })
+    }
+
+    /// An agent for telemetry exports: the sink's TLS trust, no proxy, no pool kept long.
+    pub fn export_agent(&self) -> Agent {
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_response_header_size(crate::head::MAX_HEAD)
+            .user_agent(USER_AGENT)
+            .proxy(None)
+            .build();
+        let connector = ().chain(TcpConnector(None)).chain(tls::TlsConnector(self.tls.clone()));
+        Agent::with_parts(config, connector, BlockingResolver(None))
     }
 
     /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
@@ -124,11 +141,12 @@ impl Sender {
         template: &Template,
         event: &Event,
         give_up_at: Option<Instant>,
+        observer: &mut Observer,
     ) -> Delivery {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (reason, retry_after) = match self.attempt(template, event) {
+            let (reason, retry_after) = match self.attempt(template, event, observer) {
                 Attempt::Ack(status) => return Delivery::Acked { status, attempts },
                 Attempt::Fatal(reason) => return Delivery::Failed { reason, attempts },
                 Attempt::Retry {
@@ -146,7 +164,7 @@ impl Sender {
                 let reason = format!("{reason}; gave up: the next beat is due");
                 return Delivery::Failed { reason, attempts };
             }
-            match sys::wait_until(Some(retry_at)) {
+            match observer.sleep_until(Some(retry_at)) {
                 Ok(None) => {}
                 Ok(Some(signal)) => return Delivery::Stopped(signal),
                 Err(e) => {
@@ -159,10 +177,13 @@ impl Sender {
         }
     }
 
-    fn attempt(&self, template: &Template, event: &Event) -> Attempt {
+    fn attempt(&self, template: &Template, event: &Event, observer: &mut Observer) -> Attempt {
         let mut request = self.agent.post(&self.sink);
         for (name, value) in template.headers(event) {
             request = request.header(name, value);
+        }
+        if let Some(traceparent) = observer.start_attempt() {
+            request = request.header("traceparent", traceparent);
         }
         match self.token.borrow_mut().read() {
             Ok(Token::Present(token)) => {
@@ -176,12 +197,20 @@ impl Sender {
             }
             Err(reason) => return Attempt::Fatal(reason),
         }
+        let body = event.body.len();
         match request.send(&event.body[..]) {
             Ok(response) => {
-                let (head, body) = response.into_parts();
-                classify_status(head.status.as_u16(), &head.headers, body)
+                let (head, response_body) = response.into_parts();
+                let status = head.status.as_u16();
+                let attempt = classify_status(status, &head.headers, response_body);
+                let error = (status >= 400).then_some(ErrorType::Status(status));
+                observer.end_attempt(Some(status), error, body);
+                attempt
             }
-            Err(error) => classify_error(&error),
+            Err(error) => {
+                observer.end_attempt(None, Some(ErrorType::Failure(failure(&error))), body);
+                classify_error(&error)
+            }
         }
     }
 
@@ -267,6 +296,27 @@ fn classify_error(error: &ureq::Error) -> Attempt {
             reason: error.to_string(),
             retry_after: None,
         },
+    }
+}
+
+/// `error.type` of an attempt that got no answer, in OTel's lower_snake style.
+fn failure(error: &ureq::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    use ureq::Error as E;
+    match error {
+        E::Timeout(_) => "timeout",
+        E::HostNotFound => "host_not_found",
+        E::ConnectionFailed => "connection_failed",
+        E::Protocol(_) | E::LargeResponseHeader(..) => "protocol",
+        E::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => "tls",
+        E::Io(io) => match io.kind() {
+            K::ConnectionRefused => "connection_refused",
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => "connection_reset",
+            K::TimedOut | K::WouldBlock => "timeout",
+            K::UnexpectedEof => "connection_closed",
+            _ => "io",
+        },
+        _ => "other",
     }
 }
 

@@ -4,16 +4,43 @@
 //! blocked at start-up and collected with `sigtimedwait`, which is also how the loop sleeps.
 //! This works as PID 1 in a container, where the kernel drops signals that have no handler, and
 //! needs no handler and no second thread. Go ignores the first SIGTERM in its loop; we stop.
-//! Besides signals: `O_NONBLOCK` on a descriptor (the log's stderr).
+//! When observability is on, the loop waits on more than signals: [`SignalFd`] turns the
+//! blocked signals into a descriptor, and [`poll`] waits on it and a listener at once.
+//! Besides signals: `O_NONBLOCK` on a descriptor (the log's stderr), and the process facts that
+//! `/proc` does not give (clock ticks, page size, the open-files limit).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// The signals that end the program.
 const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGTERM, libc::SIGINT];
+
+/// A stop signal that arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Term,
+    Int,
+}
+
+impl Stop {
+    fn from_signal(signal: libc::c_int) -> Option<Stop> {
+        match signal {
+            libc::SIGTERM => Some(Stop::Term),
+            libc::SIGINT => Some(Stop::Int),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Term => "SIGTERM",
+            Stop::Int => "SIGINT",
+        }
+    }
+}
 
 /// A set holding [`STOP_SIGNALS`].
 fn stop_set() -> io::Result<libc::sigset_t> {
@@ -50,24 +77,20 @@ pub fn block_stop_signals() -> io::Result<()> {
 }
 
 /// Sleeps until `deadline` (forever when `None`) unless a stop signal arrives first or is already
-/// pending. Returns the signal number, or `None` when the deadline passed.
-pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<i32>> {
+/// pending. Returns the signal, or `None` when the deadline passed.
+pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<Stop>> {
     let set = stop_set()?;
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let timespec = left.map(|left| libc::timespec {
-            // Capped at 68 years, which fits every time_t; the loop waits again if need be.
-            tv_sec: left.as_secs().min(i32::MAX as u64) as _,
-            tv_nsec: left.subsec_nanos() as _,
-        });
+        let timespec = left.map(timespec);
         let timeout = timespec
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const _);
         // SAFETY: `set` is initialised; `timeout` is null (wait forever) or points to a timespec
         // that lives until the call returns; a null siginfo pointer is allowed.
         let result = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), timeout) };
-        if result > 0 {
-            return Ok(Some(result));
+        if let Some(stop) = Stop::from_signal(result) {
+            return Ok(Some(stop));
         }
         let error = io::Error::last_os_error();
         match error.raw_os_error() {
@@ -83,14 +106,126 @@ pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<i32>> {
     }
 }
 
-/// A stop signal that is already pending, without waiting.
-pub fn pending() -> io::Result<Option<i32>> {
-    wait_until(Some(Instant::now()))
+fn timespec(left: Duration) -> libc::timespec {
+    libc::timespec {
+        // Capped at 68 years, which fits every time_t; the callers wait again if need be.
+        tv_sec: left.as_secs().min(i32::MAX as u64) as _,
+        tv_nsec: left.subsec_nanos() as _,
+    }
 }
 
-/// A stop signal within `duration`: a [`wait_until`] from now.
-pub fn wait_for(duration: Duration) -> io::Result<Option<i32>> {
-    wait_until(Instant::now().checked_add(duration))
+/// The stop signals as a readable descriptor, for [`poll`]: they must be blocked
+/// ([`block_stop_signals`]), and stay pending until read here.
+pub struct SignalFd(OwnedFd);
+
+impl SignalFd {
+    pub fn new() -> io::Result<SignalFd> {
+        let set = stop_set()?;
+        // SAFETY: `set` is initialised; -1 asks for a new descriptor; the flags are valid.
+        let fd =
+            check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
+        // SAFETY: signalfd returned a new descriptor that nothing else owns.
+        Ok(SignalFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// The stop signal waiting to be read, if any, without waiting.
+    pub fn take(&self) -> io::Result<Option<Stop>> {
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: `info` is a writable buffer of `size` bytes for the call's duration.
+        let read = unsafe { libc::read(self.0.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        if read < 0 {
+            let error = io::Error::last_os_error();
+            return match error.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(error),
+            };
+        }
+        if read as usize != size {
+            return Ok(None);
+        }
+        // SAFETY: the kernel filled the whole struct (checked just above).
+        let info = unsafe { info.assume_init() };
+        Ok(Stop::from_signal(info.ssi_signo as libc::c_int))
+    }
+}
+
+impl AsFd for SignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Waits until one of `fds` is readable or `deadline` passes (forever when `None`): one
+/// `ppoll`. Returns a bit per descriptor, bit `i` set when `fds[i]` is readable (or closed or
+/// failed: reading will say which); 0 when the deadline passed or a signal interrupted the wait.
+pub fn poll(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<u32> {
+    let mut polled = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; 4];
+    assert!(
+        fds.len() <= polled.len(),
+        "poll takes at most 4 descriptors"
+    );
+    for (slot, fd) in polled.iter_mut().zip(fds) {
+        slot.fd = fd.as_raw_fd();
+        slot.events = libc::POLLIN;
+    }
+    let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
+    let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+    // SAFETY: `polled` holds `fds.len()` initialised entries whose descriptors are open for the
+    // borrows' lifetime; `timeout_ptr` is null or points to a timespec that outlives the call; a
+    // null signal mask keeps the current one.
+    let result = unsafe {
+        libc::ppoll(
+            polled.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            timeout_ptr,
+            std::ptr::null(),
+        )
+    };
+    if result < 0 {
+        let error = io::Error::last_os_error();
+        return match error.kind() {
+            io::ErrorKind::Interrupted => Ok(0),
+            _ => Err(error),
+        };
+    }
+    let mut ready = 0;
+    for (i, slot) in polled.iter().take(fds.len()).enumerate() {
+        if slot.revents != 0 {
+            ready |= 1 << i;
+        }
+    }
+    Ok(ready)
+}
+
+/// Clock ticks per second, the unit of CPU times in `/proc/self/stat`.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// The memory page size, the unit of `/proc/self/statm`.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// The soft limit on open descriptors (`RLIMIT_NOFILE`), `None` when unlimited or unknown.
+pub fn max_open_files() -> Option<u64> {
+    let mut limit = MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: getrlimit fills the struct it is given a valid pointer to.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: getrlimit succeeded, so the struct is filled.
+    let soft = unsafe { limit.assume_init() }.rlim_cur;
+    (soft != libc::RLIM_INFINITY).then_some(soft)
 }
 
 /// Sets `O_NONBLOCK` on `fd`'s open file description: writes that would wait fail instead.

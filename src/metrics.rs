@@ -1,0 +1,572 @@
+//! The measurements: what each HTTP attempt and each event did, kept as cumulative counters and
+//! histograms, and the process's own figures read from `/proc` when asked for. This module owns
+//! the names (those of the Go image: OTel's HTTP client conventions, Prometheus's process
+//! collector) and both ways out: Prometheus text for a scrape, an OTLP request for a push.
+
+use std::fmt::{self, Write as _};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::protobuf::Message;
+
+/// OTel's advised boundaries for `http.client.request.duration`, seconds.
+const DURATION_BOUNDS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// The OTel SDK's default boundaries, used for `http.client.request.body.size`, bytes.
+const SIZE_BOUNDS: [f64; 15] = [
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+
+/// How an event ended, as counted in `heartbeats.events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Failed,
+    /// A due time that passed without an event (the previous send or a stopped process).
+    Skipped,
+}
+
+const OUTCOMES: [(Outcome, &str); 3] = [
+    (Outcome::Delivered, "delivered"),
+    (Outcome::Failed, "failed"),
+    (Outcome::Skipped, "skipped"),
+];
+
+/// `error.type`: the status code for a 4xx or 5xx answer, else what failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Status(u16),
+    /// `timeout`, `connection_refused`, `tls`, … (Go names its error's type instead).
+    Failure(&'static str),
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorType::Status(status) => write!(f, "{status}"),
+            ErrorType::Failure(what) => f.write_str(what),
+        }
+    }
+}
+
+/// One HTTP attempt as measured: how it ended and what it cost.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptRecord {
+    /// The response status, when one came.
+    pub status: Option<u16>,
+    /// `error.type`: the status for 4xx/5xx, else what failed when no response came.
+    pub error_type: Option<ErrorType>,
+    pub duration: Duration,
+    pub body_size: usize,
+}
+
+/// Where the attempts went: `server.address`, `server.port`, `url.scheme`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub address: String,
+    pub port: u16,
+    pub scheme: &'static str,
+}
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    bounds: &'static [f64],
+    /// One per bound, plus the overflow bucket; not cumulative.
+    counts: Vec<u64>,
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    fn record(&mut self, value: f64) {
+        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        self.counts[bucket] += 1;
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+}
+
+/// The attempts that share one set of labels.
+#[derive(Debug, Clone)]
+struct Series {
+    status: Option<u16>,
+    error_type: Option<ErrorType>,
+    duration: Histogram,
+    body_size: Histogram,
+}
+
+/// A histogram every series has, under both its names.
+struct HistogramKind {
+    otel_name: &'static str,
+    prometheus_name: &'static str,
+    help: &'static str,
+    unit: &'static str,
+    of: fn(&Series) -> &Histogram,
+}
+
+const HISTOGRAMS: [HistogramKind; 2] = [
+    HistogramKind {
+        otel_name: "http.client.request.duration",
+        prometheus_name: "http_client_request_duration_seconds",
+        help: "Duration of HTTP client requests.",
+        unit: "s",
+        of: |s| &s.duration,
+    },
+    HistogramKind {
+        otel_name: "http.client.request.body.size",
+        prometheus_name: "http_client_request_body_size_bytes",
+        help: "Size of HTTP client request bodies.",
+        unit: "By",
+        of: |s| &s.body_size,
+    },
+];
+
+/// Everything measured since start.
+#[derive(Debug)]
+pub struct Metrics {
+    server: Server,
+    service_name: String,
+    started: SystemTime,
+    series: Vec<Series>,
+    events: [u64; 3],
+    attempts: u64,
+    last_delivered: Option<SystemTime>,
+}
+
+/// The process's figures at one moment.
+#[derive(Debug, Default, Clone, Copy)]
+struct Process {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    virtual_bytes: u64,
+    open_fds: u64,
+    max_fds: Option<u64>,
+    start_time_seconds: Option<f64>,
+}
+
+impl Metrics {
+    pub fn new(server: Server, service_name: &str, started: SystemTime) -> Metrics {
+        Metrics {
+            server,
+            service_name: service_name.to_owned(),
+            started,
+            series: Vec::new(),
+            events: [0; 3],
+            attempts: 0,
+            last_delivered: None,
+        }
+    }
+
+    pub fn attempt(&mut self, record: &AttemptRecord) {
+        self.attempts += 1;
+        let index = match self
+            .series
+            .iter()
+            .position(|s| s.status == record.status && s.error_type == record.error_type)
+        {
+            Some(index) => index,
+            None => {
+                self.series.push(Series {
+                    status: record.status,
+                    error_type: record.error_type,
+                    duration: Histogram::new(&DURATION_BOUNDS),
+                    body_size: Histogram::new(&SIZE_BOUNDS),
+                });
+                self.series.len() - 1
+            }
+        };
+        let series = &mut self.series[index];
+        series.duration.record(record.duration.as_secs_f64());
+        series.body_size.record(record.body_size as f64);
+    }
+
+    pub fn event(&mut self, outcome: Outcome, count: u64, at: SystemTime) {
+        let index = OUTCOMES
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or(0);
+        self.events[index] += count;
+        if outcome == Outcome::Delivered {
+            self.last_delivered = Some(at);
+        }
+    }
+
+    /// The series' labels as (OTel name, value), in a fixed order.
+    fn labels(&self, series: &Series) -> Vec<(&'static str, String)> {
+        let mut labels = vec![("http.request.method", "POST".to_owned())];
+        if let Some(status) = series.status {
+            labels.push(("http.response.status_code", status.to_string()));
+        }
+        labels.push(("server.address", self.server.address.clone()));
+        labels.push(("server.port", self.server.port.to_string()));
+        labels.push(("url.scheme", self.server.scheme.to_owned()));
+        if let Some(error) = series.error_type {
+            labels.push(("error.type", error.to_string()));
+        }
+        labels
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of everything, process figures read now.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let _ = self.write_prometheus(&mut out, &Process::read());
+        out
+    }
+
+    fn write_prometheus(&self, out: &mut String, process: &Process) -> fmt::Result {
+        for kind in &HISTOGRAMS {
+            let (name, help) = (kind.prometheus_name, kind.help);
+            writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram")?;
+            for series in &self.series {
+                let labels = Labels(self.labels(series));
+                let h = (kind.of)(series);
+                let mut cumulative = 0;
+                for (i, count) in h.counts.iter().enumerate() {
+                    cumulative += count;
+                    let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
+                    writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}")?;
+                }
+                writeln!(out, "{name}_sum{{{labels}}} {}", h.sum)?;
+                writeln!(out, "{name}_count{{{labels}}} {}", h.count)?;
+            }
+        }
+        let name = "heartbeats_events_total";
+        writeln!(
+            out,
+            "# HELP {name} Events by outcome: delivered, failed, or skipped (a due time that passed without one)."
+        )?;
+        writeln!(out, "# TYPE {name} counter")?;
+        for ((_, outcome), count) in OUTCOMES.iter().zip(self.events) {
+            writeln!(out, "{name}{{outcome=\"{outcome}\"}} {count}")?;
+        }
+        let name = "heartbeats_attempts_total";
+        writeln!(out, "# HELP {name} HTTP attempts, retries included.")?;
+        writeln!(out, "# TYPE {name} counter\n{name} {}", self.attempts)?;
+        if let Some(at) = self.last_delivered {
+            let name = "heartbeats_last_delivered_timestamp_seconds";
+            writeln!(
+                out,
+                "# HELP {name} When the sink last acknowledged an event, Unix time."
+            )?;
+            writeln!(out, "# TYPE {name} gauge\n{name} {}", unix_seconds(at))?;
+        }
+        write_process(out, process)?;
+        let labels = Labels(vec![
+            ("service.name", self.service_name.clone()),
+            ("service.version", crate::VERSION.to_owned()),
+        ]);
+        writeln!(
+            out,
+            "# HELP target_info Target metadata\n# TYPE target_info gauge"
+        )?;
+        writeln!(out, "target_info{{{labels}}} 1")
+    }
+
+    /// An OTLP `ExportMetricsServiceRequest` of everything, cumulative since start.
+    pub fn otlp(&self, now: SystemTime, scope: &str) -> Vec<u8> {
+        let start = unix_nanos(self.started);
+        let now = unix_nanos(now);
+        let process = Process::read();
+        let mut request = Message::new();
+        request.message(1, |resource_metrics| {
+            resource_metrics.message(1, |resource| {
+                crate::trace::resource_attributes(resource, &self.service_name);
+            });
+            resource_metrics.message(2, |scope_metrics| {
+                scope_metrics.message(1, |s| {
+                    s.string(1, scope).string(2, crate::VERSION);
+                });
+                self.otlp_http_metrics(scope_metrics, start, now);
+                self.otlp_own_metrics(scope_metrics, start, now, &process);
+            });
+        });
+        request.into_bytes()
+    }
+
+    fn otlp_http_metrics(&self, scope_metrics: &mut Message, start: u64, now: u64) {
+        for kind in &HISTOGRAMS {
+            if self.series.is_empty() {
+                continue;
+            }
+            scope_metrics.message(2, |metric| {
+                metric.string(1, kind.otel_name).string(2, kind.help);
+                metric.string(3, kind.unit);
+                metric.message(9, |data| {
+                    for series in &self.series {
+                        let h = (kind.of)(series);
+                        data.message(1, |point| {
+                            for (key, value) in self.labels(series) {
+                                point.message(9, |kv| key_value(kv, key, &value));
+                            }
+                            point.fixed64(2, start).fixed64(3, now).fixed64(4, h.count);
+                            point.double(5, h.sum);
+                            point.packed_fixed64(6, h.counts.iter().copied());
+                            point.packed_fixed64(7, h.bounds.iter().map(|b| b.to_bits()));
+                            if h.count > 0 {
+                                point.double(11, h.min).double(12, h.max);
+                            }
+                        });
+                    }
+                    data.uint(2, CUMULATIVE);
+                });
+            });
+        }
+    }
+
+    fn otlp_own_metrics(&self, scope_metrics: &mut Message, start: u64, now: u64, p: &Process) {
+        scope_metrics.message(2, |metric| {
+            metric.string(1, "heartbeats.events").string(3, "{event}");
+            metric.message(7, |sum| {
+                for ((_, outcome), count) in OUTCOMES.iter().zip(self.events) {
+                    sum.message(1, |point| {
+                        point.message(7, |kv| key_value(kv, "outcome", outcome));
+                        int_point(point, start, now, count);
+                    });
+                }
+                sum.uint(2, CUMULATIVE).uint(3, 1);
+            });
+        });
+        scope_metrics.message(2, |metric| {
+            metric
+                .string(1, "heartbeats.attempts")
+                .string(3, "{attempt}");
+            metric.message(7, |sum| {
+                sum.message(1, |point| int_point(point, start, now, self.attempts));
+                sum.uint(2, CUMULATIVE).uint(3, 1);
+            });
+        });
+        if let Some(at) = self.last_delivered {
+            scope_metrics.message(2, |metric| {
+                metric
+                    .string(1, "heartbeats.last_delivered.timestamp")
+                    .string(3, "s");
+                metric.message(5, |gauge| {
+                    gauge.message(1, |point| {
+                        point.fixed64(3, now).double(4, unix_seconds(at));
+                    });
+                });
+            });
+        }
+        scope_metrics.message(2, |metric| {
+            metric.string(1, "process.cpu.time").string(3, "s");
+            metric.message(7, |sum| {
+                sum.message(1, |point| {
+                    point
+                        .fixed64(2, start)
+                        .fixed64(3, now)
+                        .double(4, p.cpu_seconds);
+                });
+                sum.uint(2, CUMULATIVE).uint(3, 1);
+            });
+        });
+        let gauges = [
+            ("process.memory.usage", "By", p.resident_bytes),
+            (
+                "process.unix.file_descriptor.count",
+                "{file_descriptor}",
+                p.open_fds,
+            ),
+        ];
+        for (name, unit, value) in gauges {
+            scope_metrics.message(2, |metric| {
+                metric.string(1, name).string(3, unit);
+                metric.message(5, |gauge| {
+                    gauge.message(1, |point| int_point(point, start, now, value));
+                });
+            });
+        }
+    }
+}
+
+/// `AGGREGATION_TEMPORALITY_CUMULATIVE`.
+const CUMULATIVE: u64 = 2;
+
+fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
+    point.fixed64(2, start).fixed64(3, now).fixed64(6, value);
+}
+
+/// An OTLP `KeyValue` with a string value.
+pub fn key_value(kv: &mut Message, key: &str, value: &str) {
+    kv.string(1, key).message(2, |any| {
+        any.string(1, value);
+    });
+}
+
+/// Prometheus labels: OTel names with dots as underscores, values escaped.
+struct Labels(Vec<(&'static str, String)>);
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_char(',')?;
+            }
+            for c in key.chars() {
+                f.write_char(if c.is_ascii_alphanumeric() { c } else { '_' })?;
+            }
+            f.write_str("=\"")?;
+            for c in value.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => f.write_char(c)?,
+                }
+            }
+            f.write_char('"')?;
+        }
+        Ok(())
+    }
+}
+
+fn write_process(out: &mut String, p: &Process) -> fmt::Result {
+    let mut family = |name: &str, kind: &str, help: &str, value: String| {
+        writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        )
+    };
+    family(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        p.cpu_seconds.to_string(),
+    )?;
+    family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        p.resident_bytes.to_string(),
+    )?;
+    family(
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        p.virtual_bytes.to_string(),
+    )?;
+    family(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        p.open_fds.to_string(),
+    )?;
+    if let Some(max) = p.max_fds {
+        family(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            max.to_string(),
+        )?;
+    }
+    if let Some(start) = p.start_time_seconds {
+        family(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            start.to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+impl Process {
+    /// Reads `/proc/self`; a figure that cannot be read is 0 (or absent, for the optional ones).
+    fn read() -> Process {
+        let ticks = crate::sys::clock_ticks_per_second() as f64;
+        let page = crate::sys::page_size();
+        let mut process = Process {
+            max_fds: crate::sys::max_open_files(),
+            ..Process::default()
+        };
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+            let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+            let cpu = field(14).unwrap_or(0) + field(15).unwrap_or(0);
+            process.cpu_seconds = cpu as f64 / ticks;
+            process.virtual_bytes = field(23).unwrap_or(0);
+            process.resident_bytes = field(24).unwrap_or(0) * page;
+            process.start_time_seconds = field(22)
+                .zip(boot_time())
+                .map(|(start, boot)| boot as f64 + start as f64 / ticks);
+        }
+        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+            process.open_fds = entries.count() as u64;
+        }
+        process
+    }
+}
+
+/// `btime` of `/proc/stat`: when the machine booted, Unix seconds.
+fn boot_time() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("btime "))?;
+    line["btime ".len()..].trim().parse().ok()
+}
+
+pub fn unix_nanos(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn unix_seconds(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_on_a_bound_falls_in_that_bucket_as_prometheus_le_says() {
+        let mut h = Histogram::new(&DURATION_BOUNDS);
+        for value in [0.005, 0.0051, 0.0, 11.0] {
+            h.record(value);
+        }
+        assert_eq!(h.counts[0], 2, "0 and 0.005 are ≤ 0.005");
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[DURATION_BOUNDS.len()], 1, "11 s overflows");
+        assert_eq!((h.count, h.min, h.max), (4, 0.0, 11.0));
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_names_underscored() {
+        let labels = Labels(vec![("server.address", "a\"b\\c\nd".to_owned())]);
+        assert_eq!(labels.to_string(), r#"server_address="a\"b\\c\nd""#);
+    }
+
+    #[test]
+    fn the_process_is_read_from_proc() {
+        let p = Process::read();
+        assert!(
+            p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes,
+            "{p:?}"
+        );
+        assert!(p.open_fds >= 3, "{p:?}");
+        let start = p.start_time_seconds.unwrap();
+        let now = unix_seconds(SystemTime::now());
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0 * 365.0,
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! `K_OBSERVABILITY_CONFIG`: Prometheus scrapes while beating, OTLP metrics and traces to a
+//! fake collector (a second sink on 127.0.0.1), spans on stdout, and configs that must only
+//! warn. Everything we emit is read back with independent decoders: `prometheus-parse` for the
+//! text, the OTLP protobuf definitions (`opentelemetry-proto` on `prost`) for the exports.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use support::*;
+
+const CONFIG: &str = "K_OBSERVABILITY_CONFIG";
+
+/// One HTTP/1.1 request to `addr`; the status line and the body.
+fn get(addr: &str, request_line: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the metrics listener");
+    write!(
+        stream,
+        "{request_line}\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The address in `metrics: serving Prometheus text at http://ADDR/metrics`.
+fn metrics_address(run: &Running) -> String {
+    let line = run.line_containing("serving Prometheus text at http://");
+    let after = line.split("http://").nth(1).unwrap();
+    after.trim_end_matches("/metrics").to_owned()
+}
+
+fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let (status, body) = get(addr, "GET /metrics HTTP/1.1");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parses")
+}
+
+fn sample<'a>(
+    scrape: &'a prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> &'a prometheus_parse::Value {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    &found
+        .unwrap_or_else(|| panic!("no {metric} {labels:?} in {:#?}", scrape.samples))
+        .value
+}
+
+fn number(value: &prometheus_parse::Value) -> f64 {
+    match value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => *v,
+        other => panic!("not a number: {other:?}"),
+    }
+}
+
+#[test]
+fn prometheus_is_scraped_while_beating_on_one_thread_and_sigterm_still_stops_at_once() {
+    let sink = Sink::start(vec![status(503)]);
+    let config = r#"{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#;
+    let run = Running::start(
+        heartbeats()
+            .env("K_SINK", sink.url())
+            .env(CONFIG, config)
+            .arg("--period=100ms"),
+    );
+    let addr = metrics_address(&run);
+    // Event 1 needs two attempts (503, then 200); event 2 one.
+    let body_len = sink.expect().body.len();
+    sink.expect();
+    sink.expect();
+    run.line_containing("event 2 id");
+    let scrape = scrape(&addr);
+    let port = sink.port.to_string();
+    let base = [
+        ("http_request_method", "POST"),
+        ("server_address", "127.0.0.1"),
+        ("server_port", port.as_str()),
+        ("url_scheme", "http"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut labels = base.to_vec();
+        labels.extend_from_slice(extra);
+        labels
+    };
+    let failed = with(&[("http_response_status_code", "503"), ("error_type", "503")]);
+    let prometheus_parse::Value::Histogram(buckets) =
+        sample(&scrape, "http_client_request_duration_seconds", &failed)
+    else {
+        panic!("not a histogram")
+    };
+    assert_eq!(buckets.last().unwrap().count, 1.0, "{buckets:?}");
+    assert!(buckets.last().unwrap().less_than.is_infinite());
+    let ok = with(&[("http_response_status_code", "200")]);
+    let ok_count = number(sample(
+        &scrape,
+        "http_client_request_duration_seconds_count",
+        &ok,
+    ));
+    assert!(ok_count >= 2.0, "{ok_count}");
+    // Events 1 to 9 have bodies of one length: `{"id":1,"label":""}`.
+    let body = number(sample(
+        &scrape,
+        "http_client_request_body_size_bytes_sum",
+        &ok,
+    ));
+    assert_eq!(body, ok_count * body_len as f64);
+    let delivered = number(sample(
+        &scrape,
+        "heartbeats_events_total",
+        &[("outcome", "delivered")],
+    ));
+    assert!(delivered >= 2.0, "{delivered}");
+    assert!(number(sample(&scrape, "heartbeats_attempts_total", &[])) >= 3.0);
+    let last = number(sample(
+        &scrape,
+        "heartbeats_last_delivered_timestamp_seconds",
+        &[],
+    ));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 5.0, "{last} vs {now}");
+    assert!(number(sample(&scrape, "process_resident_memory_bytes", &[])) > 100_000.0);
+    assert!(number(sample(&scrape, "process_open_fds", &[])) >= 3.0);
+    assert!(number(sample(&scrape, "process_cpu_seconds_total", &[])) >= 0.0);
+    let start = number(sample(&scrape, "process_start_time_seconds", &[]));
+    assert!((now - start).abs() < 60.0, "{start}");
+    let service = [
+        ("service_name", "heartbeat"),
+        ("service_version", env!("CARGO_PKG_VERSION")),
+    ];
+    assert_eq!(number(sample(&scrape, "target_info", &service)), 1.0);
+
+    assert_eq!(
+        get(&addr, "GET /other HTTP/1.1").0,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(
+        get(&addr, "POST /metrics HTTP/1.1").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    assert_eq!(threads(run.pid), 1, "one thread, listener included");
+
+    // A scraper that connects and says nothing delays nothing for long, and never a stop.
+    let _silent = TcpStream::connect(&addr).unwrap();
+    run.wait_until_sleeping();
+    let asked = Instant::now();
+    run.signal(libc::SIGTERM);
+    let finished = run.finish(Duration::from_secs(5));
+    assert!(
+        asked.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    finished.assert_logged("SIGTERM: stopping");
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+fn string(attributes: &[KeyValue], key: &str) -> String {
+    match attribute(attributes, key) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn spans(requests: &[Request]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for request in requests.iter().filter(|r| r.path == "/v1/traces") {
+        assert_eq!(request.header("content-type"), "application/x-protobuf");
+        let export = ExportTraceServiceRequest::decode(&request.body[..]).expect("OTLP traces");
+        for resource in export.resource_spans {
+            let attributes = &resource.resource.as_ref().unwrap().attributes;
+            assert_eq!(string(attributes, "service.name"), "beats-under-test");
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+    }
+    spans
+}
+
+#[test]
+fn otlp_traces_match_the_traceparent_each_attempt_carried_and_metrics_are_pushed() {
+    let sink = Sink::start(vec![status(503)]);
+    let collector = Sink::start(vec![]);
+    let config = format!(
+        r#"{{"metrics":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{0}","exportInterval":100000000}},
+            "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{0}/v1/traces","samplingRate":1}}}}"#,
+        collector.port
+    );
+    let finished = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env(CONFIG, config)
+        .env("OTEL_SERVICE_NAME", "beats-under-test")
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret")
+        .args(["--period=100ms", "--count=3"]));
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert!(!finished.stderr.contains("s3cret"), "{}", finished.stderr);
+    let events = sink.drain();
+    assert_eq!(events.len(), 4, "three events, one retried");
+    let exports = collector.drain();
+    assert!(exports.iter().all(|r| r.header("x-api-key") == "s3cret"));
+    let spans = spans(&exports);
+    assert_eq!(
+        spans.len(),
+        3 + 4,
+        "a span per event and per attempt: {spans:#?}"
+    );
+
+    for request in &events {
+        let traceparent = request.header("traceparent");
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(
+            (parts.len(), parts[0], parts[3]),
+            (4, "00", "01"),
+            "{traceparent}"
+        );
+        let attempt = spans
+            .iter()
+            .find(|s| hex(&s.span_id) == parts[2])
+            .unwrap_or_else(|| panic!("no span for {traceparent}"));
+        assert_eq!(hex(&attempt.trace_id), parts[1]);
+        assert_eq!(attempt.name, "HTTP POST");
+        assert_eq!(attempt.kind, 3, "CLIENT");
+        let parent = spans
+            .iter()
+            .find(|s| s.span_id == attempt.parent_span_id)
+            .expect("the attempt's parent");
+        assert_eq!(parent.trace_id, attempt.trace_id);
+        assert_eq!(parent.kind, 4, "PRODUCER");
+        assert_eq!(
+            string(&parent.attributes, "cloudevents.event_id"),
+            request.header("ce-id")
+        );
+        assert_eq!(
+            string(&parent.attributes, "cloudevents.event_type"),
+            request.header("ce-type")
+        );
+        assert_eq!(
+            string(&parent.attributes, "cloudevents.event_source"),
+            request.header("ce-source")
+        );
+        assert!(attempt.start_time_unix_nano >= parent.start_time_unix_nano);
+        assert!(attempt.end_time_unix_nano <= parent.end_time_unix_nano);
+        let status = match attribute(&attempt.attributes, "http.response.status_code") {
+            Some(any_value::Value::IntValue(code)) => *code,
+            other => panic!("{other:?}"),
+        };
+        let error = status >= 400;
+        assert_eq!(attempt.status.as_ref().is_some_and(|s| s.code == 2), error);
+        assert_eq!(string(&attempt.attributes, "url.full"), sink.url());
+    }
+    // A fresh trace per event.
+    let traces: std::collections::HashSet<_> = spans.iter().map(|s| s.trace_id.clone()).collect();
+    assert_eq!(traces.len(), 3);
+
+    // Metrics: pushed every 100 ms and at exit, cumulative; the last push has every attempt.
+    let pushes: Vec<_> = exports.iter().filter(|r| r.path == "/v1/metrics").collect();
+    assert!(pushes.len() >= 2, "{} pushes", pushes.len());
+    let last = ExportMetricsServiceRequest::decode(&pushes.last().unwrap().body[..]).unwrap();
+    let metrics: HashMap<String, Data> = last.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .map(|m| (m.name.clone(), m.data.clone().unwrap()))
+        .collect();
+    let Some(Data::Histogram(duration)) = metrics.get("http.client.request.duration") else {
+        panic!("{metrics:#?}")
+    };
+    let counts: u64 = duration.data_points.iter().map(|p| p.count).sum();
+    assert_eq!(counts, 4);
+    for point in &duration.data_points {
+        assert_eq!(point.bucket_counts.len(), point.explicit_bounds.len() + 1);
+        assert_eq!(point.bucket_counts.iter().sum::<u64>(), point.count);
+    }
+    let Some(Data::Sum(events)) = metrics.get("heartbeats.events") else {
+        panic!("{metrics:#?}")
+    };
+    let delivered = events
+        .data_points
+        .iter()
+        .find(|p| string(&p.attributes, "outcome") == "delivered");
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    assert_eq!(delivered.unwrap().value, Some(Value::AsInt(3)));
+}
+
+#[test]
+fn sampling_rate_zero_sends_no_traceparent_and_no_spans() {
+    let sink = Sink::start(vec![]);
+    let collector = Sink::start(vec![]);
+    let config = format!(
+        r#"{{"tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":0}}}}"#,
+        collector.port
+    );
+    let finished = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env(CONFIG, config)
+        .args(["--period=50ms", "--count=3"]));
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let events = sink.drain();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|r| !r.has_header("traceparent")));
+    assert!(collector.drain().is_empty());
+}
+
+#[test]
+fn stdout_tracing_writes_one_json_object_per_span() {
+    let sink = Sink::start(vec![]);
+    let finished = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env(CONFIG, r#"{"tracing":{"protocol":"stdout"}}"#)
+        .args(["--period=50ms", "--count=2"]));
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let spans: Vec<serde_json::Value> = finished
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(spans.len(), 4, "{}", finished.stdout);
+    let events = sink.drain();
+    for (event, pair) in events.iter().zip(spans.chunks(2)) {
+        let traceparent = event.header("traceparent");
+        assert!(traceparent.contains(pair[0]["SpanContext"]["SpanID"].as_str().unwrap()));
+        assert_eq!(pair[0]["Name"], "HTTP POST");
+        assert_eq!(pair[1]["Parent"]["SpanID"], "0000000000000000");
+        assert_eq!(
+            pair[0]["Parent"]["SpanID"],
+            pair[1]["SpanContext"]["SpanID"]
+        );
+    }
+}
+
+#[test]
+fn configs_knative_might_write_wrong_only_warn_and_the_beat_goes_on() {
+    let cases = [
+        ("{not json", "is not valid JSON"),
+        (
+            r#"{"metrics":{"protocol":"grpc","endpoint":"c:4317"}}"#,
+            "use \"http/protobuf\"",
+        ),
+        (
+            r#"{"tracing":{"protocol":"zipkin"}}"#,
+            "unsupported protocol \"zipkin\"",
+        ),
+        (
+            r#"{"tracing":{"protocol":"http/protobuf","samplingRate":2}}"#,
+            "samplingRate 2",
+        ),
+    ];
+    for (config, said) in cases {
+        let sink = Sink::start(vec![]);
+        let finished = run(heartbeats()
+            .env("K_SINK", sink.url())
+            .env(CONFIG, config)
+            .arg("--count=1"));
+        assert_eq!(finished.code(), Some(0), "{config}: {}", finished.stderr);
+        let warning = finished
+            .stderr
+            .lines()
+            .find(|l| l.contains("warning: K_OBSERVABILITY_CONFIG"))
+            .unwrap_or_else(|| panic!("{config}: {}", finished.stderr));
+        assert!(warning.contains(said), "{config}: {warning}");
+        assert!(!sink.expect().has_header("traceparent"));
+    }
+    // A port already taken: a warning, and beats.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        r#"{{"metrics":{{"protocol":"prometheus","endpoint":"{}"}}}}"#,
+        taken.local_addr().unwrap()
+    );
+    let sink = Sink::start(vec![]);
+    let finished = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env(CONFIG, config)
+        .arg("--count=1"));
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    finished.assert_logged("cannot listen on 127.0.0.1:");
+    sink.expect();
+}
+
+#[test]
+fn an_unreachable_collector_costs_one_warning_and_no_beat() {
+    // A port nothing listens on: bound, then closed.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let sink = Sink::start(vec![]);
+    let config = format!(
+        r#"{{"metrics":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{port}","exportInterval":20000000}},
+            "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{port}","samplingRate":1}}}}"#
+    );
+    let finished = run(heartbeats()
+        .env("K_SINK", sink.url())
+        .env(CONFIG, config)
+        .args(["--period=50ms", "--count=6"]));
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert_eq!(sink.drain().len(), 6);
+    let warnings = finished.stderr.matches("exporting metrics failed").count();
+    assert_eq!(warnings, 1, "{}", finished.stderr);
+}

@@ -22,10 +22,11 @@ const SCHEDULE_BEATS: usize = 1_000;
 const SCHEDULE_PERIOD: Duration = Duration::from_millis(10);
 const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
-/// One binary under test and how to reach the sink.
+/// One binary under test, with its own environment (observability on or off).
 struct Target {
     name: &'static str,
     binary: PathBuf,
+    env: Vec<(&'static str, String)>,
 }
 
 /// A sink and what the binary needs in its environment to reach it.
@@ -49,19 +50,20 @@ impl Endpoint {
         Endpoint { sink, url, ca }
     }
 
-    fn command(&self, program: &Path, rss_file: Option<&Path>) -> Command {
+    fn command(&self, target: &Target, rss_file: Option<&Path>) -> Command {
         let command = if let Some(file) = rss_file {
             let mut c = Command::new("/usr/bin/time");
-            c.arg("-o").arg(file).args(["-f", "%M"]).arg(program);
+            c.arg("-o").arg(file).args(["-f", "%M"]).arg(&target.binary);
             c
         } else {
-            Command::new(program)
+            Command::new(&target.binary)
         };
-        self.command_on(command)
+        self.command_on(command, target)
     }
 
-    /// `command` (the binary, or a launcher of it) with the environment to reach the sink.
-    fn command_on(&self, mut command: Command) -> Command {
+    /// `command` (the binary, or a launcher of it) with the environment to reach the sink and
+    /// the target's own.
+    fn command_on(&self, mut command: Command, target: &Target) -> Command {
         command
             .env_clear()
             .env("K_SINK", &self.url)
@@ -73,6 +75,7 @@ impl Endpoint {
         if let Some(ca) = &self.ca {
             command.env("K_CA_CERTS", ca);
         }
+        command.envs(target.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -141,7 +144,7 @@ fn beats(
     endpoint.clear();
     let rss_file =
         std::env::temp_dir().join(format!("heartbeats-bench-rss-{}", std::process::id()));
-    let mut command = endpoint.command(&target.binary, Some(&rss_file));
+    let mut command = endpoint.command(target, Some(&rss_file));
     if beats == 1 {
         command.env("ONE_SHOT", "true");
     } else {
@@ -171,7 +174,7 @@ fn is_zombie(pid: i32) -> bool {
 /// Time from spawn (just before exec) to the first request fully received.
 fn first_request(target: &Target, endpoint: &Endpoint) -> Duration {
     endpoint.clear();
-    let mut command = endpoint.command(&target.binary, None);
+    let mut command = endpoint.command(target, None);
     command.env("ONE_SHOT", "true");
     let started = Instant::now();
     let mut child = command.spawn().expect("spawn");
@@ -182,7 +185,7 @@ fn first_request(target: &Target, endpoint: &Endpoint) -> Duration {
 
 /// The binary in loop mode at `period`, straight from the bench (no launcher).
 fn spawn_loop(target: &Target, endpoint: &Endpoint, period: &str) -> Child {
-    let mut command = endpoint.command(&target.binary, None);
+    let mut command = endpoint.command(target, None);
     command
         .arg(format!("--period={period}"))
         .spawn()
@@ -349,7 +352,7 @@ fn syscalls_per_beat(target: &Target, endpoint: &Endpoint) -> Option<(f64, Strin
             .arg(&out)
             .arg(&target.binary);
         let mut child = endpoint
-            .command_on(command)
+            .command_on(command, target)
             .args(["--period=1ms", &format!("--count={beats}")])
             .spawn()
             .ok()?;
@@ -466,18 +469,19 @@ fn report(targets: &[Target], tls: bool) {
             let (min, med, max) = stats(runs[i].iter().map(|r| r[f].1).collect());
             line += &format!(" | {}: {min:.3} / {med:.3} / {max:.3}", target.name);
         }
-        if targets.len() == 2 {
+        println!("{line}");
+        // Each other target against the first, run by run (they alternate within a round).
+        for (i, target) in targets.iter().enumerate().skip(1) {
             let ratios = stats(
                 (0..RUNS)
-                    .map(|r| runs[0][r][f].1 / runs[1][r][f].1)
+                    .map(|r| runs[i][r][f].1 / runs[0][r][f].1)
                     .collect(),
             );
-            line += &format!(
-                " | A/B per pair: median {:.3} (min {:.3}, max {:.3})",
-                ratios.1, ratios.0, ratios.2
+            println!(
+                "{:<38}   {} / {}: median {:.3} (min {:.3}, max {:.3})",
+                "", target.name, targets[0].name, ratios.1, ratios.0, ratios.2
             );
         }
-        println!("{line}");
     }
 }
 
@@ -504,16 +508,38 @@ fn main() {
         Path::new("/usr/bin/time").exists(),
         "GNU time is needed: apt-get install time"
     );
-    let mut targets = vec![Target {
-        name: "A heartbeats",
-        binary: binary(),
-    }];
+    // Observability on: Prometheus on a free port, every event traced to a local collector.
+    let collector = Sink::start(vec![]);
+    let observability = format!(
+        r#"{{"metrics":{{"protocol":"prometheus","endpoint":"127.0.0.1:0"}},
+            "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":1}}}}"#,
+        collector.port
+    );
+    let mut targets = vec![
+        Target {
+            name: "A heartbeats",
+            binary: binary(),
+            env: Vec::new(),
+        },
+        Target {
+            name: "O observability on",
+            binary: binary(),
+            env: vec![("K_OBSERVABILITY_CONFIG", observability)],
+        },
+    ];
     if let Some(other) = std::env::var_os("HEARTBEATS_COMPARE") {
         targets.push(Target {
             name: "B compare",
             binary: PathBuf::from(other),
+            env: Vec::new(),
         });
     }
+    // The collector's requests are not looked at; drain them so they do not pile up.
+    std::thread::spawn(move || {
+        loop {
+            collector.next(Duration::from_secs(3600));
+        }
+    });
     println!(
         "# heartbeats footprint ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())

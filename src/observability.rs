@@ -15,8 +15,8 @@ pub const CONFIG_VAR: &str = "K_OBSERVABILITY_CONFIG";
 pub const DEFAULT_METRICS_PORT: u16 = 9092;
 /// The OTel SDK's default export interval.
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
-/// Where the OTel SDK sends OTLP over HTTP when nothing says otherwise.
-const DEFAULT_OTLP_BASE: &str = "http://localhost:4318";
+/// Where the OTel Go SDK sends OTLP over HTTP when nothing says otherwise (https, as Go).
+const DEFAULT_OTLP_BASE: &str = "https://localhost:4318";
 /// Go's image names itself `heartbeat` (eventing's `resource.Default("heartbeat")`).
 pub const DEFAULT_SERVICE_NAME: &str = "heartbeat";
 /// The most characters of a config value a warning quotes.
@@ -458,7 +458,7 @@ mod tests {
         let Tracing::Otlp { endpoint, sampling } = &settings.tracing else {
             panic!()
         };
-        assert_eq!(endpoint.url, "http://localhost:4318/v1/traces");
+        assert_eq!(endpoint.url, "https://localhost:4318/v1/traces");
         assert_eq!(*sampling, 0.0);
     }
 

@@ -18,16 +18,19 @@ impl Message {
         Message::default()
     }
 
+    pub fn with_capacity(bytes: usize) -> Message {
+        Message {
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
 
-    fn varint(&mut self, mut value: u64) {
-        while value >= 0x80 {
-            self.bytes.push((value as u8 & 0x7f) | 0x80);
-            value >>= 7;
-        }
-        self.bytes.push(value as u8);
+    fn varint(&mut self, value: u64) {
+        let (bytes, used) = varint(value);
+        self.bytes.extend_from_slice(&bytes[..used]);
     }
 
     fn key(&mut self, field: u32, wire_type: u64) {
@@ -69,11 +72,16 @@ impl Message {
         self.bytes(field, value.as_bytes())
     }
 
-    /// A nested message, written by `write`.
+    /// A nested message, written by `write` in place; its length goes in front once known
+    /// (the bytes shift by the length's few bytes: no buffer per nested message).
     pub fn message(&mut self, field: u32, write: impl FnOnce(&mut Message)) -> &mut Self {
-        let mut inner = Message::new();
-        write(&mut inner);
-        self.bytes(field, &inner.bytes)
+        self.key(field, LENGTH_DELIMITED);
+        let start = self.bytes.len();
+        write(self);
+        let (length, used) = varint((self.bytes.len() - start) as u64);
+        self.bytes
+            .splice(start..start, length[..used].iter().copied());
+        self
     }
 
     /// A packed `repeated fixed64` (or `double`, as bits) field.
@@ -84,6 +92,19 @@ impl Message {
             self.bytes.extend_from_slice(&value.to_le_bytes());
         }
     }
+}
+
+/// `value` as a varint: the bytes and how many of them are used.
+fn varint(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut used = 0;
+    while value >= 0x80 {
+        bytes[used] = (value as u8 & 0x7f) | 0x80;
+        value >>= 7;
+        used += 1;
+    }
+    bytes[used] = value as u8;
+    (bytes, used + 1)
 }
 
 #[cfg(test)]
@@ -106,6 +127,14 @@ mod tests {
             inner.uint(1, 150);
         });
         assert_eq!(m.into_bytes(), [0x1a, 0x03, 0x08, 0x96, 0x01]);
+        // A nested message of 300 bytes: its length takes two bytes (0xac 0x02) in front.
+        let mut m = Message::new();
+        m.message(1, |inner| {
+            inner.bytes(2, &[7; 297]);
+        });
+        let bytes = m.into_bytes();
+        assert_eq!(bytes[..6], [0x0a, 0xac, 0x02, 0x12, 0xa9, 0x02]);
+        assert_eq!(bytes.len(), 3 + 300);
         let mut m = Message::new();
         m.fixed64(1, 1).packed_fixed64(2, [1u64, 2].into_iter());
         let bytes = m.into_bytes();

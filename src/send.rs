@@ -36,6 +36,10 @@ const MAX_DRAINED_BODY: u64 = 64 * 1024;
 const MAX_IDLE: Duration = Duration::from_secs(90);
 /// The most characters of a `Location` a log line shows: the sink controls it.
 const MAX_SHOWN_LOCATION: usize = 200;
+/// The export agent's input and output buffers.
+const EXPORT_BUFFER: usize = 16 * 1024;
+/// Headers a request carries besides the extensions: ours, the token, `traceparent`, ureq's.
+const HEADER_ROOM: usize = 16;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
 
 /// How the delivery of one event ended.
@@ -123,10 +127,13 @@ impl Sender {
 
     /// An agent for telemetry exports: the sink's TLS trust, no proxy, no pool kept long.
     pub fn export_agent(&self) -> Agent {
+        // A collector's answer is small: buffers of 16 KiB, not the sink agent's 128 KiB.
         let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .max_response_header_size(crate::head::MAX_HEAD)
+            .input_buffer_size(EXPORT_BUFFER)
+            .output_buffer_size(EXPORT_BUFFER)
+            .max_response_header_size(EXPORT_BUFFER)
             .user_agent(USER_AGENT)
             .proxy(None)
             .build();
@@ -179,6 +186,11 @@ impl Sender {
 
     fn attempt(&self, template: &Template, event: &Event, observer: &mut Observer) -> Attempt {
         let mut request = self.agent.post(&self.sink);
+        // Room for every header at once: growing the map allocates and frees a size class per
+        // beat, which musl's allocator answers with an mmap and a munmap.
+        if let Some(headers) = request.headers_mut() {
+            headers.reserve(HEADER_ROOM);
+        }
         for (name, value) in template.headers(event) {
             request = request.header(name, value);
         }

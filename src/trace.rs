@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::event::{Event, Ids};
-use crate::metrics::{AttemptRecord, Outcome, Server, key_value, unix_nanos};
+use crate::metrics::{AttemptRecord, ErrorType, Outcome, Server, key_value, unix_nanos};
 use crate::protobuf::Message;
 
 /// The instrumentation scope named in exports.
@@ -14,7 +14,7 @@ pub const SCOPE: &str = "heartbeats";
 /// Spans wait at most this long for their batch to be exported.
 pub const BATCH_DELAY: Duration = Duration::from_secs(5);
 /// A batch this large is exported at once.
-const BATCH_SIZE: usize = 512;
+const BATCH_SIZE: usize = 128;
 /// Spans kept while the collector cannot be reached; more are dropped and counted.
 const MAX_PENDING: usize = 2048;
 
@@ -51,24 +51,52 @@ impl Sampler {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Value {
-    Str(String),
+/// An attribute value, borrowed for encoding.
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    Str(&'a str),
     Int(i64),
 }
 
-/// A finished span.
+/// A finished span: ids, times, and what it was; its attributes are made when it is encoded,
+/// from this and the tracer's constant ones, so a span costs one allocation (an event's id).
 #[derive(Debug, Clone)]
 pub struct Span {
     trace_id: [u8; 16],
     span_id: [u8; 8],
     parent: Option<[u8; 8]>,
-    name: String,
-    kind: u64,
     start: SystemTime,
     end: SystemTime,
-    attributes: Vec<(&'static str, Value)>,
-    error: bool,
+    what: What,
+}
+
+#[derive(Debug, Clone)]
+enum What {
+    Event {
+        id: String,
+        delivered: bool,
+    },
+    Attempt {
+        status: Option<u16>,
+        resent: u32,
+        error: Option<ErrorType>,
+    },
+}
+
+impl Span {
+    fn is_error(&self) -> bool {
+        match &self.what {
+            What::Event { delivered, .. } => !delivered,
+            What::Attempt { error, .. } => error.is_some(),
+        }
+    }
+
+    fn kind(&self) -> u64 {
+        match self.what {
+            What::Event { .. } => KIND_PRODUCER,
+            What::Attempt { .. } => KIND_CLIENT,
+        }
+    }
 }
 
 /// The trace of one event while it is being delivered.
@@ -77,8 +105,7 @@ pub struct EventTrace {
     trace_id: [u8; 16],
     span_id: [u8; 8],
     start: SystemTime,
-    attributes: Vec<(&'static str, Value)>,
-    name: String,
+    id: String,
     /// The attempt in flight: its span id and start.
     attempt: Option<([u8; 8], SystemTime)>,
     attempts: u32,
@@ -97,6 +124,8 @@ pub struct Tracer {
     stdout: bool,
     source: String,
     event_type: String,
+    /// `cloudevents.client.<type>`: the name of every event's span.
+    event_span_name: String,
 }
 
 impl Tracer {
@@ -112,6 +141,7 @@ impl Tracer {
         Tracer {
             source: source.to_owned(),
             event_type: event_type.to_owned(),
+            event_span_name: format!("cloudevents.client.{event_type}"),
             sampler,
             url: url.to_owned(),
             server,
@@ -128,21 +158,11 @@ impl Tracer {
         if trace_id == [0; 16] || !self.sampler.samples(&trace_id) {
             return None;
         }
-        let span_id = nonzero(ids.random().ok()?);
         Some(EventTrace {
             trace_id,
-            span_id,
+            span_id: nonzero(ids.random().ok()?),
             start: SystemTime::now(),
-            name: format!("cloudevents.client.{}", self.event_type),
-            attributes: vec![
-                ("cloudevents.event_id", Value::Str(event.id.clone())),
-                ("cloudevents.event_source", Value::Str(self.source.clone())),
-                (
-                    "cloudevents.event_type",
-                    Value::Str(self.event_type.clone()),
-                ),
-                ("cloudevents.event_spec_version", Value::Str("1.0".into())),
-            ],
+            id: event.id.clone(),
             attempt: None,
             attempts: 0,
         })
@@ -153,39 +173,30 @@ impl Tracer {
         let span_id = nonzero(ids.random().ok()?);
         trace.attempt = Some((span_id, SystemTime::now()));
         trace.attempts += 1;
-        Some(format!("00-{}-{}-01", hex(&trace.trace_id), hex(&span_id)))
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str("00-");
+        push_hex(&mut traceparent, &trace.trace_id);
+        traceparent.push('-');
+        push_hex(&mut traceparent, &span_id);
+        traceparent.push_str("-01");
+        Some(traceparent)
     }
 
     pub fn end_attempt(&mut self, trace: &mut EventTrace, record: &AttemptRecord) {
         let Some((span_id, start)) = trace.attempt.take() else {
             return;
         };
-        let mut attributes = vec![
-            ("http.request.method", Value::Str("POST".into())),
-            ("url.full", Value::Str(self.url.clone())),
-            ("server.address", Value::Str(self.server.address.clone())),
-            ("server.port", Value::Int(i64::from(self.server.port))),
-        ];
-        if let Some(status) = record.status {
-            attributes.push(("http.response.status_code", Value::Int(i64::from(status))));
-        }
-        if trace.attempts > 1 {
-            let resent = i64::from(trace.attempts - 1);
-            attributes.push(("http.request.resend_count", Value::Int(resent)));
-        }
-        if let Some(error) = record.error_type {
-            attributes.push(("error.type", Value::Str(error.to_string())));
-        }
         self.finish(Span {
             trace_id: trace.trace_id,
             span_id,
             parent: Some(trace.span_id),
-            name: "HTTP POST".to_owned(),
-            kind: KIND_CLIENT,
             start,
             end: SystemTime::now(),
-            attributes,
-            error: record.error_type.is_some(),
+            what: What::Attempt {
+                status: record.status,
+                resent: trace.attempts - 1,
+                error: record.error_type,
+            },
         });
     }
 
@@ -194,18 +205,18 @@ impl Tracer {
             trace_id: trace.trace_id,
             span_id: trace.span_id,
             parent: None,
-            name: trace.name,
-            kind: KIND_PRODUCER,
             start: trace.start,
             end: SystemTime::now(),
-            attributes: trace.attributes,
-            error: outcome != Outcome::Delivered,
+            what: What::Event {
+                id: trace.id,
+                delivered: outcome == Outcome::Delivered,
+            },
         });
     }
 
     fn finish(&mut self, span: Span) {
         if self.stdout {
-            if !crate::log::stdout_line(&json(&span)) {
+            if !crate::log::stdout_line(&self.json(&span)) {
                 self.dropped += 1;
             }
             return;
@@ -234,7 +245,7 @@ impl Tracer {
         }
         self.oldest = None;
         let spans = std::mem::take(&mut self.pending);
-        let mut request = Message::new();
+        let mut request = Message::with_capacity(256 + spans.len() * 320);
         request.message(1, |resource_spans| {
             resource_spans.message(1, |resource| resource_attributes(resource, service_name));
             resource_spans.message(2, |scope_spans| {
@@ -242,11 +253,118 @@ impl Tracer {
                     scope.string(1, SCOPE).string(2, crate::VERSION);
                 });
                 for span in &spans {
-                    scope_spans.message(2, |m| encode(m, span));
+                    scope_spans.message(2, |m| self.encode(m, span));
                 }
             });
         });
         Some((request.into_bytes(), spans.len()))
+    }
+
+    fn name<'a>(&'a self, span: &Span) -> &'a str {
+        match span.what {
+            What::Event { .. } => &self.event_span_name,
+            What::Attempt { .. } => "HTTP POST",
+        }
+    }
+
+    /// Calls `visit` with each attribute of `span`, in a fixed order.
+    fn attributes(&self, span: &Span, mut visit: impl FnMut(&str, Value<'_>)) {
+        match &span.what {
+            What::Event { id, .. } => {
+                visit("cloudevents.event_id", Value::Str(id));
+                visit("cloudevents.event_source", Value::Str(&self.source));
+                visit("cloudevents.event_type", Value::Str(&self.event_type));
+                visit("cloudevents.event_spec_version", Value::Str("1.0"));
+            }
+            What::Attempt {
+                status,
+                resent,
+                error,
+            } => {
+                visit("http.request.method", Value::Str("POST"));
+                visit("url.full", Value::Str(&self.url));
+                visit("server.address", Value::Str(&self.server.address));
+                visit("server.port", Value::Int(i64::from(self.server.port)));
+                if let Some(status) = status {
+                    visit("http.response.status_code", Value::Int(i64::from(*status)));
+                }
+                if *resent > 0 {
+                    visit("http.request.resend_count", Value::Int(i64::from(*resent)));
+                }
+                if let Some(error) = error {
+                    visit("error.type", Value::Str(&error.to_string()));
+                }
+            }
+        }
+    }
+
+    fn encode(&self, m: &mut Message, span: &Span) {
+        m.bytes(1, &span.trace_id).bytes(2, &span.span_id);
+        if let Some(parent) = span.parent {
+            m.bytes(4, &parent);
+        }
+        m.string(5, self.name(span)).uint(6, span.kind());
+        m.fixed64(7, unix_nanos(span.start));
+        m.fixed64(8, unix_nanos(span.end));
+        self.attributes(span, |key, value| {
+            m.message(9, |kv| match value {
+                Value::Str(s) => key_value(kv, key, s),
+                Value::Int(i) => {
+                    kv.string(1, key).message(2, |any| {
+                        any.uint(3, i as u64);
+                    });
+                }
+            });
+        });
+        if span.is_error() {
+            m.message(15, |status| {
+                status.uint(3, STATUS_ERROR);
+            });
+        }
+        // Trace flags: sampled.
+        m.fixed32(16, 1);
+    }
+
+    /// One span as a JSON line, with the field names of Go's `stdouttrace` exporter.
+    fn json(&self, span: &Span) -> String {
+        use std::fmt::Write;
+        // Strings are escaped by serde_json; the rest is numbers and fixed text.
+        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let (mut trace, mut id) = (String::new(), String::new());
+        push_hex(&mut trace, &span.trace_id);
+        push_hex(&mut id, &span.span_id);
+        let mut parent = String::new();
+        push_hex(&mut parent, &span.parent.unwrap_or_default());
+        let mut out = String::with_capacity(1024);
+        let _ = write!(
+            out,
+            "{{\"Name\":{},\"SpanContext\":{{\"TraceID\":\"{trace}\",\"SpanID\":\"{id}\",\
+             \"TraceFlags\":\"01\"}},\"Parent\":{{\"TraceID\":\"{trace}\",\"SpanID\":\"{parent}\"}},\
+             \"SpanKind\":{},\"StartTime\":\"{}\",\"EndTime\":\"{}\",\"Attributes\":[",
+            quoted(self.name(span)),
+            span.kind(),
+            crate::time::rfc3339_nano(span.start),
+            crate::time::rfc3339_nano(span.end),
+        );
+        let mut first = true;
+        self.attributes(span, |key, value| {
+            let comma = if first { "" } else { "," };
+            first = false;
+            let (kind, value) = match value {
+                Value::Str(s) => ("STRING", quoted(s)),
+                Value::Int(n) => ("INT64", n.to_string()),
+            };
+            let _ = write!(
+                out,
+                "{comma}{{\"Key\":\"{key}\",\"Value\":{{\"Type\":\"{kind}\",\"Value\":{value}}}}}"
+            );
+        });
+        let code = if span.is_error() { "Error" } else { "Unset" };
+        let _ = write!(
+            out,
+            "],\"Status\":{{\"Code\":\"{code}\",\"Description\":\"\"}}}}"
+        );
+        out
     }
 }
 
@@ -263,58 +381,6 @@ pub fn resource_attributes(resource: &mut Message, service_name: &str) {
     }
 }
 
-fn encode(m: &mut Message, span: &Span) {
-    m.bytes(1, &span.trace_id).bytes(2, &span.span_id);
-    if let Some(parent) = span.parent {
-        m.bytes(4, &parent);
-    }
-    m.string(5, &span.name).uint(6, span.kind);
-    m.fixed64(7, unix_nanos(span.start));
-    m.fixed64(8, unix_nanos(span.end));
-    for (key, value) in &span.attributes {
-        m.message(9, |kv| match value {
-            Value::Str(s) => key_value(kv, key, s),
-            Value::Int(i) => {
-                kv.string(1, key).message(2, |any| {
-                    any.uint(3, *i as u64);
-                });
-            }
-        });
-    }
-    if span.error {
-        m.message(15, |status| {
-            status.uint(3, STATUS_ERROR);
-        });
-    }
-    // Trace flags: sampled.
-    m.fixed32(16, 1);
-}
-
-/// One span as a JSON line, with the field names of Go's `stdouttrace` exporter.
-fn json(span: &Span) -> String {
-    use serde_json::json;
-    let attributes: Vec<serde_json::Value> = span
-        .attributes
-        .iter()
-        .map(|(key, value)| match value {
-            Value::Str(s) => json!({"Key": key, "Value": {"Type": "STRING", "Value": s}}),
-            Value::Int(i) => json!({"Key": key, "Value": {"Type": "INT64", "Value": i}}),
-        })
-        .collect();
-    let time = |t: SystemTime| crate::time::rfc3339_nano(t).to_string();
-    json!({
-        "Name": span.name,
-        "SpanContext": {"TraceID": hex(&span.trace_id), "SpanID": hex(&span.span_id), "TraceFlags": "01"},
-        "Parent": {"TraceID": hex(&span.trace_id), "SpanID": span.parent.map_or("0000000000000000".to_owned(), |p| hex(&p))},
-        "SpanKind": span.kind,
-        "StartTime": time(span.start),
-        "EndTime": time(span.end),
-        "Attributes": attributes,
-        "Status": {"Code": if span.error { "Error" } else { "Unset" }, "Description": ""},
-    })
-    .to_string()
-}
-
 fn nonzero(mut id: [u8; 8]) -> [u8; 8] {
     if id == [0; 8] {
         id[7] = 1;
@@ -322,13 +388,13 @@ fn nonzero(mut id: [u8; 8]) -> [u8; 8] {
     id
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+/// Appends `bytes` as lower-case hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
-    out
 }
 
 #[cfg(test)]

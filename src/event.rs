@@ -134,6 +134,17 @@ pub struct Event {
     pub body: Vec<u8>,
 }
 
+impl Event {
+    /// The headers that change with every event, first in every request.
+    pub fn headers(&self) -> [(&str, &str); 3] {
+        [
+            ("ce-specversion", SPEC_VERSION),
+            ("ce-id", self.id.as_str()),
+            ("ce-time", self.time.as_str()),
+        ]
+    }
+}
+
 #[derive(Serialize)]
 struct Data<'a> {
     id: u64,
@@ -204,16 +215,19 @@ impl Template {
         })
     }
 
-    /// Every header of `event` in the order sent, `Content-Type` last; each name appears once.
+    /// Every header of `event` in the order sent, `Content-Type` last; each name appears once:
+    /// [`Event::headers`], then [`Template::fixed_headers`].
     pub fn headers<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = (&'a str, &'a str)> {
-        [
-            ("ce-specversion", SPEC_VERSION),
-            ("ce-id", event.id.as_str()),
-            ("ce-time", event.time.as_str()),
-        ]
-        .into_iter()
-        .chain(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-        .chain([("content-type", CONTENT_TYPE)])
+        event.headers().into_iter().chain(self.fixed_headers())
+    }
+
+    /// The headers that are the same on every beat, in the order sent after the event's own:
+    /// `ce-source`, `ce-type`, the extensions, `Content-Type`.
+    pub fn fixed_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain([("content-type", CONTENT_TYPE)])
     }
 }
 

@@ -70,13 +70,6 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
 /// status.
 pub fn send_beats(config: &Config) -> i32 {
     log::never_block();
-    let sender = match Sender::new(config) {
-        Ok(sender) => sender,
-        Err(error) => {
-            log::line(format_args!("{error}"));
-            return EXIT_CONFIG;
-        }
-    };
     let template = Template::new(
         &config.source,
         &config.event_type,
@@ -85,6 +78,13 @@ pub fn send_beats(config: &Config) -> i32 {
         config.msg.clone(),
         config.encoding,
     );
+    let sender = match Sender::new(config, &template) {
+        Ok(sender) => sender,
+        Err(error) => {
+            log::line(format_args!("{error}"));
+            return EXIT_CONFIG;
+        }
+    };
     for warning in &config.warnings {
         log::line(format_args!("warning: {warning}"));
     }
@@ -135,7 +135,7 @@ fn beats(
         let give_up_at = if last { None } else { schedule.next_due() };
         let started = Instant::now();
         let outcome = match template.event(sequence, SystemTime::now(), &mut ids) {
-            Ok(event) => deliver(sender, template, &event, sequence, give_up_at, observer)?,
+            Ok(event) => deliver(sender, &event, sequence, give_up_at, observer)?,
             Err(error) => {
                 log::line(format_args!(
                     "event {sequence} not built: no randomness for its id: {error}"
@@ -157,7 +157,6 @@ fn beats(
 /// interrupted its retries.
 fn deliver(
     sender: &Sender,
-    template: &Template,
     event: &Event,
     sequence: u64,
     give_up_at: Option<Instant>,
@@ -165,7 +164,7 @@ fn deliver(
 ) -> Result<Outcome, Stop> {
     observer.start_event(event);
     let id = &event.id;
-    let outcome = match sender.deliver(template, event, give_up_at, observer) {
+    let outcome = match sender.deliver(event, give_up_at, observer) {
         Delivery::Acked { status, attempts } => {
             log::line(format_args!(
                 "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"

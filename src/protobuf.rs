@@ -29,6 +29,10 @@ impl Message {
     }
 
     fn varint(&mut self, value: u64) {
+        if value < 0x80 {
+            self.bytes.push(value as u8);
+            return;
+        }
         let (bytes, used) = varint(value);
         self.bytes.extend_from_slice(&bytes[..used]);
     }
@@ -72,15 +76,17 @@ impl Message {
         self.bytes(field, value.as_bytes())
     }
 
-    /// A nested message, written by `write` in place; its length goes in front once known
-    /// (the bytes shift by the length's few bytes: no buffer per nested message).
+    /// A nested message, written by `write` in place; its length goes in front once known,
+    /// the content moved along by the length's few bytes (no buffer per nested message).
     pub fn message(&mut self, field: u32, write: impl FnOnce(&mut Message)) -> &mut Self {
         self.key(field, LENGTH_DELIMITED);
         let start = self.bytes.len();
         write(self);
-        let (length, used) = varint((self.bytes.len() - start) as u64);
-        self.bytes
-            .splice(start..start, length[..used].iter().copied());
+        let length = self.bytes.len() - start;
+        let (prefix, used) = varint(length as u64);
+        self.bytes.extend_from_slice(&prefix[..used]);
+        self.bytes.copy_within(start..start + length, start + used);
+        self.bytes[start..start + used].copy_from_slice(&prefix[..used]);
         self
     }
 

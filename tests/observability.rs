@@ -73,7 +73,13 @@ fn number(value: &prometheus_parse::Value) -> f64 {
 #[test]
 fn prometheus_is_scraped_while_beating_on_one_thread_and_sigterm_still_stops_at_once() {
     let sink = Sink::start(vec![status(503)]);
-    let config = r#"{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#;
+    let collector = Sink::start(vec![]);
+    // Everything on: metrics scraped, every event traced to a collector.
+    let config = format!(
+        r#"{{"metrics":{{"protocol":"prometheus","endpoint":"127.0.0.1:0"}},
+            "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":1}}}}"#,
+        collector.port
+    );
     let run = Running::start(
         heartbeats()
             .env("K_SINK", sink.url())
@@ -172,6 +178,9 @@ fn prometheus_is_scraped_while_beating_on_one_thread_and_sigterm_still_stops_at_
     );
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
     finished.assert_logged("SIGTERM: stopping");
+    // The spans pending at SIGTERM were flushed on the way out.
+    let spans = spans_of(&collector.drain());
+    assert!(spans.len() >= 5, "{} spans", spans.len());
 }
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -192,20 +201,31 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn spans(requests: &[Request]) -> Vec<Span> {
+/// The spans in the OTLP trace exports among `requests`, whatever their service name.
+fn spans_of(requests: &[Request]) -> Vec<Span> {
     let mut spans = Vec::new();
     for request in requests.iter().filter(|r| r.path == "/v1/traces") {
-        assert_eq!(request.header("content-type"), "application/x-protobuf");
         let export = ExportTraceServiceRequest::decode(&request.body[..]).expect("OTLP traces");
         for resource in export.resource_spans {
-            let attributes = &resource.resource.as_ref().unwrap().attributes;
-            assert_eq!(string(attributes, "service.name"), "beats-under-test");
             for scope in resource.scope_spans {
                 spans.extend(scope.spans);
             }
         }
     }
     spans
+}
+
+/// [`spans_of`], checking that each export is protobuf and names our service.
+fn spans(requests: &[Request]) -> Vec<Span> {
+    for request in requests.iter().filter(|r| r.path == "/v1/traces") {
+        assert_eq!(request.header("content-type"), "application/x-protobuf");
+        let export = ExportTraceServiceRequest::decode(&request.body[..]).expect("OTLP traces");
+        for resource in export.resource_spans {
+            let attributes = &resource.resource.as_ref().unwrap().attributes;
+            assert_eq!(string(attributes, "service.name"), "beats-under-test");
+        }
+    }
+    spans_of(requests)
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod log;
 pub mod metrics;
 pub mod observability;
 pub mod observer;
+pub mod otlp;
 pub mod protobuf;
 pub mod proxy;
 pub mod schedule;

@@ -6,6 +6,7 @@
 use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::otlp::{key_value, unix_nanos};
 use crate::protobuf::Message;
 
 /// OTel's advised boundaries for `http.client.request.duration`, seconds.
@@ -269,7 +270,7 @@ impl Metrics {
         write_process(out, process)?;
         let labels = Labels(vec![
             ("service.name", self.service_name.clone()),
-            ("service.version", crate::VERSION.to_owned()),
+            ("service.version", crate::otlp::VERSION.to_owned()),
         ]);
         writeln!(
             out,
@@ -286,11 +287,11 @@ impl Metrics {
         let mut request = Message::new();
         request.message(1, |resource_metrics| {
             resource_metrics.message(1, |resource| {
-                crate::trace::resource_attributes(resource, &self.service_name);
+                crate::otlp::resource_attributes(resource, &self.service_name);
             });
             resource_metrics.message(2, |scope_metrics| {
                 scope_metrics.message(1, |s| {
-                    s.string(1, scope).string(2, crate::VERSION);
+                    s.string(1, scope).string(2, crate::otlp::VERSION);
                 });
                 self.otlp_http_metrics(scope_metrics, start, now);
                 self.otlp_own_metrics(scope_metrics, start, now, &process);
@@ -399,13 +400,6 @@ const CUMULATIVE: u64 = 2;
 
 fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
     point.fixed64(2, start).fixed64(3, now).fixed64(6, value);
-}
-
-/// An OTLP `KeyValue` with a string value.
-pub fn key_value(kv: &mut Message, key: &str, value: &str) {
-    kv.string(1, key).message(2, |any| {
-        any.string(1, value);
-    });
 }
 
 /// Prometheus labels: OTel names with dots as underscores, values escaped.
@@ -520,11 +514,6 @@ fn boot_time() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|l| l.starts_with("btime "))?;
     line["btime ".len()..].trim().parse().ok()
-}
-
-pub fn unix_nanos(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn unix_seconds(at: SystemTime) -> f64 {

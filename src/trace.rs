@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::event::{Event, Ids};
-use crate::metrics::{AttemptRecord, ErrorType, Outcome, Server, key_value, unix_nanos};
+use crate::metrics::{AttemptRecord, ErrorType, Outcome, Server};
+use crate::otlp::{key_value, resource_attributes, unix_nanos};
 use crate::protobuf::Message;
 
 /// The instrumentation scope named in exports.
@@ -250,7 +251,7 @@ impl Tracer {
             resource_spans.message(1, |resource| resource_attributes(resource, service_name));
             resource_spans.message(2, |scope_spans| {
                 scope_spans.message(1, |scope| {
-                    scope.string(1, SCOPE).string(2, crate::VERSION);
+                    scope.string(1, SCOPE).string(2, crate::otlp::VERSION);
                 });
                 for span in &spans {
                     scope_spans.message(2, |m| self.encode(m, span));
@@ -365,19 +366,6 @@ impl Tracer {
             "],\"Status\":{{\"Code\":\"{code}\",\"Description\":\"\"}}}}"
         );
         out
-    }
-}
-
-/// The resource every export names: `service.name`, `service.version`, the SDK.
-pub fn resource_attributes(resource: &mut Message, service_name: &str) {
-    for (key, value) in [
-        ("service.name", service_name),
-        ("service.version", crate::VERSION),
-        ("telemetry.sdk.name", "heartbeats"),
-        ("telemetry.sdk.language", "rust"),
-        ("telemetry.sdk.version", crate::VERSION),
-    ] {
-        resource.message(1, |kv| key_value(kv, key, value));
     }
 }
 

@@ -76,6 +76,12 @@ impl Message {
         self.bytes(field, value.as_bytes())
     }
 
+    /// Fields already encoded, appended as they are.
+    pub fn raw(&mut self, fields: &[u8]) -> &mut Self {
+        self.bytes.extend_from_slice(fields);
+        self
+    }
+
     /// A nested message, written by `write` in place; its length goes in front once known,
     /// the content moved along by the length's few bytes (no buffer per nested message).
     pub fn message(&mut self, field: u32, write: impl FnOnce(&mut Message)) -> &mut Self {

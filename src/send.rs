@@ -212,7 +212,10 @@ impl Sender {
             request = request.header(name.clone(), value.clone());
         }
         if let Some(traceparent) = observer.start_attempt() {
-            request = request.header("traceparent", traceparent);
+            // Owned, so the value is not copied; the name is static, so it is not parsed.
+            if let Ok(value) = HeaderValue::try_from(traceparent) {
+                request = request.header(HeaderName::from_static("traceparent"), value);
+            }
         }
         match self.token.borrow_mut().read() {
             Ok(Token::Present(token)) => {

@@ -127,6 +127,9 @@ pub struct Tracer {
     event_type: String,
     /// `cloudevents.client.<type>`: the name of every event's span.
     event_span_name: String,
+    /// [`Tracer::constant_attributes`] as encoded span fields, for each kind of span.
+    encoded_event_attributes: Vec<u8>,
+    encoded_attempt_attributes: Vec<u8>,
 }
 
 impl Tracer {
@@ -139,7 +142,9 @@ impl Tracer {
         server: Server,
         (source, event_type): (&str, &str),
     ) -> Tracer {
-        Tracer {
+        let mut tracer = Tracer {
+            encoded_event_attributes: Vec::new(),
+            encoded_attempt_attributes: Vec::new(),
             source: source.to_owned(),
             event_type: event_type.to_owned(),
             event_span_name: format!("cloudevents.client.{event_type}"),
@@ -150,7 +155,16 @@ impl Tracer {
             oldest: None,
             dropped: 0,
             stdout,
+        };
+        for event in [true, false] {
+            let mut m = Message::new();
+            tracer.constant_attributes(event, |key, value| attribute(&mut m, key, value));
+            match event {
+                true => tracer.encoded_event_attributes = m.into_bytes(),
+                false => tracer.encoded_attempt_attributes = m.into_bytes(),
+            }
         }
+        tracer
     }
 
     /// Starts the trace of `event`, when sampled.
@@ -268,24 +282,29 @@ impl Tracer {
         }
     }
 
-    /// Calls `visit` with each attribute of `span`, in a fixed order.
-    fn attributes(&self, span: &Span, mut visit: impl FnMut(&str, Value<'_>)) {
+    /// Calls `visit` with the attributes every span of this kind has, the same on every event.
+    fn constant_attributes(&self, event: bool, mut visit: impl FnMut(&str, Value<'_>)) {
+        if event {
+            visit("cloudevents.event_source", Value::Str(&self.source));
+            visit("cloudevents.event_type", Value::Str(&self.event_type));
+            visit("cloudevents.event_spec_version", Value::Str("1.0"));
+        } else {
+            visit("http.request.method", Value::Str("POST"));
+            visit("url.full", Value::Str(&self.url));
+            visit("server.address", Value::Str(&self.server.address));
+            visit("server.port", Value::Int(i64::from(self.server.port)));
+        }
+    }
+
+    /// Calls `visit` with the attributes of `span` alone.
+    fn own_attributes(span: &Span, mut visit: impl FnMut(&str, Value<'_>)) {
         match &span.what {
-            What::Event { id, .. } => {
-                visit("cloudevents.event_id", Value::Str(id));
-                visit("cloudevents.event_source", Value::Str(&self.source));
-                visit("cloudevents.event_type", Value::Str(&self.event_type));
-                visit("cloudevents.event_spec_version", Value::Str("1.0"));
-            }
+            What::Event { id, .. } => visit("cloudevents.event_id", Value::Str(id)),
             What::Attempt {
                 status,
                 resent,
                 error,
             } => {
-                visit("http.request.method", Value::Str("POST"));
-                visit("url.full", Value::Str(&self.url));
-                visit("server.address", Value::Str(&self.server.address));
-                visit("server.port", Value::Int(i64::from(self.server.port)));
                 if let Some(status) = status {
                     visit("http.response.status_code", Value::Int(i64::from(*status)));
                 }
@@ -299,6 +318,12 @@ impl Tracer {
         }
     }
 
+    /// Every attribute of `span`: the constant ones, then its own.
+    fn attributes(&self, span: &Span, mut visit: impl FnMut(&str, Value<'_>)) {
+        self.constant_attributes(matches!(span.what, What::Event { .. }), &mut visit);
+        Self::own_attributes(span, visit);
+    }
+
     fn encode(&self, m: &mut Message, span: &Span) {
         m.bytes(1, &span.trace_id).bytes(2, &span.span_id);
         if let Some(parent) = span.parent {
@@ -307,16 +332,12 @@ impl Tracer {
         m.string(5, self.name(span)).uint(6, span.kind());
         m.fixed64(7, unix_nanos(span.start));
         m.fixed64(8, unix_nanos(span.end));
-        self.attributes(span, |key, value| {
-            m.message(9, |kv| match value {
-                Value::Str(s) => key_value(kv, key, s),
-                Value::Int(i) => {
-                    kv.string(1, key).message(2, |any| {
-                        any.uint(3, i as u64);
-                    });
-                }
-            });
+        // The constant attributes were encoded once (they are most of a span's bytes).
+        m.raw(match span.what {
+            What::Event { .. } => &self.encoded_event_attributes,
+            What::Attempt { .. } => &self.encoded_attempt_attributes,
         });
+        Self::own_attributes(span, |key, value| attribute(m, key, value));
         if span.is_error() {
             m.message(15, |status| {
                 status.uint(3, STATUS_ERROR);
@@ -374,6 +395,18 @@ fn nonzero(mut id: [u8; 8]) -> [u8; 8] {
         id[7] = 1;
     }
     id
+}
+
+/// One span attribute: field 9, a `KeyValue`.
+fn attribute(m: &mut Message, key: &str, value: Value<'_>) {
+    m.message(9, |kv| match value {
+        Value::Str(s) => key_value(kv, key, s),
+        Value::Int(i) => {
+            kv.string(1, key).message(2, |any| {
+                any.uint(3, i as u64);
+            });
+        }
+    });
 }
 
 /// Appends `bytes` as lower-case hex.

@@ -132,8 +132,8 @@ bench: build-static
     cargo bench --bench footprint
 
 # One million beats at 1 ms with injected faults: RSS, fds and sequence checked at the end.
-soak: build-static
-    cargo bench --bench footprint -- --soak
+soak:
+    cargo test --release --test soak -- --ignored --nocapture
 
 # Everything CI runs (`.ci/run` installs the tools, then runs this).
 ci: lint test-clean-clone image-test image-reproducible

@@ -1,7 +1,7 @@
 //! `cargo bench --bench footprint` (`just bench`): the footprint of the release binary against
 //! the fake sink on 127.0.0.1, over http and https, as min / median / max of several runs.
 //! With HEARTBEATS_COMPARE=/path/to/other it runs every scenario for that binary too, A B A B,
-//! and prints the ratio A/B per figure. `-- --soak` runs the soak instead (see [`soak`]).
+//! and prints the ratio A/B per figure. The soak is a test: `just soak` (tests/soak.rs).
 //!
 //! Peak RSS and CPU come from `wait4` on `/usr/bin/time` (GNU time), which reports its own
 //! usage together with the waited-for child's: a small fork+exec launcher, so the figure is not
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sink::{Reply, Sink, tls_pair};
+use sink::{Sink, tls_pair};
 
 const RUNS: usize = 5;
 const CPU_BEATS: usize = 1_000;
@@ -497,9 +497,6 @@ fn binary() -> PathBuf {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--soak") {
-        return soak(&binary());
-    }
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--floor") {
         return floor_loop(args[at + 1].parse().expect("--floor PORT"));
@@ -574,87 +571,4 @@ fn main() {
     );
     report(&targets, false);
     report(&targets, true);
-}
-
-/// One million beats at 1 ms with random faults (503, dropped connections, closed keep-alive):
-/// RSS and open fds after the first thousand beats and at the end, and the sequence checked:
-/// each request repeats the previous id (a retry) or is the next one.
-fn soak(binary: &Path) {
-    const BEATS: u64 = 1_000_000;
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut random = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % 1000
-    };
-    let script: Vec<Reply> = (0..BEATS + BEATS / 50)
-        .map(|_| match random() {
-            0..5 => sink::status(503),
-            5..7 => Reply::Drop,
-            7..10 => Reply::StatusThenClose(200),
-            _ => sink::status(200),
-        })
-        .collect();
-    let sink = Sink::start(script);
-    let mut child = Command::new(binary)
-        .env_clear()
-        .env("K_SINK", sink.url())
-        .env("POD_NAME", "soak")
-        .env("POD_NAMESPACE", "soak")
-        .arg("--period=1ms")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    // VmRSS in KiB and the number of open file descriptors.
-    let sample = || -> (u64, usize) {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        let kib = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .count();
-        (kib, fds)
-    };
-    let (mut last_id, mut events, mut requests) = (0u64, 0u64, 0u64);
-    let mut early = None;
-    let started = Instant::now();
-    while events < BEATS {
-        let request = sink.expect();
-        requests += 1;
-        let id = serde_json::from_slice::<serde_json::Value>(&request.body).unwrap()["id"]
-            .as_u64()
-            .unwrap();
-        assert!(
-            id == last_id || id == last_id + 1,
-            "sequence broke: {last_id} then {id}"
-        );
-        events += u64::from(id != last_id);
-        last_id = id;
-        if events == 1_000 && early.is_none() {
-            early = Some(sample());
-        }
-        if events % 100_000 == 0 && id != 0 {
-            eprintln!(
-                "{events} events, {requests} requests, {:?}",
-                started.elapsed()
-            );
-        }
-    }
-    let end = sample();
-    terminate(pid as i32);
-    let _ = child.wait();
-    println!(
-        "soak: {events} events in {requests} requests over {:?}",
-        started.elapsed()
-    );
-    let (early, end) = (early.unwrap(), end);
-    println!(
-        "after 1,000 events: RSS {} KiB, {} fds; at the end: RSS {} KiB, {} fds",
-        early.0, early.1, end.0, end.1
-    );
-    assert!(end.0 <= early.0 + 64, "RSS grew by more than 64 KiB");
-    assert!(end.1 <= early.1, "open file descriptors grew");
-    println!("soak passed: ids rose by one per event, RSS within 64 KiB, no fd growth");
 }

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::event::{self, HeaderEncoding};
 use crate::goparse;
 use crate::observability::{self, Observability};
+use crate::overrides;
 use crate::proxy::{self, Proxy};
 use crate::tls::{TRUST_BUNDLE_DIR, TlsSettings};
 use crate::userinfo;
@@ -125,7 +126,7 @@ pub struct Config {
     /// Header value encoding: `--ce-header-encoding`, default compat.
     pub encoding: HeaderEncoding,
     /// Extra trusted CAs as PEM text: env `K_CA_CERTS`, else `--cacerts`; with that name.
-    pub ca_certs: Option<(String, String)>,
+    pub ca_certs: Option<Named>,
     /// Extensions from env `K_CE_OVERRIDES`, validated.
     pub overrides: Vec<(String, String)>,
     /// OIDC token file: `--oidc-token-file`, default `/oidc/token`.
@@ -142,6 +143,13 @@ pub struct Config {
     pub trust_bundle_dir: PathBuf,
     /// Metrics and tracing: env `K_OBSERVABILITY_CONFIG` and the `OTEL_*` overrides.
     pub observability: Observability,
+}
+
+/// A value with the name of the variable or flag it came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub name: String,
+    pub value: String,
 }
 
 /// What the command line asks for.
@@ -172,8 +180,21 @@ impl Host for Process {
     }
 }
 
-/// The flag values as given, by flag name, before defaults and environment apply.
-type Flags = std::collections::BTreeMap<String, String>;
+/// The flag values as given (the last of a repeated flag), before defaults and environment.
+#[derive(Default)]
+struct Flags {
+    sink: Option<String>,
+    source: Option<String>,
+    event_type: Option<String>,
+    label: Option<String>,
+    msg: Option<String>,
+    period: Option<String>,
+    cacerts: Option<String>,
+    token_file: Option<String>,
+    timeout: Option<String>,
+    count: Option<String>,
+    encoding: Option<String>,
+}
 
 /// Parses `args` (without the program name) and the environment from `host`.
 pub fn parse_args(
@@ -182,14 +203,28 @@ pub fn parse_args(
 ) -> Result<Command, Error> {
     use lexopt::prelude::*;
 
-    let mut flags = Flags::new();
+    let mut flags = Flags::default();
     let mut warnings = Vec::new();
     let mut parser = lexopt::Parser::from_args(go_style(args));
     while let Some(arg) = parser.next().map_err(usage)? {
-        let name = match arg {
+        let name = match &arg {
+            Long(name) => flag(name),
+            _ => String::new(),
+        };
+        let slot = match arg {
             Long("h" | "help") => return Ok(Command::Help),
             Long("version") => return Ok(Command::Version),
-            Long(name) if VALUE_FLAGS.contains(&name) => name.to_owned(),
+            Long(FLAG_SINK) => &mut flags.sink,
+            Long(FLAG_SOURCE) => &mut flags.source,
+            Long(FLAG_TYPE) => &mut flags.event_type,
+            Long(FLAG_LABEL) => &mut flags.label,
+            Long(FLAG_MSG) => &mut flags.msg,
+            Long(FLAG_PERIOD) => &mut flags.period,
+            Long(FLAG_CACERTS) => &mut flags.cacerts,
+            Long(FLAG_TOKEN_FILE) => &mut flags.token_file,
+            Long(FLAG_TIMEOUT) => &mut flags.timeout,
+            Long(FLAG_COUNT) => &mut flags.count,
+            Long(FLAG_ENCODING) => &mut flags.encoding,
             // Knative's own template renders a missing value as `<no value>`; Go's flag package
             // stops there. Skip it, say so, and read the flags after it.
             Value(stray) => {
@@ -199,8 +234,7 @@ pub fn parse_args(
             }
             _ => return Err(usage(arg.unexpected())),
         };
-        let value = utf8(&format!("--{name}"), &parser.value().map_err(usage)?)?;
-        flags.insert(name, value);
+        *slot = Some(utf8(&name, &parser.value().map_err(usage)?)?);
     }
     let mut config = resolve(flags, host)?;
     warnings.append(&mut config.warnings);
@@ -254,115 +288,52 @@ fn env(host: &dyn Host, name: &str) -> Result<Option<String>, Error> {
     }
 }
 
+/// `--name`: how a flag is named in messages.
+fn flag(name: &str) -> String {
+    format!("--{name}")
+}
+
+/// A setting both a variable and a flag can give: the variable wins when non-empty, an empty
+/// flag counts as unset. The value, with the name it came under (for messages).
+fn either(
+    host: &dyn Host,
+    var: &str,
+    flag_name: &str,
+    flag_value: Option<String>,
+) -> Result<Option<Named>, Error> {
+    Ok(match env(host, var)? {
+        Some(value) => Some(Named {
+            name: var.to_owned(),
+            value,
+        }),
+        None => flag_value.filter(|v| !v.is_empty()).map(|value| Named {
+            name: flag(flag_name),
+            value,
+        }),
+    })
+}
+
 /// Applies defaults and the environment to the flags and checks every value.
-fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
-    let sink = match env(host, ENV_SINK)? {
-        Some(sink) => check_sink(ENV_SINK, sink)?,
-        None => match flags.remove(FLAG_SINK).filter(|s| !s.is_empty()) {
-            Some(sink) => check_sink(&format!("--{FLAG_SINK}"), sink)?,
-            None => return Err(Error::NoSink),
-        },
+fn resolve(flags: Flags, host: &dyn Host) -> Result<Config, Error> {
+    let sink = match either(host, ENV_SINK, FLAG_SINK, flags.sink)? {
+        Some(Named { name, value }) => check_sink(&name, value)?,
+        None => return Err(Error::NoSink),
     };
     let proxy = proxy::for_sink(&sink.uri, |name| env(host, name).ok().flatten())?;
-    let source = match flags.remove(FLAG_SOURCE).filter(|s| !s.is_empty()) {
-        Some(source) => source,
-        None => default_source(host)?,
-    };
-    let event_type = flags
-        .remove(FLAG_TYPE)
-        .as_deref()
-        .unwrap_or(DEFAULT_TYPE)
-        .trim()
-        .to_owned();
-    if event_type.is_empty() {
-        return Err(Error::invalid(
-            format!("--{FLAG_TYPE}"),
-            "",
-            "ce-type must not be empty",
-        ));
-    }
-    for (flag, value) in [(FLAG_SOURCE, &source), (FLAG_TYPE, &event_type)] {
-        if value.len() > event::MAX_HEADER_VALUE {
-            return Err(Error::invalid(
-                format!("--{flag}"),
-                value,
-                format!("longer than {} bytes", event::MAX_HEADER_VALUE),
-            ));
-        }
-    }
-    let mut warnings = Vec::new();
-    let (label, label_warning) = unquote_label(flags.remove(FLAG_LABEL).unwrap_or_default());
-    warnings.extend(label_warning);
-    let period = match flags.remove(FLAG_PERIOD).as_deref() {
-        None | Some("") => DEFAULT_PERIOD,
-        Some(p) => positive_duration(&format!("--{FLAG_PERIOD}"), p)?,
-    };
-    let timeout = match (env(host, ENV_TIMEOUT)?, flags.remove(FLAG_TIMEOUT)) {
-        (Some(t), _) => positive_duration(ENV_TIMEOUT, &t)?,
-        (None, Some(t)) if !t.is_empty() => positive_duration(&format!("--{FLAG_TIMEOUT}"), &t)?,
-        _ => DEFAULT_TIMEOUT,
-    };
-    let one_shot = match env(host, ENV_ONE_SHOT)? {
-        None => false,
-        Some(v) => goparse::parse_bool(&v).ok_or_else(|| {
-            Error::invalid(
-                ENV_ONE_SHOT,
-                &v,
-                "expected 1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False",
-            )
-        })?,
-    };
-    let count = match flags.remove(FLAG_COUNT) {
-        Some(n) => Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Error::invalid(
-                format!("--{FLAG_COUNT}"),
-                &n,
-                "expected a whole number of events, at least 1",
-            )
-        })?),
-        None => None,
-    };
-    let count = if one_shot { Some(1) } else { count };
-    let encoding = match flags.remove(FLAG_ENCODING).as_deref() {
-        None | Some("compat") => HeaderEncoding::Compat,
-        Some("percent") => HeaderEncoding::Percent,
-        Some(other) => {
-            return Err(Error::invalid(
-                format!("--{FLAG_ENCODING}"),
-                other,
-                "expected compat or percent",
-            ));
-        }
-    };
-    let ca_certs = match (env(host, ENV_CA_CERTS)?, flags.remove(FLAG_CACERTS)) {
-        (Some(pem), _) => Some((ENV_CA_CERTS.to_owned(), pem)),
-        (None, Some(pem)) if !pem.is_empty() => Some((format!("--{FLAG_CACERTS}"), pem)),
-        _ => None,
-    };
-    let overrides = event::parse_overrides(&env(host, event::ENV_OVERRIDES)?.unwrap_or_default())?;
-    let (overrides, mut ignored) = overrides;
-    warnings.append(&mut ignored);
-    let tls = TlsSettings::parse(
-        env(host, ENV_TLS_MIN)?.as_deref(),
-        env(host, ENV_TLS_MAX)?.as_deref(),
-        env(host, ENV_TLS_CIPHER_SUITES)?.as_deref(),
-        env(host, ENV_TLS_CURVES)?.as_deref(),
-    )?;
-    let ssl_cert_file = env(host, ENV_SSL_CERT_FILE)?.map(PathBuf::from);
-    let ssl_cert_dirs = env(host, ENV_SSL_CERT_DIR)?
-        .map(|dirs| {
-            dirs.split(':')
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let (source, event_type) = attributes(host, flags.source, flags.event_type)?;
+    let (label, label_warning) = unquote_label(flags.label.unwrap_or_default());
+    let mut warnings: Vec<String> = label_warning.into_iter().collect();
+    let (period, timeout, count) = timing(host, flags.period, flags.timeout, flags.count)?;
+    let encoding = encoding(flags.encoding)?;
+    let ca_certs = either(host, ENV_CA_CERTS, FLAG_CACERTS, flags.cacerts)?;
+    let (overrides, ignored) =
+        overrides::parse(&env(host, overrides::ENV_OVERRIDES)?.unwrap_or_default())?;
+    warnings.extend(ignored);
     // Knative writes these, not the user: problems are warnings (see the observability module).
     let (observability, more) =
         observability::from_env(&|name| host.var(name).and_then(|v| v.into_string().ok()));
     warnings.extend(more);
     Ok(Config {
-        observability,
         sink: sink.url,
         sink_userinfo: sink.userinfo,
         proxy,
@@ -370,24 +341,111 @@ fn resolve(mut flags: Flags, host: &dyn Host) -> Result<Config, Error> {
         event_type,
         label,
         warnings,
-        msg: flags.remove(FLAG_MSG).unwrap_or_default(),
+        msg: flags.msg.unwrap_or_default(),
         period,
         timeout,
         count,
         encoding,
         ca_certs,
         overrides,
-        token_file: PathBuf::from(
-            flags
-                .remove(FLAG_TOKEN_FILE)
-                .unwrap_or_else(|| DEFAULT_TOKEN_FILE.to_owned()),
-        ),
-        tls,
-        ssl_cert_file,
-        ssl_cert_dirs,
+        token_file: PathBuf::from(flags.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE)),
+        tls: TlsSettings::parse(
+            env(host, ENV_TLS_MIN)?.as_deref(),
+            env(host, ENV_TLS_MAX)?.as_deref(),
+            env(host, ENV_TLS_CIPHER_SUITES)?.as_deref(),
+            env(host, ENV_TLS_CURVES)?.as_deref(),
+        )?,
+        ssl_cert_file: env(host, ENV_SSL_CERT_FILE)?.map(PathBuf::from),
+        ssl_cert_dirs: env(host, ENV_SSL_CERT_DIR)?
+            .map(|dirs| {
+                dirs.split(':')
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
         trust_bundle_dir: env(host, ENV_TRUST_BUNDLE_DIR)?
             .map_or_else(|| PathBuf::from(TRUST_BUNDLE_DIR), PathBuf::from),
+        observability,
     })
+}
+
+/// `ce-source` (`--eventSource`, else the default from the pod) and `ce-type` (`--eventType`,
+/// trimmed, not empty), each at most [`event::MAX_HEADER_VALUE`] bytes.
+fn attributes(
+    host: &dyn Host,
+    source: Option<String>,
+    event_type: Option<String>,
+) -> Result<(String, String), Error> {
+    let source = match source.filter(|s| !s.is_empty()) {
+        Some(source) => source,
+        None => default_source(host)?,
+    };
+    let event_type = event_type
+        .as_deref()
+        .unwrap_or(DEFAULT_TYPE)
+        .trim()
+        .to_owned();
+    if event_type.is_empty() {
+        return Err(Error::invalid(
+            flag(FLAG_TYPE),
+            "",
+            "ce-type must not be empty",
+        ));
+    }
+    for (name, value) in [(FLAG_SOURCE, &source), (FLAG_TYPE, &event_type)] {
+        if value.len() > event::MAX_HEADER_VALUE {
+            let limit = format!("longer than {} bytes", event::MAX_HEADER_VALUE);
+            return Err(Error::invalid(flag(name), value, limit));
+        }
+    }
+    Ok((source, event_type))
+}
+
+/// The period (`--period`), the per-attempt timeout (`K_SINK_TIMEOUT`, else `--timeout`) and
+/// how many events to send (`ONE_SHOT` means 1, else `--count`, else unlimited).
+fn timing(
+    host: &dyn Host,
+    period: Option<String>,
+    timeout: Option<String>,
+    count: Option<String>,
+) -> Result<(Duration, Duration, Option<u64>), Error> {
+    let period = match period.filter(|p| !p.is_empty()) {
+        None => DEFAULT_PERIOD,
+        Some(p) => positive_duration(&flag(FLAG_PERIOD), &p)?,
+    };
+    let timeout = match either(host, ENV_TIMEOUT, FLAG_TIMEOUT, timeout)? {
+        Some(Named { name, value }) => positive_duration(&name, &value)?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let one_shot = match env(host, ENV_ONE_SHOT)? {
+        None => false,
+        Some(v) => goparse::parse_bool(&v).ok_or_else(|| {
+            let expected = "expected 1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False";
+            Error::invalid(ENV_ONE_SHOT, &v, expected)
+        })?,
+    };
+    let count = match count {
+        Some(n) => Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            let expected = "expected a whole number of events, at least 1";
+            Error::invalid(flag(FLAG_COUNT), &n, expected)
+        })?),
+        None => None,
+    };
+    Ok((period, timeout, if one_shot { Some(1) } else { count }))
+}
+
+/// `--ce-header-encoding`: `compat` (the default) or `percent`.
+fn encoding(value: Option<String>) -> Result<HeaderEncoding, Error> {
+    match value.as_deref() {
+        None | Some("compat") => Ok(HeaderEncoding::Compat),
+        Some("percent") => Ok(HeaderEncoding::Percent),
+        Some(other) => Err(Error::invalid(
+            flag(FLAG_ENCODING),
+            other,
+            "expected compat or percent",
+        )),
+    }
 }
 
 /// Only absolute `http`/`https` URLs with a host and a port that fits 16 bits: anything else
@@ -662,12 +720,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sink, "http://127.0.0.1:2/e");
-        assert_eq!(c.ca_certs, Some(("K_CA_CERTS".into(), "envpem".into())));
+        let named = |name: &str, value: &str| Named {
+            name: name.into(),
+            value: value.into(),
+        };
+        assert_eq!(c.ca_certs, Some(named("K_CA_CERTS", "envpem")));
         assert_eq!(c.timeout, Duration::from_secs(3));
         let h = host(&[(ENV_SINK, ""), (ENV_CA_CERTS, "")]);
         let c = parse(&["--sink=http://127.0.0.1:1/", "--cacerts=flagpem"], &h).unwrap();
         assert_eq!(c.sink, "http://127.0.0.1:1/");
-        assert_eq!(c.ca_certs, Some(("--cacerts".into(), "flagpem".into())));
+        assert_eq!(c.ca_certs, Some(named("--cacerts", "flagpem")));
     }
 
     #[test]

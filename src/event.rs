@@ -7,17 +7,13 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use serde::Serialize;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
-use crate::error::Error;
 use crate::time::rfc3339_nano;
 
 /// CloudEvents spec version sent in `ce-specversion`.
 pub const SPEC_VERSION: &str = "1.0";
 /// The body's media type; binary mode carries it in `Content-Type`, not in `ce-datacontenttype`.
 pub const CONTENT_TYPE: &str = "application/json";
-/// The variable Knative sets to the ContainerSource's `ceOverrides`.
-pub const ENV_OVERRIDES: &str = "K_CE_OVERRIDES";
 
 /// The extensions the Go image always sets, in its order; overrides may replace them.
 const DEFAULT_EXTENSIONS: [(&str, &str); 3] = [("the", "42"), ("heart", "yes"), ("beats", "true")];
@@ -26,24 +22,6 @@ const DEFAULT_EXTENSIONS: [(&str, &str); 3] = [("the", "42"), ("heart", "yes"), 
 /// Together with the token limit this keeps a request's head well inside ureq's 128 KiB buffer;
 /// sinks commonly refuse header lines over 8–16 KiB anyway.
 pub const MAX_HEADER_VALUE: usize = 4 * 1024;
-/// The longest extension name taken; the CloudEvents spec advises at most 20 characters.
-pub const MAX_NAME: usize = 128;
-/// The most extension value bytes all overrides together may hold, before encoding.
-pub const MAX_OVERRIDES_TOTAL: usize = 16 * 1024;
-
-/// CloudEvents §3.1: attributes an extension must not shadow (plus `data`, the payload), each
-/// with how to set it instead.
-const RESERVED_NAMES: [(&str, &str); 9] = [
-    ("id", "heartbeats sets a fresh one for every event"),
-    ("source", "set it with --eventSource"),
-    ("specversion", "heartbeats sends 1.0"),
-    ("type", "set it with --eventType"),
-    ("datacontenttype", "the body is application/json"),
-    ("dataschema", "heartbeats sends none"),
-    ("subject", "heartbeats sends none"),
-    ("time", "heartbeats sets it when each event is made"),
-    ("data", "the body is set with --label and --msg"),
-];
 
 /// How header values are written: `--ce-header-encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +132,7 @@ struct Data<'a> {
 }
 
 impl Template {
-    /// The event every beat sends. `overrides` are validated extensions (see [`parse_overrides`]).
+    /// The event every beat sends. `overrides` are validated extensions (see [`crate::overrides::parse`]).
     pub fn new(
         source: &str,
         event_type: &str,
@@ -282,122 +260,6 @@ impl Ids {
     }
 }
 
-/// An extension attribute as (name, value).
-pub type Extension = (String, String);
-
-/// `K_CE_OVERRIDES`, Knative's `CloudEventOverrides`: `{"extensions":{"name":"value",...}}`.
-/// Empty, `{}` and `null` give none. Names are lower-cased and must be `[a-z0-9]+` and unique;
-/// values are strings (numbers and booleans are taken as their literal JSON text). Returns the
-/// extensions and a warning for each key named like a core attribute (or `data`), which is
-/// ignored: Knative's webhook lets such keys through, and Go then fails every send while exiting
-/// 0. A name the webhook would refuse can only come from a hand-set variable: an error.
-pub fn parse_overrides(json: &str) -> Result<(Vec<Extension>, Vec<String>), Error> {
-    #[derive(serde::Deserialize)]
-    struct Overrides {
-        extensions: Option<Extensions>,
-    }
-    if json.trim().is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let parsed: Option<Overrides> = serde_json::from_str(json).map_err(|e| {
-        Error::invalid(
-            ENV_OVERRIDES,
-            json,
-            format!("expected {{\"extensions\":{{\"name\":\"value\"}}}} ({e})"),
-        )
-    })?;
-    let raw = parsed
-        .and_then(|o| o.extensions)
-        .map_or_else(Vec::new, |e| e.0);
-    let mut out: Vec<(String, String)> = Vec::with_capacity(raw.len());
-    let mut ignored = Vec::new();
-    for (given, value) in raw {
-        let name = given.to_ascii_lowercase();
-        let bad_name = |expected: &str| {
-            Error::invalid(format!("{ENV_OVERRIDES} extension name"), &given, expected)
-        };
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
-            return Err(bad_name("expected letters and digits only ([a-z0-9]+)"));
-        }
-        if name.len() > MAX_NAME {
-            return Err(bad_name(&format!(
-                "longer than {MAX_NAME} characters (CloudEvents advises 20)"
-            )));
-        }
-        // Knative's webhook lets these through (it checks only that names are alphanumeric);
-        // sdk-go then fails every send. Ignore the key, say how to set the attribute instead.
-        if let Some((_, instead)) = RESERVED_NAMES.iter().find(|(n, _)| *n == name) {
-            ignored.push(format!(
-                "{ENV_OVERRIDES} extension {given:?} ignored: a core CloudEvents attribute \
-                 cannot be an extension; {instead}"
-            ));
-            continue;
-        }
-        if out.iter().any(|(n, _)| *n == name) {
-            return Err(bad_name("given twice (names are compared lower-cased)"));
-        }
-        // A number or boolean is taken as its literal JSON text (`12.50` stays `12.50`).
-        let text = value.get();
-        let value = match text.as_bytes().first() {
-            Some(b'"') => serde_json::from_str::<String>(text)
-                .map_err(|e| Error::invalid(ENV_OVERRIDES, json, format!("bad string ({e})")))?,
-            Some(b'-' | b'0'..=b'9') => text.to_owned(),
-            _ if text == "true" || text == "false" => text.to_owned(),
-            _ => {
-                return Err(Error::invalid(
-                    format!("{ENV_OVERRIDES} extension {name:?}"),
-                    text,
-                    "expected a string",
-                ));
-            }
-        };
-        if value.len() > MAX_HEADER_VALUE {
-            return Err(Error::invalid(
-                format!("{ENV_OVERRIDES} extension {name:?}"),
-                &value,
-                format!("longer than {MAX_HEADER_VALUE} bytes"),
-            ));
-        }
-        out.push((name, value));
-    }
-    let total: usize = out.iter().map(|(_, v)| v.len()).sum();
-    if total > MAX_OVERRIDES_TOTAL {
-        return Err(Error::invalid(
-            ENV_OVERRIDES,
-            json,
-            format!("extension values total more than {MAX_OVERRIDES_TOTAL} bytes"),
-        ));
-    }
-    Ok((out, ignored))
-}
-
-/// The `extensions` object as its entries in document order, duplicates kept so they are caught.
-struct Extensions(Vec<(String, Box<serde_json::value::RawValue>)>);
-
-impl<'de> Deserialize<'de> for Extensions {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = Extensions;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of extension names to string values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Extensions, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Extensions(entries))
-            }
-        }
-        deserializer.deserialize_map(Entries)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,9 +329,10 @@ mod tests {
 
     #[test]
     fn overrides_replace_defaults_in_place_and_append_new_ones() {
-        let overrides = parse_overrides(r#"{"extensions":{"heart":"no","Wow":"so extended"}}"#)
-            .unwrap()
-            .0;
+        let overrides =
+            crate::overrides::parse(r#"{"extensions":{"heart":"no","Wow":"so extended"}}"#)
+                .unwrap()
+                .0;
         let t = Template::new(
             "src",
             "type",
@@ -499,87 +362,6 @@ mod tests {
                 ("content-type", "application/json"),
             ]
         );
-    }
-
-    #[test]
-    fn overrides_accept_empty_null_numbers_and_booleans() {
-        for empty in [
-            "",
-            "  ",
-            "{}",
-            "null",
-            r#"{"extensions":null}"#,
-            r#"{"extensions":{}}"#,
-        ] {
-            assert_eq!(parse_overrides(empty), Ok((vec![], vec![])), "{empty}");
-        }
-        let got = parse_overrides(
-            r#"{"other":1,"extensions":{"n":7,"b":true,"f":1.5,"p":12.50,"big":12345678901234567890123,"e":-1E+3,"s":"a\"b\u00e9"}}"#,
-        )
-        .unwrap().0;
-        // Numbers keep their literal text: the README promises "as their JSON text".
-        let want = [
-            ("n", "7"),
-            ("b", "true"),
-            ("f", "1.5"),
-            ("p", "12.50"),
-            ("big", "12345678901234567890123"),
-            ("e", "-1E+3"),
-            ("s", "a\"b\u{e9}"),
-        ]
-        .map(|(a, b)| (a.to_owned(), b.to_owned()));
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn overrides_named_like_core_attributes_are_ignored_with_a_way_to_set_them() {
-        let (kept, ignored) =
-            parse_overrides(r#"{"extensions":{"Type":"x","cluster":"edge","data":"d","ID":"1"}}"#)
-                .unwrap();
-        assert_eq!(kept, [("cluster".to_owned(), "edge".to_owned())]);
-        assert_eq!(
-            ignored,
-            [
-                "K_CE_OVERRIDES extension \"Type\" ignored: a core CloudEvents attribute cannot \
-                 be an extension; set it with --eventType",
-                "K_CE_OVERRIDES extension \"data\" ignored: a core CloudEvents attribute cannot \
-                 be an extension; the body is set with --label and --msg",
-                "K_CE_OVERRIDES extension \"ID\" ignored: a core CloudEvents attribute cannot \
-                 be an extension; heartbeats sets a fresh one for every event",
-            ]
-        );
-    }
-
-    #[test]
-    fn overrides_reject_bad_names_values_and_json() {
-        let cases = [
-            (
-                r#"{"extensions":{"foo-bar":"x"}}"#,
-                "extension name \"foo-bar\"",
-            ),
-            (r#"{"extensions":{"":"x"}}"#, "extension name \"\""),
-            (r#"{"extensions":{"a":"1","A":"2"}}"#, "given twice"),
-            (r#"{"extensions":{"a":"1","a":"2"}}"#, "given twice"),
-            (r#"{"extensions":{"a":null}}"#, "extension \"a\" \"null\""),
-            (r#"{"extensions":{"a":["x"]}}"#, "expected a string"),
-            (r#"{"extensions":["a"]}"#, "K_CE_OVERRIDES"),
-            ("{not json", "K_CE_OVERRIDES"),
-            (r#"{"extensions":{}} trailing"#, "K_CE_OVERRIDES"),
-        ];
-        for (json, needle) in cases {
-            let line = parse_overrides(json).unwrap_err().to_string();
-            assert!(
-                line.contains(needle) && !line.contains('\n'),
-                "{json}: {line}"
-            );
-        }
-    }
-
-    #[test]
-    fn deeply_nested_overrides_are_an_error_not_a_crash() {
-        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        let json = format!(r#"{{"extensions":{{"a":{deep}}}}}"#);
-        assert!(parse_overrides(&json).is_err());
     }
 
     #[test]

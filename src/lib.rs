@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observability;
 pub mod observer;
 pub mod otlp;
+pub mod overrides;
 pub mod protobuf;
 pub mod proxy;
 pub mod schedule;
@@ -227,9 +228,7 @@ impl fmt::Display for Startup<'_> {
                 event::HeaderEncoding::Compat => "compat",
                 event::HeaderEncoding::Percent => "percent",
             },
-            c.ca_certs
-                .as_ref()
-                .map_or("none", |(name, _)| name.as_str()),
+            c.ca_certs.as_ref().map_or("none", |ca| ca.name.as_str()),
             c.tls.min.name(),
             c.tls.max.name(),
             c.token_file.display(),

@@ -96,7 +96,7 @@ impl Sender {
             extra: config
                 .ca_certs
                 .as_ref()
-                .map(|(name, pem)| (name.as_str(), pem.as_str())),
+                .map(|ca| (ca.name.as_str(), ca.value.as_str())),
             bundle_dir: &config.trust_bundle_dir,
             cert_file: config.ssl_cert_file.as_deref(),
             cert_dirs: &config.ssl_cert_dirs,

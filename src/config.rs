@@ -538,14 +538,13 @@ fn unquote_label(label: String) -> (String, Option<String>) {
     if !label.starts_with('"') {
         return (label, None);
     }
-    match goparse::unquote(&label) {
-        Some(bytes) => (String::from_utf8_lossy(&bytes).into_owned(), None),
-        None => {
-            let warning = format!(
-                "--{FLAG_LABEL} starts with \" but is not a valid Go string literal; sending it as given"
-            );
-            (label, Some(warning))
-        }
+    if let Some(bytes) = goparse::unquote(&label) {
+        (String::from_utf8_lossy(&bytes).into_owned(), None)
+    } else {
+        let warning = format!(
+            "--{FLAG_LABEL} starts with \" but is not a valid Go string literal; sending it as given"
+        );
+        (label, Some(warning))
     }
 }
 

@@ -176,21 +176,20 @@ impl Metrics {
 
     pub fn attempt(&mut self, record: &AttemptRecord) {
         self.attempts += 1;
-        let index = match self
+        let index = if let Some(index) = self
             .series
             .iter()
             .position(|s| s.status == record.status && s.error_type == record.error_type)
         {
-            Some(index) => index,
-            None => {
-                self.series.push(Series {
-                    status: record.status,
-                    error_type: record.error_type,
-                    duration: Histogram::new(&DURATION_BOUNDS),
-                    body_size: Histogram::new(&SIZE_BOUNDS),
-                });
-                self.series.len() - 1
-            }
+            index
+        } else {
+            self.series.push(Series {
+                status: record.status,
+                error_type: record.error_type,
+                duration: Histogram::new(&DURATION_BOUNDS),
+                body_size: Histogram::new(&SIZE_BOUNDS),
+            });
+            self.series.len() - 1
         };
         let series = &mut self.series[index];
         series.duration.record(record.duration.as_secs_f64());
@@ -240,7 +239,10 @@ impl Metrics {
                 let mut cumulative = 0;
                 for (i, count) in h.counts.iter().enumerate() {
                     cumulative += count;
-                    let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
+                    let le = h
+                        .bounds
+                        .get(i)
+                        .map_or("+Inf".to_owned(), ToString::to_string);
                     writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}")?;
                 }
                 writeln!(out, "{name}_sum{{{labels}}} {}", h.sum)?;

@@ -51,7 +51,7 @@ fn stop_set() -> io::Result<libc::sigset_t> {
     let mut set = unsafe { set.assume_init() };
     for signal in STOP_SIGNALS {
         // SAFETY: `set` is an initialised sigset_t and `signal` a valid signal number.
-        check(unsafe { libc::sigaddset(&mut set, signal) })?;
+        check(unsafe { libc::sigaddset(&raw mut set, signal) })?;
     }
     Ok(set)
 }
@@ -69,7 +69,8 @@ fn check(result: libc::c_int) -> io::Result<libc::c_int> {
 pub fn block_stop_signals() -> io::Result<()> {
     let set = stop_set()?;
     // SAFETY: `set` is initialised; the old mask is not wanted, so a null pointer is allowed.
-    let result = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let result =
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) };
     match result {
         0 => Ok(()),
         errno => Err(io::Error::from_raw_os_error(errno)),
@@ -85,10 +86,10 @@ pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<Stop>> {
         let timespec = left.map(timespec);
         let timeout = timespec
             .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const _);
+            .map_or(std::ptr::null(), std::ptr::from_ref);
         // SAFETY: `set` is initialised; `timeout` is null (wait forever) or points to a timespec
         // that lives until the call returns; a null siginfo pointer is allowed.
-        let result = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), timeout) };
+        let result = unsafe { libc::sigtimedwait(&raw const set, std::ptr::null_mut(), timeout) };
         if let Some(stop) = Stop::from_signal(result) {
             return Ok(Some(stop));
         }
@@ -110,7 +111,7 @@ fn timespec(left: Duration) -> libc::timespec {
     libc::timespec {
         // Capped at 68 years, which fits every time_t; the callers wait again if need be.
         tv_sec: left.as_secs().min(i32::MAX as u64) as _,
-        tv_nsec: left.subsec_nanos() as _,
+        tv_nsec: left.subsec_nanos().into(),
     }
 }
 
@@ -122,8 +123,9 @@ impl SignalFd {
     pub fn new() -> io::Result<SignalFd> {
         let set = stop_set()?;
         // SAFETY: `set` is initialised; -1 asks for a new descriptor; the flags are valid.
-        let fd =
-            check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
+        let fd = check(unsafe {
+            libc::signalfd(-1, &raw const set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
+        })?;
         // SAFETY: signalfd returned a new descriptor that nothing else owns.
         Ok(SignalFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
@@ -174,7 +176,9 @@ pub fn poll(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<u32
         slot.events = libc::POLLIN;
     }
     let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
-    let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+    let timeout_ptr = timeout
+        .as_ref()
+        .map_or(std::ptr::null(), std::ptr::from_ref);
     // SAFETY: `polled` holds `fds.len()` initialised entries whose descriptors are open for the
     // borrows' lifetime; `timeout_ptr` is null or points to a timespec that outlives the call; a
     // null signal mask keeps the current one.

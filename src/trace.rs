@@ -159,9 +159,10 @@ impl Tracer {
         for event in [true, false] {
             let mut m = Message::new();
             tracer.constant_attributes(event, |key, value| attribute(&mut m, key, value));
-            match event {
-                true => tracer.encoded_event_attributes = m.into_bytes(),
-                false => tracer.encoded_attempt_attributes = m.into_bytes(),
+            if event {
+                tracer.encoded_event_attributes = m.into_bytes();
+            } else {
+                tracer.encoded_attempt_attributes = m.into_bytes();
             }
         }
         tracer

@@ -78,7 +78,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
         let started = std::time::Instant::now();
         let proxy = self.0.as_deref().filter(|p| p.serves(details.uri));
         let mut last_error = None;
-        for addr in details.addrs.iter() {
+        for addr in &details.addrs {
             let left = budget.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(ureq::Error::Timeout(Timeout::Connect));
@@ -100,14 +100,14 @@ impl<In: Transport> Connector<In> for TcpConnector {
                             tunnel(&transport.stream, details.uri, proxy, left)?;
                         }
                         Some(proxy) => {
-                            transport.absolute = Some(AbsoluteForm::new(details.uri, proxy))
+                            transport.absolute = Some(AbsoluteForm::new(details.uri, proxy));
                         }
                         None => {}
                     }
                     return Ok(Some(Either::B(transport)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    last_error = Some(ureq::Error::Timeout(Timeout::Connect))
+                    last_error = Some(ureq::Error::Timeout(Timeout::Connect));
                 }
                 Err(e) => last_error = Some(e.into()),
             }
@@ -170,7 +170,7 @@ impl AbsoluteForm {
             return;
         }
         request.splice(line_end + 2..line_end + 2, self.authorization.bytes());
-        request.splice(space + 1..space + 1, self.origin.bytes());
+        request.splice((space + 1)..=space, self.origin.bytes());
     }
 }
 
@@ -300,7 +300,7 @@ impl Transport for TcpTransport {
                     }
                     bound_read(stream, set, left)?;
                     match (&*stream).read(buf) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         result => return result,
                     }
                 }

@@ -320,3 +320,101 @@ impl Transport for TcpTransport {
         crate::sys::is_quiet(self.stream.as_fd()).unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use ureq::unversioned::transport::{LazyBuffers, NextTimeout};
+
+    /// A transport on a fresh connection, with the peer's end.
+    fn connected() -> (TcpTransport, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        (
+            TcpTransport::new(stream, LazyBuffers::new(4096, 4096), true),
+            peer,
+        )
+    }
+
+    fn timeout(after: Duration) -> NextTimeout {
+        NextTimeout {
+            after: after.into(),
+            ..NextTimeout::default()
+        }
+    }
+
+    #[test]
+    fn a_read_timeout_within_a_64th_of_the_one_set_is_not_set_again() {
+        let (transport, _peer) = connected();
+        let stream = &transport.stream;
+        let mut set = None;
+        bound_read(stream, &mut set, Duration::from_millis(6400)).unwrap();
+        assert_eq!(
+            stream.read_timeout().unwrap(),
+            Some(Duration::from_millis(6400))
+        );
+        // 100 ms less is more than 6,300/64 (98.4 ms) away: set again.
+        bound_read(stream, &mut set, Duration::from_millis(6300)).unwrap();
+        assert_eq!(
+            stream.read_timeout().unwrap(),
+            Some(Duration::from_millis(6300))
+        );
+        // 90 ms less is within 6,210/64 (97 ms): the 6,300 ms already set stays, no call.
+        bound_read(stream, &mut set, Duration::from_millis(6210)).unwrap();
+        assert_eq!(
+            stream.read_timeout().unwrap(),
+            Some(Duration::from_millis(6300))
+        );
+        assert_eq!(set, Some(Duration::from_millis(6300)));
+    }
+
+    #[test]
+    fn a_request_is_written_only_when_its_answer_is_awaited_in_one_write() {
+        let (mut transport, mut peer) = connected();
+        for part in [&b"POST / HTTP/1.1\r\n"[..], b"content-length: 0\r\n\r\n"] {
+            transport.buffers().output()[..part.len()].copy_from_slice(part);
+            transport
+                .transmit_output(part.len(), timeout(Duration::from_secs(5)))
+                .unwrap();
+        }
+        peer.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 256];
+        let nothing = peer.read(&mut buf).unwrap_err();
+        assert_eq!(
+            nothing.kind(),
+            io::ErrorKind::WouldBlock,
+            "written before awaited"
+        );
+        peer.set_nonblocking(false).unwrap();
+        peer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        assert!(
+            transport
+                .await_input(timeout(Duration::from_secs(5)))
+                .unwrap()
+        );
+        let n = peer.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn the_open_check_right_after_an_answer_is_skipped_and_the_next_one_looks() {
+        let (mut transport, peer) = connected();
+        drop(peer);
+        // Just answered: ureq asks as it pools the connection; no system call, and yes.
+        transport.answered = true;
+        assert!(transport.is_open());
+        // Before reuse it asks again, and the peer's close is seen.
+        let mut closed = false;
+        for _ in 0..1000 {
+            if !transport.is_open() {
+                closed = true;
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(closed, "the peer's close was never seen");
+    }
+}

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Reply, Sink, heartbeats, run, status};
+use support::{Reply, Sink, heartbeats, heartbeats_to, run, status};
 
 /// The time between the first two requests: the wait before the first retry.
 fn retry_gap(sink: &Sink) -> Duration {
@@ -18,10 +18,7 @@ fn assert_between(gap: Duration, low: Duration, high: Duration) {
 }
 
 fn one_shot(sink: &Sink, args: &[&str]) -> support::Finished {
-    run(heartbeats()
-        .env("K_SINK", sink.url())
-        .env("ONE_SHOT", "true")
-        .args(args))
+    run(heartbeats_to(sink).env("ONE_SHOT", "true").args(args))
 }
 
 #[test]
@@ -118,12 +115,8 @@ fn backoff_starts_near_40ms_and_doubles() {
 fn ten_retries_then_give_up_with_exit_3() {
     let sink = Sink::start((0..11).map(|_| status(504)).collect());
     let started = std::time::Instant::now();
-    let f = support::Running::start(
-        heartbeats()
-            .env("K_SINK", sink.url())
-            .env("ONE_SHOT", "true"),
-    )
-    .finish(Duration::from_secs(90));
+    let f = support::Running::start(heartbeats_to(&sink).env("ONE_SHOT", "true"))
+        .finish(Duration::from_secs(90));
     assert_eq!(f.code(), Some(3), "{}", f.stderr);
     for _ in 0..11 {
         sink.expect();
@@ -186,8 +179,7 @@ fn a_hung_sink_is_bounded_by_the_timeout_and_retried() {
 #[test]
 fn k_sink_timeout_in_seconds_bounds_a_hung_sink() {
     let sink = Sink::start(vec![Reply::Hang]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let f = run(heartbeats_to(&sink)
         .env("ONE_SHOT", "t")
         .env("K_SINK_TIMEOUT", "1"));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
@@ -251,9 +243,7 @@ fn beats_resume_when_a_refusing_sink_comes_back() {
 #[test]
 fn the_loop_reuses_one_keep_alive_connection() {
     let sink = Sink::start(vec![]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .args(["--count=5", "--period=20ms"]));
+    let f = run(heartbeats_to(&sink).args(["--count=5", "--period=20ms"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let requests: Vec<_> = (0..5).map(|_| sink.expect()).collect();
     assert!(
@@ -270,9 +260,7 @@ fn a_sink_answering_connection_close_costs_no_error() {
         Reply::StatusThenClose(200),
         Reply::StatusThenClose(200),
     ]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .args(["--count=3", "--period=100ms"]));
+    let f = run(heartbeats_to(&sink).args(["--count=3", "--period=100ms"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let requests: Vec<_> = (0..3).map(|_| sink.expect()).collect();
     assert!(sink.drain().is_empty(), "a beat was retried");
@@ -287,9 +275,7 @@ fn a_sink_answering_connection_close_costs_no_error() {
 fn idle_connections_closed_by_the_sink_are_replaced_without_an_error() {
     let close_soon = Reply::OkThenIdleClose(Duration::from_millis(30));
     let sink = Sink::start(vec![close_soon.clone(), close_soon.clone(), close_soon]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .args(["--count=3", "--period=200ms"]));
+    let f = run(heartbeats_to(&sink).args(["--count=3", "--period=200ms"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let requests: Vec<_> = (0..3).map(|_| sink.expect()).collect();
     assert!(sink.drain().is_empty(), "a beat was retried");
@@ -314,9 +300,7 @@ fn a_response_cut_off_mid_way_is_retried() {
 #[test]
 fn count_exits_3_when_any_event_was_not_acknowledged() {
     let sink = Sink::start(vec![status(200), status(500), status(200)]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .args(["--count=3", "--period=50ms"]));
+    let f = run(heartbeats_to(&sink).args(["--count=3", "--period=50ms"]));
     assert_eq!(f.code(), Some(3), "{}", f.stderr);
     let ids: Vec<_> = (0..3)
         .map(|_| sink.expect().body_str().to_owned())
@@ -335,9 +319,7 @@ fn count_exits_3_when_any_event_was_not_acknowledged() {
 fn in_the_loop_a_beat_stops_retrying_when_the_next_is_due() {
     // 503 with Retry-After 1 s, at a 300 ms period: the retry would pass the next beat.
     let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", "1".into())])]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .args(["--count=2", "--period=300ms"]));
+    let f = run(heartbeats_to(&sink).args(["--count=2", "--period=300ms"]));
     assert_eq!(f.code(), Some(3), "{}", f.stderr);
     let (a, b) = (sink.expect(), sink.expect());
     assert_eq!(
@@ -377,9 +359,7 @@ fn odd_but_unambiguous_acknowledgements_are_taken_as_go_takes_them() {
         for piece in [1, 4096] {
             // Two events on one connection: the first answer's framing was read right.
             let sink = Sink::start(vec![raw(&answer, piece)]);
-            let f = run(heartbeats()
-                .env("K_SINK", sink.url())
-                .args(["--count=2", "--period=50ms"]));
+            let f = run(heartbeats_to(&sink).args(["--count=2", "--period=50ms"]));
             assert_eq!(f.code(), Some(0), "{what}, {piece}: {}", f.stderr);
             assert!(f.stderr.contains("event 1 id") && f.stderr.contains(", 1 attempt(s)"));
             assert_eq!(

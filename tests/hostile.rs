@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
 use heartbeats::event::percent_decode;
-use support::{Sink, heartbeats, run};
+use support::{Sink, TempDir, heartbeats, heartbeats_to, run};
 
 const INJECTION: &str = "a\r\nX-Injected: 1";
 
@@ -170,8 +170,7 @@ fn every_input_with_every_hostile_value_is_refused_by_name_or_sent_intact() {
 
 #[test]
 fn hostile_token_files_never_inject_nor_leak() {
-    let dir = std::env::temp_dir().join(format!("heartbeats-hostile-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("hostile-token");
     let path = dir.join("token");
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         ("huge", b"s3cr3t".repeat(1 << 18), false),
@@ -187,8 +186,7 @@ fn hostile_token_files_never_inject_nor_leak() {
     for (kind, content, sendable) in cases {
         std::fs::write(&path, &content).unwrap();
         let sink = Sink::start(vec![]);
-        let f = run(heartbeats()
-            .env("K_SINK", sink.url())
+        let f = run(heartbeats_to(&sink)
             .env("ONE_SHOT", "1")
             .arg(format!("--oidc-token-file={}", path.display())));
         assert!(matches!(f.code(), Some(0 | 3)), "{kind}: {}", f.stderr);
@@ -209,5 +207,4 @@ fn hostile_token_files_never_inject_nor_leak() {
             assert!(f.stderr.contains("OIDC token in"), "{kind}: {}", f.stderr);
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }

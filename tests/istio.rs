@@ -6,14 +6,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Running, Sink, heartbeats, run};
+use support::{Running, Sink, heartbeats_to, run};
 
 #[test]
 fn the_sidecar_is_asked_to_quit_after_the_last_event_but_not_when_stopped() {
     let sidecar = Sink::start_on(15020, vec![], None);
     let sink = Sink::start(vec![]);
 
-    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=1h"));
+    let running = Running::start(heartbeats_to(&sink).arg("--period=1h"));
     sink.expect();
     running.signal(libc::SIGTERM);
     assert_eq!(running.finish(Duration::from_secs(5)).code(), Some(0));
@@ -22,9 +22,7 @@ fn the_sidecar_is_asked_to_quit_after_the_last_event_but_not_when_stopped() {
         "a stopped loop called the sidecar"
     );
 
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .env("ONE_SHOT", "true"));
+    let f = run(heartbeats_to(&sink).env("ONE_SHOT", "true"));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let event = sink.expect();
     let quit = sidecar.expect();

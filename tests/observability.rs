@@ -81,8 +81,7 @@ fn prometheus_is_scraped_while_beating_on_one_thread_and_sigterm_still_stops_at_
         collector.port
     );
     let run = Running::start(
-        heartbeats()
-            .env("K_SINK", sink.url())
+        heartbeats_to(&sink)
             .env(CONFIG, config)
             .arg("--period=100ms"),
     );
@@ -237,8 +236,7 @@ fn otlp_traces_match_the_traceparent_each_attempt_carried_and_metrics_are_pushed
             "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{0}/v1/traces","samplingRate":1}}}}"#,
         collector.port
     );
-    let finished = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let finished = run(heartbeats_to(&sink)
         .env(CONFIG, config)
         .env("OTEL_SERVICE_NAME", "beats-under-test")
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret")
@@ -340,8 +338,7 @@ fn sampling_rate_zero_sends_no_traceparent_and_no_spans() {
         r#"{{"tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":0}}}}"#,
         collector.port
     );
-    let finished = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let finished = run(heartbeats_to(&sink)
         .env(CONFIG, config)
         .args(["--period=50ms", "--count=3"]));
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
@@ -354,8 +351,7 @@ fn sampling_rate_zero_sends_no_traceparent_and_no_spans() {
 #[test]
 fn stdout_tracing_writes_one_json_object_per_span() {
     let sink = Sink::start(vec![]);
-    let finished = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let finished = run(heartbeats_to(&sink)
         .env(CONFIG, r#"{"tracing":{"protocol":"stdout"}}"#)
         .args(["--period=50ms", "--count=2"]));
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
@@ -397,10 +393,7 @@ fn configs_knative_might_write_wrong_only_warn_and_the_beat_goes_on() {
     ];
     for (config, said) in cases {
         let sink = Sink::start(vec![]);
-        let finished = run(heartbeats()
-            .env("K_SINK", sink.url())
-            .env(CONFIG, config)
-            .arg("--count=1"));
+        let finished = run(heartbeats_to(&sink).env(CONFIG, config).arg("--count=1"));
         assert_eq!(finished.code(), Some(0), "{config}: {}", finished.stderr);
         let warning = finished
             .stderr
@@ -417,10 +410,7 @@ fn configs_knative_might_write_wrong_only_warn_and_the_beat_goes_on() {
         taken.local_addr().unwrap()
     );
     let sink = Sink::start(vec![]);
-    let finished = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .env(CONFIG, config)
-        .arg("--count=1"));
+    let finished = run(heartbeats_to(&sink).env(CONFIG, config).arg("--count=1"));
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
     finished.assert_logged("cannot listen on 127.0.0.1:");
     sink.expect();
@@ -438,8 +428,7 @@ fn an_unreachable_collector_costs_one_warning_and_no_beat() {
         r#"{{"metrics":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{port}","exportInterval":20000000}},
             "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{port}","samplingRate":1}}}}"#
     );
-    let finished = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let finished = run(heartbeats_to(&sink)
         .env(CONFIG, config)
         .args(["--period=50ms", "--count=6"]));
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);

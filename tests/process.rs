@@ -5,14 +5,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Reply, Running, Sink, heartbeats, run, status};
+use support::{Reply, Running, Sink, heartbeats, heartbeats_to, run, status};
 
 #[test]
 fn the_loop_sends_rising_ids_at_the_period() {
     let sink = Sink::start(vec![]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .args(["--count=5", "--period=200ms"]));
+    let f = run(heartbeats_to(&sink).args(["--count=5", "--period=200ms"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     let requests: Vec<_> = (0..5).map(|_| sink.expect()).collect();
     for (i, r) in requests.iter().enumerate() {
@@ -36,7 +34,7 @@ fn the_loop_sends_rising_ids_at_the_period() {
 #[test]
 fn a_bare_integer_period_is_seconds() {
     let sink = Sink::start(vec![]);
-    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=1"));
+    let running = Running::start(heartbeats_to(&sink).arg("--period=1"));
     let (a, b) = (sink.expect(), sink.expect());
     running.signal(libc::SIGTERM);
     let gap = b.at - a.at;
@@ -49,7 +47,7 @@ fn a_bare_integer_period_is_seconds() {
 
 fn stops_within(signal: i32, limit: Duration) {
     let sink = Sink::start(vec![]);
-    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=1h"));
+    let running = Running::start(heartbeats_to(&sink).arg("--period=1h"));
     sink.expect();
     let sent = Instant::now();
     running.signal(signal);
@@ -73,11 +71,7 @@ fn sigint_while_sleeping_exits_zero() {
 #[test]
 fn sigterm_during_backoff_exits_zero_at_once() {
     let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", "20".into())])]);
-    let running = Running::start(
-        heartbeats()
-            .env("K_SINK", sink.url())
-            .env("ONE_SHOT", "true"),
-    );
+    let running = Running::start(heartbeats_to(&sink).env("ONE_SHOT", "true"));
     sink.expect();
     let sent = Instant::now();
     running.signal(libc::SIGTERM);
@@ -94,7 +88,7 @@ fn sigterm_during_backoff_exits_zero_at_once() {
 #[test]
 fn sigterm_during_a_hung_request_exits_within_the_timeout() {
     let sink = Sink::start(vec![Reply::Hang]);
-    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--timeout=1s"));
+    let running = Running::start(heartbeats_to(&sink).arg("--timeout=1s"));
     sink.expect();
     let sent = Instant::now();
     running.signal(libc::SIGTERM);
@@ -111,7 +105,7 @@ fn sigterm_during_a_hung_request_exits_within_the_timeout() {
 #[test]
 fn it_runs_on_one_thread() {
     let sink = Sink::start(vec![]);
-    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=50ms"));
+    let running = Running::start(heartbeats_to(&sink).arg("--period=50ms"));
     for _ in 0..3 {
         sink.expect();
     }
@@ -125,14 +119,11 @@ fn it_runs_on_one_thread() {
 #[test]
 fn one_shot_false_loops_and_one_shot_true_sends_once() {
     let sink = Sink::start(vec![]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
-        .env("ONE_SHOT", "True"));
+    let f = run(heartbeats_to(&sink).env("ONE_SHOT", "True"));
     assert_eq!(f.code(), Some(0));
     sink.expect();
     let running = Running::start(
-        heartbeats()
-            .env("K_SINK", sink.url())
+        heartbeats_to(&sink)
             .env("ONE_SHOT", "0")
             .arg("--period=50ms"),
     );
@@ -165,7 +156,7 @@ fn help_and_version_go_to_stdout_and_exit_zero() {
 fn usage_errors_exit_2_with_the_error_then_the_usage_on_stderr() {
     for arg in ["--nope", "-x", "--period"] {
         let sink = Sink::start(vec![]);
-        let f = run(heartbeats().env("K_SINK", sink.url()).arg(arg));
+        let f = run(heartbeats_to(&sink).arg(arg));
         assert_eq!(f.code(), Some(2), "{arg}: {}", f.stderr);
         let first = f.stderr.lines().next().unwrap_or_default();
         assert!(
@@ -182,8 +173,7 @@ fn usage_errors_exit_2_with_the_error_then_the_usage_on_stderr() {
 fn stray_arguments_from_knatives_template_are_skipped_with_a_warning() {
     let sink = Sink::start(vec![]);
     // What Knative's e2e template renders for a missing value, before a real flag.
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let f = run(heartbeats_to(&sink)
         .env("ONE_SHOT", "true")
         .args(["<no value>", "--label=x"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
@@ -194,8 +184,7 @@ fn stray_arguments_from_knatives_template_are_skipped_with_a_warning() {
 #[test]
 fn empty_arguments_are_skipped_as_knative_passes_them() {
     let sink = Sink::start(vec![]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let f = run(heartbeats_to(&sink)
         .env("ONE_SHOT", "1")
         .args(["", "--label=after"]));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
@@ -396,11 +385,7 @@ fn sigterm(pid: u32) {
 #[test]
 fn a_log_reader_that_stalls_stops_neither_the_beats_nor_a_sigterm() {
     let sink = Sink::start(vec![]);
-    let child = heartbeats()
-        .env("K_SINK", sink.url())
-        .arg("--period=1ms")
-        .spawn()
-        .unwrap();
+    let child = heartbeats_to(&sink).arg("--period=1ms").spawn().unwrap();
     // Nobody reads stderr: its 64 KiB pipe holds about 450 lines; 1,500 beats overflow it.
     for _ in 0..1500 {
         sink.expect();
@@ -424,11 +409,7 @@ fn a_log_reader_that_stalls_stops_neither_the_beats_nor_a_sigterm() {
 fn dropped_log_lines_are_counted_in_the_next_line_written() {
     use std::io::Read;
     let sink = Sink::start(vec![]);
-    let mut child = heartbeats()
-        .env("K_SINK", sink.url())
-        .arg("--period=1ms")
-        .spawn()
-        .unwrap();
+    let mut child = heartbeats_to(&sink).arg("--period=1ms").spawn().unwrap();
     for _ in 0..1500 {
         sink.expect();
     }
@@ -461,7 +442,7 @@ fn dropped_log_lines_are_counted_in_the_next_line_written() {
 #[test]
 fn beats_skipped_while_stopped_are_not_blamed_on_the_send() {
     let sink = Sink::start(vec![]);
-    let running = Running::start(heartbeats().env("K_SINK", sink.url()).arg("--period=100ms"));
+    let running = Running::start(heartbeats_to(&sink).arg("--period=100ms"));
     sink.expect();
     sink.expect();
     running.wait_until_sleeping();
@@ -480,11 +461,7 @@ fn beats_skipped_while_stopped_are_not_blamed_on_the_send() {
 #[test]
 fn beats_skipped_by_a_slow_send_say_how_long_it_took() {
     let sink = Sink::start(vec![Reply::Hang]);
-    let running = Running::start(
-        heartbeats()
-            .env("K_SINK", sink.url())
-            .args(["--period=100ms", "--timeout=350ms"]),
-    );
+    let running = Running::start(heartbeats_to(&sink).args(["--period=100ms", "--timeout=350ms"]));
     sink.expect();
     sink.expect();
     running.signal(libc::SIGTERM);

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{FakeProxy, Running, Sink, heartbeats, run, tls_pair};
+use support::{FakeProxy, Running, Sink, heartbeats, heartbeats_to, run, tls_pair};
 
 /// A name that no resolver knows (RFC 6761 reserves .test).
 const SINK_HOST: &str = "sink.heartbeats.test";
@@ -96,8 +96,7 @@ fn a_tunnel_to_a_sink_whose_certificate_names_another_host_fails() {
 fn loopback_sinks_and_no_proxy_hosts_are_not_proxied() {
     let sink = Sink::start(vec![]);
     let proxy = FakeProxy::start(vec![]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let f = run(heartbeats_to(&sink)
         .env("HTTP_PROXY", proxy.url(""))
         .env("ONE_SHOT", "true"));
     assert_eq!(f.code(), Some(0), "{}", f.stderr);

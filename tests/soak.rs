@@ -49,8 +49,7 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
             collector.next(Duration::from_secs(3600));
         }
     });
-    let mut child = heartbeats()
-        .env("K_SINK", sink.url())
+    let mut child = heartbeats_to(&sink)
         .env("K_OBSERVABILITY_CONFIG", observability)
         .arg("--period=1ms")
         .stderr(Stdio::null())

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Request, Sink, heartbeats, run};
+use support::{Request, Sink, TempDir, heartbeats, heartbeats_to, run};
 
 fn one_event(args: &[&str], env: &[(&str, &str)]) -> (Request, support::Finished) {
     let sink = Sink::start(vec![]);
@@ -245,24 +245,21 @@ fn crlf_in_any_value_never_reaches_the_wire_raw() {
 
 #[test]
 fn a_token_file_adds_one_authorization_header_trimmed() {
-    let dir = std::env::temp_dir().join(format!("heartbeats-wire-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("wire-token");
     let token = dir.join("token");
     std::fs::write(&token, "  eyJ.abc.def \n").unwrap();
     let (r, _) = one_event(&[&format!("--oidc-token-file={}", token.display())], &[]);
     assert_eq!(r.header("authorization"), "Bearer eyJ.abc.def");
     assert_eq!(r.header("ce-id").len(), 36, "ce headers still once each");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn the_token_file_is_re_read_before_each_send() {
-    let dir = std::env::temp_dir().join(format!("heartbeats-wire-rotate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("wire-rotate");
     let token = dir.join("token");
     std::fs::write(&token, "first\n").unwrap();
     let sink = Sink::start(vec![]);
-    let running = support::Running::start(heartbeats().env("K_SINK", sink.url()).args([
+    let running = support::Running::start(heartbeats_to(&sink).args([
         "--period=150ms",
         "--count=4",
         &format!("--oidc-token-file={}", token.display()),
@@ -286,26 +283,21 @@ fn the_token_file_is_re_read_before_each_send() {
     let gone = "no OIDC token sent: ";
     assert_eq!(f.stderr.matches(gone).count(), 1, "{}", f.stderr);
     f.assert_logged("token does not exist or is empty");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_token_with_a_line_break_is_never_sent_nor_logged() {
-    let dir =
-        std::env::temp_dir().join(format!("heartbeats-wire-evil-token-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("wire-evil-token");
     let token = dir.join("token");
     std::fs::write(&token, "secret\r\nX-Injected: 1").unwrap();
     let sink = Sink::start(vec![]);
-    let f = run(heartbeats()
-        .env("K_SINK", sink.url())
+    let f = run(heartbeats_to(&sink)
         .env("ONE_SHOT", "1")
         .arg(format!("--oidc-token-file={}", token.display())));
     assert_eq!(f.code(), Some(3), "{}", f.stderr);
     assert!(sink.next(std::time::Duration::from_millis(50)).is_none());
     f.assert_logged("holds characters a header cannot carry");
     assert!(!f.stderr.contains("secret"), "{}", f.stderr);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -329,7 +321,7 @@ fn sink_userinfo_is_sent_as_basic_auth_percent_decoded_as_go_does() {
 
 #[test]
 fn an_oidc_token_takes_the_place_of_the_sink_userinfo() {
-    let dir = support::TempDir::new("wire-token-basic");
+    let dir = TempDir::new("wire-token-basic");
     let token = dir.join("token");
     std::fs::write(&token, "eyJ.abc.def").unwrap();
     let sink = Sink::start(vec![]);
@@ -354,7 +346,7 @@ fn numeric_override_values_are_sent_as_their_literal_json_text() {
 
 #[test]
 fn a_token_path_that_is_a_fifo_or_a_directory_sends_without_a_token_and_says_so_once() {
-    let dir = support::TempDir::new("wire-fifo");
+    let dir = TempDir::new("wire-fifo");
     let fifo = dir.join("fifo");
     let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo(3) with a NUL-terminated path that lives across the call.
@@ -365,7 +357,7 @@ fn a_token_path_that_is_a_fifo_or_a_directory_sends_without_a_token_and_says_so_
     ] {
         let sink = Sink::start(vec![]);
         // A FIFO with no writer used to block the open forever: the run would never end.
-        let f = support::Running::start(heartbeats().env("K_SINK", sink.url()).args([
+        let f = support::Running::start(heartbeats_to(&sink).args([
             "--period=10ms",
             "--count=3",
             &format!("--oidc-token-file={}", token.display()),

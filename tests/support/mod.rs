@@ -29,6 +29,13 @@ pub fn heartbeats() -> Command {
     command
 }
 
+/// [`heartbeats`] aimed at `sink` (`K_SINK`): what most tests start from.
+pub fn heartbeats_to(sink: &Sink) -> Command {
+    let mut command = heartbeats();
+    command.env("K_SINK", sink.url());
+    command
+}
+
 /// A started binary whose end is reported on a channel, and its stderr line by line.
 pub struct Running {
     pub pid: i32,

@@ -780,6 +780,8 @@ mod tests {
     }
 
     #[test]
+    /// The specification of refused input: one line naming the flag or variable, exit 1. The
+    /// process-level test (tests/process.rs) keeps a few rows to show the same holds end to end.
     fn every_bad_value_names_its_flag_or_variable() {
         type Case = (
             &'static [&'static str],
@@ -832,6 +834,54 @@ mod tests {
             ),
             (&[], &[(ENV_SINK, "http://u:p%+1@h/")], "invalid K_SINK"),
             (&[], &[("K_CE_OVERRIDES", "{")], "invalid K_CE_OVERRIDES"),
+            (
+                &[],
+                &[("K_CE_OVERRIDES", "not json")],
+                "invalid K_CE_OVERRIDES \"not json\"",
+            ),
+            (
+                &[],
+                &[("K_CE_OVERRIDES", "{\"extensions\":{\"bad-name\":\"x\"}}")],
+                "invalid K_CE_OVERRIDES extension name \"bad-name\"",
+            ),
+            (
+                &[],
+                &[(ENV_SINK, "ftp://alice:secret@127.0.0.1/")],
+                "invalid K_SINK \"ftp://***@127.0.0.1/\"",
+            ),
+            (
+                &["--sink=127.0.0.1:8080"],
+                &[],
+                "invalid --sink \"127.0.0.1:8080\"",
+            ),
+            (&["--timeout=never"], &[], "invalid --timeout \"never\""),
+            (&[], &[(ENV_TIMEOUT, "-1")], "invalid K_SINK_TIMEOUT \"-1\""),
+            (&["--count=none"], &[], "invalid --count \"none\""),
+            (&[], &[(ENV_ONE_SHOT, "yes")], "invalid ONE_SHOT \"yes\""),
+            (
+                &[],
+                &[(ENV_TLS_MAX, "1.2")],
+                "invalid TLS_MIN_VERSION \"1.3\": above TLS_MAX_VERSION 1.2",
+            ),
+            (
+                &[],
+                &[(ENV_TLS_CURVES, "X25519,CurveP521")],
+                "invalid TLS_CURVE_PREFERENCES \"CurveP521\": not supported",
+            ),
+            (
+                &[],
+                &[(ENV_TLS_CIPHER_SUITES, "TLS_NOPE")],
+                "invalid TLS_CIPHER_SUITES \"TLS_NOPE\": unknown",
+            ),
+            (&[], &[(ENV_POD_NAME, "")], "invalid POD_NAME"),
+            (
+                &[],
+                &[
+                    (ENV_SINK, "http://10.1.2.3/"),
+                    ("HTTP_PROXY", "socks5://u:pw@127.0.0.1:1080"),
+                ],
+                "invalid HTTP_PROXY \"socks5://***@127.0.0.1:1080\": only http:// proxies",
+            ),
         ];
         for (args, vars, prefix) in cases {
             let error = sinked_with(args, vars).unwrap_err();

@@ -366,34 +366,39 @@ impl Metrics {
                 });
             });
         }
+        otlp_process_metrics(scope_metrics, start, now, p);
+    }
+}
+
+/// The process's figures as OTel's process metrics.
+fn otlp_process_metrics(scope_metrics: &mut Message, start: u64, now: u64, p: &Process) {
+    scope_metrics.message(2, |metric| {
+        metric.string(1, "process.cpu.time").string(3, "s");
+        metric.message(7, |sum| {
+            sum.message(1, |point| {
+                point
+                    .fixed64(2, start)
+                    .fixed64(3, now)
+                    .double(4, p.cpu_seconds);
+            });
+            sum.uint(2, CUMULATIVE).uint(3, 1);
+        });
+    });
+    let gauges = [
+        ("process.memory.usage", "By", p.resident_bytes),
+        (
+            "process.unix.file_descriptor.count",
+            "{file_descriptor}",
+            p.open_fds,
+        ),
+    ];
+    for (name, unit, value) in gauges {
         scope_metrics.message(2, |metric| {
-            metric.string(1, "process.cpu.time").string(3, "s");
-            metric.message(7, |sum| {
-                sum.message(1, |point| {
-                    point
-                        .fixed64(2, start)
-                        .fixed64(3, now)
-                        .double(4, p.cpu_seconds);
-                });
-                sum.uint(2, CUMULATIVE).uint(3, 1);
+            metric.string(1, name).string(3, unit);
+            metric.message(5, |gauge| {
+                gauge.message(1, |point| int_point(point, start, now, value));
             });
         });
-        let gauges = [
-            ("process.memory.usage", "By", p.resident_bytes),
-            (
-                "process.unix.file_descriptor.count",
-                "{file_descriptor}",
-                p.open_fds,
-            ),
-        ];
-        for (name, unit, value) in gauges {
-            scope_metrics.message(2, |metric| {
-                metric.string(1, name).string(3, unit);
-                metric.message(5, |gauge| {
-                    gauge.message(1, |point| int_point(point, start, now, value));
-                });
-            });
-        }
     }
 }
 

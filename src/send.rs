@@ -115,20 +115,13 @@ impl Sender {
         for warning in warnings {
             crate::log::line(format_args!("warning: {warning}"));
         }
-        let agent_config = Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
+        let settings = Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .max_idle_age(MAX_IDLE)
             // As much head as the input buffer holds: twice ureq's default (Go takes 10 MB).
-            .max_response_header_size(crate::head::MAX_HEAD)
-            .user_agent(USER_AGENT)
-            .proxy(None)
-            .build();
-        let proxy = config.proxy.clone().map(Arc::new);
-        let connector = ().chain(TcpConnector(proxy.clone())).chain(tls::TlsConnector(tls.clone()));
+            .max_response_header_size(crate::head::MAX_HEAD);
         Ok(Sender {
-            agent: Agent::with_parts(agent_config, connector, BlockingResolver(proxy)),
+            agent: agent(settings, config.proxy.clone().map(Arc::new), &tls),
             sink: config.sink.clone(),
             basic_auth: config
                 .sink_userinfo
@@ -143,17 +136,11 @@ impl Sender {
     /// An agent for telemetry exports: the sink's TLS trust, no proxy, no pool kept long.
     pub fn export_agent(&self) -> Agent {
         // A collector's answer is small: buffers of 16 KiB, not the sink agent's 128 KiB.
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
+        let settings = Agent::config_builder()
             .input_buffer_size(EXPORT_BUFFER)
             .output_buffer_size(EXPORT_BUFFER)
-            .max_response_header_size(EXPORT_BUFFER)
-            .user_agent(USER_AGENT)
-            .proxy(None)
-            .build();
-        let connector = ().chain(TcpConnector(None)).chain(tls::TlsConnector(self.tls.clone()));
-        Agent::with_parts(config, connector, BlockingResolver(None))
+            .max_response_header_size(EXPORT_BUFFER);
+        agent(settings, None, &self.tls)
     }
 
     /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
@@ -263,6 +250,24 @@ impl Sender {
             )),
         }
     }
+}
+
+/// An agent with `settings` and what every agent here shares: a status is an answer, not an
+/// error; redirects are not followed; our user agent; our TLS; proxies by our connector (through
+/// `proxy`, if any; ureq's own proxy support off).
+fn agent(
+    settings: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    proxy: Option<Arc<crate::proxy::Proxy>>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Agent {
+    let config = settings
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(USER_AGENT)
+        .proxy(None)
+        .build();
+    let connector = ().chain(TcpConnector(proxy.clone())).chain(tls::TlsConnector(tls.clone()));
+    Agent::with_parts(config, connector, BlockingResolver(proxy))
 }
 
 /// 2xx is an ACK; sdk-go's retried statuses are retried (honouring `Retry-After` on 429 and

@@ -18,7 +18,7 @@ fn assert_between(gap: Duration, low: Duration, high: Duration) {
 }
 
 fn one_shot(sink: &Sink, args: &[&str]) -> support::Finished {
-    run(heartbeats_to(sink).env("ONE_SHOT", "true").args(args))
+    support::one_shot(heartbeats_to(sink).args(args))
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn https(sink: &Sink, ca: &str) -> Command {
 
 /// One event to `sink` over https, trusting `ca`.
 fn one_shot(sink: &Sink, ca: &str) -> support::Finished {
-    run(https(sink, ca).env("ONE_SHOT", "1"))
+    support::one_shot(&mut https(sink, ca))
 }
 
 /// The run failed on the certificate: exit 3, one connection, no request, no retry.

@@ -6,15 +6,7 @@ use support::{Request, Sink, TempDir, heartbeats, heartbeats_to, run};
 
 fn one_event(args: &[&str], env: &[(&str, &str)]) -> (Request, support::Finished) {
     let sink = Sink::start(vec![]);
-    let mut command = heartbeats();
-    command
-        .env("K_SINK", sink.url())
-        .env("ONE_SHOT", "true")
-        .args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let finished = run(&mut command);
+    let finished = support::one_shot(heartbeats_to(&sink).args(args).envs(env.iter().copied()));
     let request = sink.expect();
     assert!(sink.drain().is_empty(), "exactly one request");
     (request, finished)

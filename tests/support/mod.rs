@@ -199,6 +199,12 @@ pub fn threads(pid: i32) -> usize {
     line["Threads:".len()..].trim().parse().expect("a count")
 }
 
+/// Runs `command` for one event (`ONE_SHOT=true`) to the end: the one-event fixture every test
+/// file builds on.
+pub fn one_shot(command: &mut Command) -> Finished {
+    run(command.env("ONE_SHOT", "true"))
+}
+
 /// Runs to the end (within 30 s).
 pub fn run(command: &mut Command) -> Finished {
     Running::start(command).finish(Duration::from_secs(30))

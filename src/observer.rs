@@ -419,7 +419,14 @@ fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], timeout: Duration) -> Resul
     match request.send(body) {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
-        Err(error) => Err(Bounded(&error.to_string(), MAX_SHOWN_ERROR).to_string()),
+        Err(error) => {
+            // ureq 3.5's errors do not quote the URL; should one ever, never its credentials.
+            let mut text = error.to_string();
+            if let (_, Some(userinfo)) = crate::userinfo::split(&endpoint.url) {
+                text = text.replace(userinfo, "***");
+            }
+            Err(Bounded(&text, MAX_SHOWN_ERROR).to_string())
+        }
     }
 }
 

@@ -55,12 +55,10 @@ fn never_block_fd(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 
 /// Writes `text` and a newline to stdout, whole or (when that would wait) not at all; lines
 /// longer than `PIPE_BUF` may be cut by a socket. Returns whether it was written whole.
-pub fn stdout_line(text: &str) -> bool {
-    let mut bytes = Vec::with_capacity(text.len() + 1);
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.push(b'\n');
+pub fn stdout_line(mut text: String) -> bool {
+    text.push('\n');
     let mut stdout = io::stdout().lock();
-    let written = matches!(write_all(&mut stdout, &bytes), Written::All);
+    let written = matches!(write_all(&mut stdout, text.as_bytes()), Written::All);
     let _ = stdout.flush();
     written
 }

@@ -196,14 +196,15 @@ impl Metrics {
         series.body_size.record(record.body_size as f64);
     }
 
-    pub fn event(&mut self, outcome: Outcome, count: u64, at: SystemTime) {
+    /// Counts `count` events that ended as `outcome`; a delivery also stamps the time.
+    pub fn event(&mut self, outcome: Outcome, count: u64) {
         let index = OUTCOMES
             .iter()
             .position(|(o, _)| *o == outcome)
             .unwrap_or(0);
         self.events[index] += count;
         if outcome == Outcome::Delivered {
-            self.last_delivered = Some(at);
+            self.last_delivered = Some(SystemTime::now());
         }
     }
 

@@ -179,8 +179,8 @@ impl Observer {
         };
     }
 
-    /// Whether attempts are measured at all: when not, the sender skips the clock.
-    pub fn is_recording(&self) -> bool {
+    /// Whether attempts are measured at all: when not, an attempt costs no clock read.
+    fn is_recording(&self) -> bool {
         self.metrics.is_some() || self.tracer.is_some()
     }
 
@@ -220,7 +220,7 @@ impl Observer {
 
     pub fn end_event(&mut self, outcome: Outcome) {
         if let Some(metrics) = &mut self.metrics {
-            metrics.event(outcome, 1, SystemTime::now());
+            metrics.event(outcome, 1);
         }
         if let (Some(tracer), Some(trace)) = (&mut self.tracer, self.event.take()) {
             tracer.end_event(trace, outcome);
@@ -229,31 +229,25 @@ impl Observer {
 
     pub fn skipped(&mut self, beats: u64) {
         if let Some(metrics) = &mut self.metrics {
-            metrics.event(Outcome::Skipped, beats, SystemTime::now());
+            metrics.event(Outcome::Skipped, beats);
         }
     }
 
     /// Sleeps until `deadline` (forever when `None`) unless a stop signal arrives first or is
     /// already pending, answering scrapes and making exports that fall due meanwhile.
     pub fn sleep_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<Stop>> {
-        if self.signals.is_none() {
-            return sys::wait_until(deadline);
-        }
         loop {
-            let export_due = self.export_due();
-            let wake = match (deadline, export_due) {
-                (Some(d), Some(e)) => Some(d.min(e)),
-                (d, e) => d.or(e),
+            let Some(signals) = &self.signals else {
+                return sys::wait_until(deadline);
             };
-            let ready = match (&self.signals, &self.listener) {
-                (Some(signals), Some(listener)) => {
-                    sys::poll(&[signals.as_fd(), listener.as_fd()], wake)?
-                }
-                (Some(signals), None) => sys::poll(&[signals.as_fd()], wake)?,
-                (None, _) => return sys::wait_until(deadline),
+            let export_due = self.export_due();
+            let wake = earliest(deadline, export_due);
+            let ready = match &self.listener {
+                Some(listener) => sys::poll(&[signals.as_fd(), listener.as_fd()], wake)?,
+                None => sys::poll(&[signals.as_fd()], wake)?,
             };
             if ready & 1 != 0 {
-                if let Some(stop) = self.signals.as_ref().map_or(Ok(None), SignalFd::take)? {
+                if let Some(stop) = signals.take()? {
                     return Ok(Some(stop));
                 }
             }
@@ -274,10 +268,7 @@ impl Observer {
     fn export_due(&self) -> Option<Instant> {
         let push = self.push.as_ref().map(|p| p.next);
         let spans = self.trace_export.as_ref().and(self.tracer.as_ref()?.due());
-        match (push, spans) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(push, spans)
     }
 
     /// Makes the exports that are due at `now`, each within `timeout`.
@@ -372,6 +363,14 @@ impl Observer {
             return;
         }
         let _ = stream.write_all(response.as_bytes());
+    }
+}
+
+/// The earlier of two optional times (`None` is never).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -232,7 +232,7 @@ impl Tracer {
 
     fn finish(&mut self, span: Span) {
         if self.stdout {
-            if !crate::log::stdout_line(&self.json(&span)) {
+            if !crate::log::stdout_line(self.json(&span)) {
                 self.dropped += 1;
             }
             return;

@@ -269,11 +269,12 @@ fn steady_cpu_per_beat(target: &Target, endpoint: &Endpoint) -> f64 {
     on_cpu_per_beat(spawn_loop(target, endpoint, "1ms"), endpoint)
 }
 
-/// The same for the floor: the cheapest loop that keeps a beat going (see [`floor_loop`]).
-fn floor_cpu_per_beat(endpoint: &Endpoint) -> f64 {
+/// The same for one of the bench's own loops: `--floor` (see [`floor_loop`]) or `--ureq-loop`
+/// (see [`ureq_loop`]).
+fn loop_cpu_per_beat(which: &str, endpoint: &Endpoint) -> f64 {
     endpoint.clear();
     let child = Command::new(std::env::current_exe().expect("the bench's own path"))
-        .args(["--floor", &endpoint.sink.port.to_string()])
+        .args([which, &endpoint.sink.port.to_string()])
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn the floor loop");
@@ -302,19 +303,58 @@ fn on_cpu_per_beat(mut child: Child, endpoint: &Endpoint) -> f64 {
 /// heartbeats sends in one `write`, and reads the answer in one `read`; every 1 ms, until killed.
 fn floor_loop(port: u16) {
     use std::io::{Read, Write};
-    let body = r#"{"id":1,"label":""}"#;
-    let request = format!(
-        "POST / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: heartbeats/0.1.0\r\n\
-         ce-specversion: 1.0\r\nce-id: 8a8f1e4c-3b2d-4c5e-9f6a-7b8c9d0e1f2a\r\n\
-         ce-time: 2026-11-26T12:00:00.123456789Z\r\n\
-         ce-source: https://knative.dev/eventing-contrib/cmd/heartbeats/#bench/bench\r\n\
-         ce-type: dev.knative.eventing.samples.heartbeat\r\nce-the: 42\r\nce-heart: yes\r\n\
-         ce-beats: true\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let mut request = format!("POST / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n");
+    for (name, value) in BEAT_HEADERS {
+        request += &format!("{name}: {value}\r\n");
+    }
+    request += &format!("content-length: {}\r\n\r\n{BEAT_BODY}", BEAT_BODY.len());
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut answer = [0u8; 1024];
+    every_millisecond(|| {
+        stream.write_all(request.as_bytes()).is_ok() && stream.read(&mut answer).is_ok()
+    });
+}
+
+/// The fixed client's own floor: the same request sent through a default ureq agent (headers
+/// given as strings, the answer read to its end), paced as [`floor_loop`]. What no caller of
+/// ureq can go below; built into this (glibc) bench, so its allocator is cheaper than musl's.
+fn ureq_loop(port: u16) {
+    let agent = ureq::Agent::new_with_defaults();
+    let url = format!("http://127.0.0.1:{port}/");
+    every_millisecond(|| {
+        let mut request = agent.post(&url);
+        for (name, value) in BEAT_HEADERS {
+            request = request.header(name, value);
+        }
+        request
+            .send(BEAT_BODY)
+            .and_then(|mut response| response.body_mut().read_to_vec())
+            .is_ok()
+    });
+}
+
+/// What heartbeats sends on one beat, for the two loops above.
+const BEAT_HEADERS: [(&str, &str); 11] = [
+    ("user-agent", "heartbeats/0.1.0"),
+    ("ce-specversion", "1.0"),
+    ("ce-id", "8a8f1e4c-3b2d-4c5e-9f6a-7b8c9d0e1f2a"),
+    ("ce-time", "2026-11-26T12:00:00.123456789Z"),
+    (
+        "ce-source",
+        "https://knative.dev/eventing-contrib/cmd/heartbeats/#bench/bench",
+    ),
+    ("ce-type", "dev.knative.eventing.samples.heartbeat"),
+    ("ce-the", "42"),
+    ("ce-heart", "yes"),
+    ("ce-beats", "true"),
+    ("content-type", "application/json"),
+    ("accept", "*/*"),
+];
+const BEAT_BODY: &str = r#"{"id":1,"label":""}"#;
+
+/// Runs `beat` every 1 ms against an absolute deadline (`clock_nanosleep`), until it fails.
+fn every_millisecond(mut beat: impl FnMut() -> bool) {
     // SAFETY: an all-zero timespec is valid; clock_gettime fills it.
     let mut next: libc::timespec = unsafe { std::mem::zeroed() };
     // SAFETY: a valid clock and a pointer to a live timespec.
@@ -329,7 +369,7 @@ fn floor_loop(port: u16) {
                 std::ptr::null_mut(),
             )
         };
-        if stream.write_all(request.as_bytes()).is_err() || stream.read(&mut answer).is_err() {
+        if !beat() {
             return;
         }
         next.tv_nsec += 1_000_000;
@@ -407,11 +447,14 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
     let (_, arrivals) = beats(target, &fresh(), SCHEDULE_BEATS, SCHEDULE_PERIOD);
     let schedule = Schedule::from_arrivals(&arrivals, SCHEDULE_PERIOD);
     let steady = steady_cpu_per_beat(target, &fresh());
-    // The floor loop speaks plain http only; over https the ratio is left out.
-    let floor = if tls {
-        f64::NAN
+    // The two loops speak plain http only; over https they are left out.
+    let (floor, client) = if tls {
+        (f64::NAN, f64::NAN)
     } else {
-        floor_cpu_per_beat(&fresh())
+        (
+            loop_cpu_per_beat("--floor", &fresh()),
+            loop_cpu_per_beat("--ureq-loop", &fresh()),
+        )
     };
     let syscalls = syscalls_per_beat(target, &fresh()).map_or(f64::NAN, |(total, names)| {
         println!("  {} syscalls per steady beat: {names}", target.name);
@@ -430,6 +473,8 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
         ("CPU per beat: steady state, schedstat (us)", steady * 1e6),
         ("floor loop: CPU per beat, schedstat (us)", floor * 1e6),
         ("CPU per beat / floor loop, same run", steady / floor),
+        ("ureq loop: CPU per beat, schedstat (us)", client * 1e6),
+        ("ureq loop / floor loop, same run", client / floor),
         ("system calls per steady beat (strace)", syscalls),
         ("schedule: median lateness (ms)", schedule.median * 1e3),
         ("schedule: max lateness (ms)", schedule.max * 1e3),
@@ -500,6 +545,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--floor") {
         return floor_loop(args[at + 1].parse().expect("--floor PORT"));
+    }
+    if let Some(at) = args.iter().position(|a| a == "--ureq-loop") {
+        return ureq_loop(args[at + 1].parse().expect("--ureq-loop PORT"));
     }
     assert!(
         Path::new("/usr/bin/time").exists(),

@@ -101,6 +101,8 @@ pub struct Config {
     /// Where to POST: env `K_SINK` when non-empty, else `--sink`, without its userinfo. No
     /// default.
     pub sink: String,
+    /// The same, parsed.
+    pub sink_uri: ureq::http::Uri,
     /// The sink URL's userinfo, percent-decoded (`user:password`), sent as Basic auth.
     pub sink_userinfo: Option<Vec<u8>>,
     /// The proxy the sink is reached through: `HTTP_PROXY`/`HTTPS_PROXY` unless `NO_PROXY`.
@@ -335,6 +337,7 @@ fn resolve(flags: Flags, host: &dyn Host) -> Result<Config, Error> {
     warnings.extend(more);
     Ok(Config {
         sink: sink.url,
+        sink_uri: sink.uri,
         sink_userinfo: sink.userinfo,
         proxy,
         source,

@@ -114,7 +114,7 @@ pub struct Event {
 
 impl Event {
     /// The headers that change with every event, first in every request.
-    pub fn headers(&self) -> [(&str, &str); 3] {
+    pub fn headers(&self) -> [(&'static str, &str); 3] {
         [
             ("ce-specversion", SPEC_VERSION),
             ("ce-id", self.id.as_str()),

@@ -19,7 +19,7 @@ use crate::sys::Stop;
 use crate::tls;
 use crate::token::{Token, TokenFile};
 use crate::transport::{BlockingResolver, TcpConnector};
-use ureq::http::{HeaderName, HeaderValue};
+use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
 pub const MAX_RETRIES: u32 = 10;
@@ -69,9 +69,10 @@ enum Attempt {
 /// Sends events to the sink over one keep-alive agent.
 pub struct Sender {
     agent: Agent,
-    sink: String,
+    /// K_SINK as parsed when configured (a clone is a reference count).
+    sink: Uri,
     /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
-    basic_auth: Option<String>,
+    basic_auth: Option<HeaderValue>,
     token: std::cell::RefCell<TokenFile>,
     tls: Arc<rustls::ClientConfig>,
     /// The template's fixed headers, parsed once: a clone is a reference count, where parsing
@@ -120,13 +121,20 @@ impl Sender {
             .max_idle_age(MAX_IDLE)
             // As much head as the input buffer holds: twice ureq's default (Go takes 10 MB).
             .max_response_header_size(crate::head::MAX_HEAD);
+        let basic_auth = match config.sink_userinfo.as_deref() {
+            Some(userinfo) => {
+                // "Basic " and base64: always a valid value.
+                let mut value = HeaderValue::try_from(crate::userinfo::basic_auth(userinfo))
+                    .map_err(|_| Error::unusable("K_SINK", "userinfo: not a header value"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         Ok(Sender {
             agent: agent(settings, config.proxy.clone().map(Arc::new), &tls),
-            sink: config.sink.clone(),
-            basic_auth: config
-                .sink_userinfo
-                .as_deref()
-                .map(crate::userinfo::basic_auth),
+            sink: config.sink_uri.clone(),
+            basic_auth,
             token: std::cell::RefCell::new(TokenFile::new(config.token_file.clone())),
             tls,
             fixed_headers,
@@ -186,38 +194,46 @@ impl Sender {
     }
 
     fn attempt(&self, event: &Event, observer: &mut Observer) -> Attempt {
-        let mut request = self.agent.post(&self.sink);
+        // An http::Request filled in place and handed to the agent whole: ureq's request
+        // builder moves itself through every `.header()` call.
+        let mut request = Request::new(&event.body[..]);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.sink.clone();
+        let headers = request.headers_mut();
         // Room for every header at once: growing the map allocates and frees a size class per
         // beat, which musl's allocator answers with an mmap and a munmap.
-        if let Some(headers) = request.headers_mut() {
-            headers.reserve(HEADER_ROOM);
-        }
+        headers.reserve(HEADER_ROOM);
         for (name, value) in event.headers() {
-            request = request.header(name, value);
+            let Ok(value) = HeaderValue::from_str(value) else {
+                return Attempt::Fatal(format!("{name}: not a valid HTTP header value"));
+            };
+            headers.append(HeaderName::from_static(name), value);
         }
         for (name, value) in &self.fixed_headers {
-            request = request.header(name.clone(), value.clone());
+            headers.append(name.clone(), value.clone());
         }
         if let Some(traceparent) = observer.start_attempt() {
             // Owned, so the value is not copied; the name is static, so it is not parsed.
             if let Ok(value) = HeaderValue::try_from(traceparent) {
-                request = request.header(HeaderName::from_static("traceparent"), value);
+                headers.append(HeaderName::from_static("traceparent"), value);
             }
         }
-        match self.token.borrow_mut().read() {
-            Ok(Token::Present(token)) => {
-                request = request.header("authorization", format!("Bearer {token}"));
-            }
+        let authorization = match self.token.borrow_mut().read() {
+            // Visible ASCII only (see the token module), so always a valid value.
+            Ok(Token::Present(token)) => match HeaderValue::try_from(format!("Bearer {token}")) {
+                Ok(value) => Some(value),
+                Err(_) => return Attempt::Fatal("the OIDC token is not a header value".to_owned()),
+            },
             // As Go's net/http: the URL's userinfo only when no Authorization is set.
-            Ok(Token::Absent(_)) => {
-                if let Some(basic) = &self.basic_auth {
-                    request = request.header("authorization", basic);
-                }
-            }
+            Ok(Token::Absent(_)) => self.basic_auth.clone(),
             Err(reason) => return Attempt::Fatal(reason),
+        };
+        if let Some(mut value) = authorization {
+            value.set_sensitive(true);
+            headers.append(ureq::http::header::AUTHORIZATION, value);
         }
         let body = event.body.len();
-        match request.send(&event.body[..]) {
+        match self.agent.run(request) {
             Ok(response) => {
                 let (head, response_body) = response.into_parts();
                 let status = head.status.as_u16();

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use crate::sys;
-use crate::time::rfc3339_nano;
+use crate::time::push_rfc3339_nano;
 
 /// The longest line written, newline included: `PIPE_BUF`, so that a write to a non-blocking
 /// pipe is all or nothing and lines never interleave with other writers.
@@ -70,10 +70,9 @@ pub fn line(message: fmt::Arguments) {
     if BROKEN.swap(false, Ordering::Relaxed) {
         text.push('\n');
     }
-    let _ = fmt::Write::write_fmt(
-        &mut text,
-        format_args!("{} heartbeats: {message}", rfc3339_nano(SystemTime::now())),
-    );
+    push_rfc3339_nano(&mut text, SystemTime::now());
+    text.push_str(" heartbeats: ");
+    let _ = fmt::Write::write_fmt(&mut text, message);
     let dropped = DROPPED.load(Ordering::Relaxed);
     if dropped > 0 {
         let _ = fmt::Write::write_fmt(

@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const NANOS_PER_SEC: i128 = 1_000_000_000;
+const NANOS_PER_SEC: u32 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -12,56 +12,108 @@ const MONTHS: [&str; 12] = [
 
 /// `time` as Go's `RFC3339Nano` in UTC: up to nine fractional digits, trailing zeros dropped.
 pub fn rfc3339_nano(time: SystemTime) -> String {
-    let nanos = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
-        Err(before) => -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX),
-    };
-    format_unix_nanos(nanos)
-}
-
-fn format_unix_nanos(nanos: i128) -> String {
-    // Any SystemTime's seconds fit an i64 (u64 nanoseconds are 584 years).
-    let secs = i64::try_from(nanos.div_euclid(NANOS_PER_SEC)).unwrap_or(i64::MAX);
-    let frac = nanos.rem_euclid(NANOS_PER_SEC);
-    let (days, day_secs) = (secs.div_euclid(SECS_PER_DAY), secs.rem_euclid(SECS_PER_DAY));
-    let (year, month, day) = civil_from_days(days);
-    // Written digit by digit: this runs twice a beat (ce-time, the log line), and `format!`
-    // with padding cost ten times as much.
-    let mut out = String::with_capacity(30);
-    if (0..=9999).contains(&year) {
-        push_digits(&mut out, year, 4);
-    } else {
-        out.push_str(&format!("{year:04}"));
-    }
-    for (separator, value) in [
-        ('-', month),
-        ('-', day),
-        ('T', day_secs / 3600),
-        (':', day_secs / 60 % 60),
-        (':', day_secs % 60),
-    ] {
-        out.push(separator);
-        push_digits(&mut out, value, 2);
-    }
-    if frac > 0 {
-        let mut digits = 9;
-        let mut frac = frac;
-        while frac % 10 == 0 {
-            frac /= 10;
-            digits -= 1;
-        }
-        out.push('.');
-        push_digits(&mut out, i64::try_from(frac).unwrap_or(0), digits);
-    }
-    out.push('Z');
+    let mut out = String::with_capacity(RFC3339_NANO_LEN);
+    push_rfc3339_nano(&mut out, time);
     out
 }
 
-/// The last `width` decimal digits of `value` (0 or more), zero-padded.
-fn push_digits(out: &mut String, value: i64, width: u32) {
-    for place in (0..width).rev() {
-        let digit = value / 10_i64.pow(place) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+/// The longest [`rfc3339_nano`] of a year from 0 to 9999.
+pub const RFC3339_NANO_LEN: usize = 30;
+
+/// [`rfc3339_nano`], appended to `out`.
+pub fn push_rfc3339_nano(out: &mut String, time: SystemTime) {
+    // Whole seconds and nanoseconds as they come: no 128-bit division in the common case.
+    let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => (
+            i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+            after.subsec_nanos(),
+        ),
+        Err(before) => {
+            let before = before.duration();
+            let secs = -i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+            match before.subsec_nanos() {
+                0 => (secs, 0),
+                nanos => (secs - 1, NANOS_PER_SEC - nanos),
+            }
+        }
+    };
+    push_date_time(out, secs, nanos);
+}
+
+/// `secs` after the epoch (negative: before) plus `nanos` (below a second), as RFC3339Nano.
+fn push_date_time(out: &mut String, secs: i64, nanos: u32) {
+    let (days, day_secs) = (secs.div_euclid(SECS_PER_DAY), secs.rem_euclid(SECS_PER_DAY));
+    let (year, month, day) = civil_from_days(days);
+    // Written into a byte array and appended once: this runs twice a beat (ce-time, the log
+    // line), and pushing digit by digit after a 128-bit division cost five times as much.
+    let mut text = Ascii::default();
+    match u64::try_from(year) {
+        Ok(year) if year <= 9999 => text.digits(year, 4),
+        _ => out.push_str(&format!("{year:04}")),
+    }
+    for (separator, value) in [
+        (b'-', month),
+        (b'-', day),
+        (b'T', day_secs / 3600),
+        (b':', day_secs / 60 % 60),
+        (b':', day_secs % 60),
+    ] {
+        text.byte(separator);
+        text.digits(u64::try_from(value).unwrap_or(0), 2);
+    }
+    if nanos > 0 {
+        let (mut fraction, mut width) = (nanos, 9);
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        text.byte(b'.');
+        text.digits(u64::from(fraction), width);
+    }
+    text.byte(b'Z');
+    out.push_str(text.as_str());
+}
+
+/// Go's RFC3339Nano of a count of nanoseconds since the epoch, as the vectors give it.
+#[cfg(test)]
+fn format_unix_nanos(nanos: i128) -> String {
+    let secs = i64::try_from(nanos.div_euclid(i128::from(NANOS_PER_SEC))).unwrap_or(i64::MAX);
+    let frac = u32::try_from(nanos.rem_euclid(i128::from(NANOS_PER_SEC))).unwrap_or(0);
+    let mut out = String::new();
+    push_date_time(&mut out, secs, frac);
+    out
+}
+
+/// ASCII text of at most 32 bytes built in place (what does not fit is dropped).
+#[derive(Default)]
+struct Ascii {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Ascii {
+    fn byte(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// The last `width` decimal digits of `value`, zero-padded.
+    fn digits(&mut self, value: u64, width: usize) {
+        let Some(slots) = self.bytes.get_mut(self.len..self.len + width) else {
+            return;
+        };
+        let mut rest = value;
+        for slot in slots.iter_mut().rev() {
+            *slot = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+            rest /= 10;
+        }
+        self.len += width;
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -116,6 +168,7 @@ pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::goparse::tests::vectors;
+    use std::time::Duration;
 
     #[test]
     fn rfc3339_matches_go_for_every_vector() {
@@ -123,6 +176,27 @@ mod tests {
             let nanos: i128 = input.parse().unwrap();
             assert_eq!(format_unix_nanos(nanos), expected, "{input} ns");
         }
+    }
+
+    #[test]
+    fn system_times_before_and_after_the_epoch_match_go() {
+        let mut checked = 0;
+        for (input, expected) in vectors("rfc3339nano") {
+            let nanos: i128 = input.parse().unwrap();
+            let offset = u64::try_from(nanos.unsigned_abs()).map(Duration::from_nanos);
+            let time = match (nanos < 0, offset) {
+                (false, Ok(after)) => UNIX_EPOCH.checked_add(after),
+                (true, Ok(before)) => UNIX_EPOCH.checked_sub(before),
+                _ => None,
+            };
+            if let Some(time) = time {
+                assert_eq!(rfc3339_nano(time), expected, "{input} ns");
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{checked} vectors fit a SystemTime");
+        let before = UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(rfc3339_nano(before), "1969-12-31T23:59:58.5Z");
     }
 
     #[test]

@@ -380,10 +380,14 @@ fn every_millisecond(mut beat: impl FnMut() -> bool) {
     }
 }
 
-/// System calls per steady beat, from `strace -c -f`: (1,001 beats − 1 beat) / 1,000 at 1 ms,
-/// in total and by name (those of at least 0.01 per beat). `None` without strace.
-fn syscalls_per_beat(target: &Target, endpoint: &Endpoint) -> Option<(f64, String)> {
-    let count = |beats: usize| -> Option<std::collections::BTreeMap<String, f64>> {
+/// System calls per beat, from `strace -c -f` at 1 ms: over the first 1,000 beats ((1,001
+/// beats − 1) / 1,000) and over the next 1,000 ((2,001 − 1,001) / 1,000), each in total and by
+/// name (those of at least 0.01 per beat). The two differ by musl's allocator warming up: until
+/// it sees a size class come and go often, it unmaps a group the moment it is empty. `None`
+/// without strace.
+fn syscalls_per_beat(target: &Target, endpoint: &Endpoint) -> Option<[(f64, String); 2]> {
+    type Counts = std::collections::BTreeMap<String, f64>;
+    let count = |beats: usize| -> Option<Counts> {
         endpoint.clear();
         let out = std::env::temp_dir().join(format!("heartbeats-bench-strace-{beats}"));
         let mut command = Command::new("strace");
@@ -409,17 +413,20 @@ fn syscalls_per_beat(target: &Target, endpoint: &Endpoint) -> Option<(f64, Strin
                 .collect(),
         )
     };
-    let (one, many) = (count(1)?, count(1_001)?);
-    let mut total = 0.0;
-    let mut names = Vec::new();
-    for (name, calls) in &many {
-        let per_beat = (calls - one.get(name).unwrap_or(&0.0)) / 1_000.0;
-        if per_beat >= 0.01 {
-            total += per_beat;
-            names.push(format!("{name} {per_beat:.2}"));
+    let per_beat = |before: &Counts, after: &Counts| {
+        let mut total = 0.0;
+        let mut names = Vec::new();
+        for (name, calls) in after {
+            let per_beat = (calls - before.get(name).unwrap_or(&0.0)) / 1_000.0;
+            if per_beat >= 0.01 {
+                total += per_beat;
+                names.push(format!("{name} {per_beat:.2}"));
+            }
         }
-    }
-    Some((total, names.join(", ")))
+        (total, names.join(", "))
+    };
+    let (one, first, next) = (count(1)?, count(1_001)?, count(2_001)?);
+    Some([per_beat(&one, &first), per_beat(&first, &next)])
 }
 
 /// The floor under any 1 ms loop on this machine: on-CPU time of one 1 ms `sigtimedwait` sleep
@@ -456,9 +463,17 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
             loop_cpu_per_beat("--ureq-loop", &fresh()),
         )
     };
-    let syscalls = syscalls_per_beat(target, &fresh()).map_or(f64::NAN, |(total, names)| {
-        println!("  {} syscalls per steady beat: {names}", target.name);
-        total
+    let syscalls = syscalls_per_beat(target, &fresh()).map_or([f64::NAN; 2], |counts| {
+        let [(first, first_names), (next, next_names)] = counts;
+        println!(
+            "  {} syscalls per beat, first 1,000: {first_names}",
+            target.name
+        );
+        println!(
+            "  {} syscalls per beat, next 1,000: {next_names}",
+            target.name
+        );
+        [first, next]
     });
     let (threads, switches) = idle(target, &fresh());
     let first = first_request(target, &fresh());
@@ -475,7 +490,8 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
         ("CPU per beat / floor loop, same run", steady / floor),
         ("ureq loop: CPU per beat, schedstat (us)", client * 1e6),
         ("ureq loop / floor loop, same run", client / floor),
-        ("system calls per steady beat (strace)", syscalls),
+        ("system calls per beat, first 1,000 (strace)", syscalls[0]),
+        ("system calls per beat, next 1,000 (strace)", syscalls[1]),
         ("schedule: median lateness (ms)", schedule.median * 1e3),
         ("schedule: max lateness (ms)", schedule.max * 1e3),
         (

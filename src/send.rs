@@ -18,7 +18,7 @@ use crate::observer::Observer;
 use crate::sys::Stop;
 use crate::tls;
 use crate::token::{Token, TokenFile};
-use crate::transport::{BlockingResolver, TcpConnector};
+use crate::transport::{ConnectorResolves, TcpConnector, system_lookup};
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
@@ -282,8 +282,12 @@ fn agent(
         .user_agent(USER_AGENT)
         .proxy(None)
         .build();
-    let connector = ().chain(TcpConnector(proxy.clone())).chain(tls::TlsConnector(tls.clone()));
-    Agent::with_parts(config, connector, BlockingResolver(proxy))
+    let tcp = TcpConnector {
+        proxy,
+        lookup: system_lookup,
+    };
+    let connector = ().chain(tcp).chain(tls::TlsConnector(tls.clone()));
+    Agent::with_parts(config, connector, ConnectorResolves)
 }
 
 /// 2xx is an ACK; sdk-go's retried statuses are retried (honouring `Retry-After` on 429 and

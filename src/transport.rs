@@ -23,45 +23,45 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
 
-/// Resolves on the calling thread. ureq's default resolver starts a thread per lookup whenever
-/// a timeout applies; we keep to one thread, so a lookup is bounded by the system resolver's own
-/// timeouts (resolv.conf), not by `--timeout`. IP literals need no lookup at all. When the sink
-/// is reached through a proxy, the proxy's name is looked up instead of the sink's.
+/// Leaves names to [`TcpConnector`]. ureq asks its resolver before every request, even one a
+/// pooled connection will carry, and a lookup is `/etc/hosts`, `resolv.conf` and, in a cluster,
+/// DNS queries for each search domain: once per beat. Go's transport looks a name up only when
+/// it dials, and so does the connector, through this resolver's empty answer.
 #[derive(Debug)]
-pub struct BlockingResolver(pub Option<Arc<Proxy>>);
+pub struct ConnectorResolves;
 
-impl Resolver for BlockingResolver {
+impl Resolver for ConnectorResolves {
     fn resolve(
         &self,
-        uri: &Uri,
+        _: &Uri,
         _: &ureq::config::Config,
         _: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let (host, port) = match self.0.as_deref().filter(|p| p.serves(uri)) {
-            Some(proxy) => (proxy.host.as_str(), proxy.port),
-            None => host_port(uri),
-        };
-        let mut out = self.empty();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            out.push(SocketAddr::new(ip, port));
-            return Ok(out);
-        }
-        for addr in (host, port).to_socket_addrs()?.take(16) {
-            out.push(addr);
-        }
-        if out.is_empty() {
-            Err(ureq::Error::HostNotFound)
-        } else {
-            Ok(out)
-        }
+        Ok(self.empty())
     }
 }
 
-/// Opens TCP connections to the resolved addresses, in order, within the attempt's timeout; to
-/// the sink through its proxy, if it has one.
+/// How a host name and port become addresses to try in order.
+pub type Lookup = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+
+/// IP literals as they are; names by the system resolver, on this thread (ureq's own resolver
+/// starts a thread per lookup when a timeout applies), so a lookup is bounded by resolv.conf's
+/// timeouts, not by `--timeout`. At most 16 addresses, as ureq keeps.
+pub fn system_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    Ok((host, port).to_socket_addrs()?.take(16).collect())
+}
+
+/// Opens a TCP connection when the pool has none: looks the host up (the proxy's, when the sink
+/// is reached through one) and tries its addresses in order, all within the attempt's timeout.
 #[derive(Debug)]
-pub struct TcpConnector(pub Option<Arc<Proxy>>);
+pub struct TcpConnector {
+    pub proxy: Option<Arc<Proxy>>,
+    pub lookup: Lookup,
+}
 
 impl<In: Transport> Connector<In> for TcpConnector {
     type Out = Either<In, TcpTransport>;
@@ -76,9 +76,14 @@ impl<In: Transport> Connector<In> for TcpConnector {
         }
         let budget = *details.timeout.after;
         let started = std::time::Instant::now();
-        let proxy = self.0.as_deref().filter(|p| p.serves(details.uri));
+        let proxy = self.proxy.as_deref().filter(|p| p.serves(details.uri));
+        let (host, port) = match proxy {
+            Some(proxy) => (proxy.host.as_str(), proxy.port),
+            None => host_port(details.uri),
+        };
+        let addrs = (self.lookup)(host, port)?;
         let mut last_error = None;
-        for addr in &details.addrs {
+        for addr in &addrs {
             let left = budget.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(ureq::Error::Timeout(Timeout::Connect));
@@ -112,7 +117,11 @@ impl<In: Transport> Connector<In> for TcpConnector {
                 Err(e) => last_error = Some(e.into()),
             }
         }
-        Err(last_error.unwrap_or(ureq::Error::ConnectionFailed))
+        Err(last_error.unwrap_or(if addrs.is_empty() {
+            ureq::Error::HostNotFound
+        } else {
+            ureq::Error::ConnectionFailed
+        }))
     }
 }
 
@@ -343,6 +352,74 @@ mod tests {
             after: after.into(),
             ..NextTimeout::default()
         }
+    }
+
+    static LOOKUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// `sink.test` is 127.0.0.1, and each lookup is counted.
+    fn counted_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        assert_eq!(host, "sink.test");
+        LOOKUPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+    }
+
+    /// Reads one request (head, then a `content-length` body) from `conn`.
+    fn read_request(conn: &mut TcpStream) {
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"\r\n\r\n") {
+            assert_eq!(conn.read(&mut byte).unwrap(), 1, "request cut short");
+            seen.push(byte[0]);
+        }
+        let head = String::from_utf8(seen).unwrap().to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |n| n.parse().unwrap());
+        conn.read_exact(&mut vec![0u8; length]).unwrap();
+    }
+
+    #[test]
+    fn a_name_is_looked_up_when_a_connection_opens_not_for_every_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (closed, was_closed) = std::sync::mpsc::channel();
+        // Three requests on the first connection, then it is closed; one on the second.
+        let sink = std::thread::spawn(move || {
+            for requests in [3, 1] {
+                let (mut conn, _) = listener.accept().unwrap();
+                for _ in 0..requests {
+                    read_request(&mut conn);
+                    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+                drop(conn);
+                closed.send(()).unwrap();
+            }
+        });
+        let tcp = TcpConnector {
+            proxy: None,
+            lookup: counted_lookup,
+        };
+        let agent = ureq::Agent::with_parts(
+            ureq::Agent::config_builder().build(),
+            ().chain(tcp),
+            ConnectorResolves,
+        );
+        let url = format!("http://sink.test:{port}/");
+        let post = || {
+            let mut response = agent.post(&url).send("beat").unwrap();
+            response.body_mut().read_to_vec().unwrap();
+        };
+        for _ in 0..3 {
+            post();
+            assert_eq!(LOOKUPS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        }
+        was_closed.recv().unwrap();
+        // The pooled connection is found closed: a new one, and a new lookup for it.
+        post();
+        assert_eq!(LOOKUPS.load(std::sync::atomic::Ordering::SeqCst), 2);
+        sink.join().unwrap();
     }
 
     #[test]

@@ -254,6 +254,20 @@ fn the_loop_reuses_one_keep_alive_connection() {
 }
 
 #[test]
+fn a_sink_named_by_host_name_is_looked_up_and_kept_alive() {
+    // `localhost` comes from /etc/hosts: a name, looked up when the connection opens.
+    let sink = Sink::start(vec![]);
+    let url = format!("http://localhost:{}/", sink.port);
+    let f = run(heartbeats()
+        .env("K_SINK", url)
+        .args(["--count=3", "--period=20ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..3).map(|_| sink.expect()).collect();
+    assert!(requests.iter().all(|r| r.connection == 0), "{requests:?}");
+    assert!(requests[0].header("host").starts_with("localhost:"));
+}
+
+#[test]
 fn a_sink_answering_connection_close_costs_no_error() {
     let sink = Sink::start(vec![
         Reply::StatusThenClose(200),

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::event::{Event, Ids};
+use crate::event::{Event, Ids, push_hex};
 use crate::metrics::{AttemptRecord, ErrorType, Outcome, Server};
 use crate::otlp::{key_value, resource_attributes, unix_nanos};
 use crate::protobuf::Message;
@@ -408,15 +408,6 @@ fn attribute(m: &mut Message, key: &str, value: Value<'_>) {
             });
         }
     });
-}
-
-/// Appends `bytes` as lower-case hex.
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
 }
 
 #[cfg(test)]

@@ -316,9 +316,9 @@ fn floor_loop(port: u16) {
     });
 }
 
-/// The fixed client's own floor: the same request sent through a default ureq agent (headers
-/// given as strings, the answer read to its end), paced as [`floor_loop`]. What no caller of
-/// ureq can go below; built into this (glibc) bench, so its allocator is cheaper than musl's.
+/// The fixed client's own cost: the same request sent through a default ureq agent (headers
+/// given as strings, the answer read to its end), paced as [`floor_loop`]. Built into this
+/// (glibc) bench, whose allocator is cheaper than musl's.
 fn ureq_loop(port: u16) {
     let agent = ureq::Agent::new_with_defaults();
     let url = format!("http://127.0.0.1:{port}/");

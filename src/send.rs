@@ -121,14 +121,12 @@ impl Sender {
             .max_idle_age(MAX_IDLE)
             // As much head as the input buffer holds: twice ureq's default (Go takes 10 MB).
             .max_response_header_size(crate::head::MAX_HEAD);
+        // "Basic " and base64: always a valid value.
         let basic_auth = match config.sink_userinfo.as_deref() {
-            Some(userinfo) => {
-                // "Basic " and base64: always a valid value.
-                let mut value = HeaderValue::try_from(crate::userinfo::basic_auth(userinfo))
-                    .map_err(|_| Error::unusable("K_SINK", "userinfo: not a header value"))?;
-                value.set_sensitive(true);
-                Some(value)
-            }
+            Some(userinfo) => Some(
+                HeaderValue::try_from(crate::userinfo::basic_auth(userinfo))
+                    .map_err(|_| Error::unusable("K_SINK", "userinfo: not a header value"))?,
+            ),
             None => None,
         };
         Ok(Sender {

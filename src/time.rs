@@ -18,7 +18,7 @@ pub fn rfc3339_nano(time: SystemTime) -> String {
 }
 
 /// The longest [`rfc3339_nano`] of a year from 0 to 9999.
-pub const RFC3339_NANO_LEN: usize = 30;
+const RFC3339_NANO_LEN: usize = 30;
 
 /// [`rfc3339_nano`], appended to `out`.
 pub fn push_rfc3339_nano(out: &mut String, time: SystemTime) {

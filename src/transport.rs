@@ -1,10 +1,10 @@
-//! How bytes reach the sink: a resolver that stays on this thread, and a TCP transport for ureq
-//! that spends as few system calls per beat as it can. ureq's own TCP transport writes headers
-//! and body separately, resets both socket timeouts on every call and probes a pooled connection
-//! twice (three calls each); here a request goes out in one `write` when the response is awaited,
-//! the read timeout is only reset when it is off by more than 1/64, the probe on returning a
-//! connection that just answered is skipped, and the probe before reuse is one
-//! `recv(MSG_PEEK | MSG_DONTWAIT)`.
+//! How bytes reach the sink: host names looked up on this thread and only when a connection is
+//! opened, and a TCP transport for ureq that spends as few system calls per beat as it can.
+//! ureq's own TCP transport writes headers and body separately, resets both socket timeouts on
+//! every call and probes a pooled connection twice (three calls each); here a request goes out
+//! in one `write` when the response is awaited, the read timeout is only reset when it is off by
+//! more than 1/64, the probe on returning a connection that just answered is skipped, and the
+//! probe before reuse is one `recv(MSG_PEEK | MSG_DONTWAIT)`.
 
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -2,8 +2,14 @@
 //! builds a CloudEvent (binary content mode) and POSTs it to `K_SINK`, on one thread.
 //!
 //! [`run`] is the whole life of the program and reads like the Go original's `main`: parse,
-//! then [`send_beats`]: build the agent and the observer, then the loop in `beats` { claim a
-//! beat, wait for it, build the event, deliver it }, then flush the telemetry.
+//! then [`send_beats`]: build the sender and telemetry, then the loop in `beats` { claim a beat,
+//! wait for it, build the event, deliver it }, then flush the telemetry.
+//!
+//! The beat's core lives at the top: the loop (here), the event, the schedule, time, the log,
+//! the token, the one waiter and the system calls. It uses three layers, a folder each:
+//! `config` (flags and environment to one `Config`), `sink` (the way to the sink, over ureq) and
+//! `telemetry` (metrics and traces), which hear from the loop and the sender only through the
+//! small `report` interface and wait only through the waiter.
 #![deny(unsafe_code)]
 // clippy::pedantic lints this crate declines, as choices: `#[must_use]` on every getter and
 // `# Errors` sections repeat what the types say (every error is an `Error` that reads as a
@@ -17,49 +23,53 @@
 )]
 
 pub mod config;
-pub mod error;
-pub mod event;
-pub mod goparse;
-pub mod head;
-pub mod log;
-pub mod metrics;
-pub mod observability;
-pub mod observer;
-pub mod otlp;
-pub mod overrides;
-pub mod protobuf;
-pub mod proxy;
-pub mod schedule;
-pub mod send;
-pub mod sys;
-pub mod time;
-pub mod tls;
-pub mod token;
-pub mod trace;
-pub mod transport;
-pub mod userinfo;
+mod error;
+mod event;
+mod log;
+mod report;
+mod schedule;
+mod sink;
+mod sys;
+mod telemetry;
+mod time;
+mod token;
+mod wait;
 
 use std::ffi::OsString;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use config::{Command, Config, Host};
+pub use error::Error;
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
 use event::{Event, Ids, Template};
-use metrics::Outcome;
-use observer::Observer;
+use report::{Outcome, Report, Silent};
 use schedule::Schedule;
-use send::{Delivery, Sender};
-use sys::Stop;
+use sink::{Delivery, Sender};
+use telemetry::Telemetry;
+use wait::{Stop, Waiter};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// How long the exports at exit may take together.
+const FLUSH_BUDGET: Duration = Duration::from_secs(1);
+
+/// The program: blocks the stop signals first (so that they wait to be read), then [`run`]s on
+/// `args` (without the program name) and the process environment; returns the exit status.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    if let Err(error) = sys::block_stop_signals() {
+        log::line(format_args!("cannot block SIGTERM/SIGINT: {error}"));
+        return EXIT_CONFIG;
+    }
+    run(args, &config::Process)
+}
+
 /// Runs the program on `args` (without the program name) and returns its exit status.
-/// Stop signals must already be blocked ([`sys::block_stop_signals`]).
 pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
     match config::parse_args(args, host) {
         Ok(Command::Help) => {
-            print!("{}", config::HELP);
+            print!("{}", config::flags::help());
             0
         }
         Ok(Command::Version) => {
@@ -69,9 +79,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
         Ok(Command::Run(config)) => send_beats(&config),
         Err(error) => {
             log::line(format_args!("{error}"));
-            if let error::Error::Usage(_) = error {
+            if let Error::Usage(_) = error {
                 // As Go's flag package: a malformed command line is followed by the usage.
-                eprint!("{}", config::HELP);
+                eprint!("{}", config::flags::help());
             }
             error.exit_code()
         }
@@ -79,9 +89,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
 }
 
 /// Sends events until `config.count` is reached or a stop signal arrives; returns the exit
-/// status.
+/// status. The stop signals should be blocked (see [`main`]), or they end the process at once.
 pub fn send_beats(config: &Config) -> i32 {
     log::never_block();
+    let waiter = match Waiter::new() {
+        Ok(waiter) => Arc::new(waiter),
+        Err(error) => {
+            log::line(format_args!("cannot wait for SIGTERM/SIGINT: {error}"));
+            return EXIT_CONFIG;
+        }
+    };
     let template = Template::new(
         &config.source,
         &config.event_type,
@@ -90,7 +107,7 @@ pub fn send_beats(config: &Config) -> i32 {
         config.msg.clone(),
         config.encoding,
     );
-    let sender = match Sender::new(config, &template) {
+    let sender = match Sender::new(config, &template, waiter.clone()) {
         Ok(sender) => sender,
         Err(error) => {
             log::line(format_args!("{error}"));
@@ -101,8 +118,12 @@ pub fn send_beats(config: &Config) -> i32 {
         log::line(format_args!("warning: {warning}"));
     }
     log::line(format_args!("{}", Startup(config)));
-    let mut observer = Observer::new(config, || sender.export_agent());
-    let status = match beats(config, &sender, &template, &mut observer) {
+    let mut telemetry = Telemetry::start(config, &waiter, || sender.export_agent());
+    let report: &mut dyn Report = match &mut telemetry {
+        Some(telemetry) => telemetry,
+        None => &mut Silent,
+    };
+    let status = match beats(config, &sender, &template, &waiter, report) {
         Ok(undelivered) => {
             sender.quit_sidecar();
             if undelivered == 0 {
@@ -116,7 +137,8 @@ pub fn send_beats(config: &Config) -> i32 {
             0
         }
     };
-    observer.flush();
+    waiter.drain();
+    waiter.flush_idle(Instant::now() + FLUSH_BUDGET);
     status
 }
 
@@ -126,7 +148,8 @@ fn beats(
     config: &Config,
     sender: &Sender,
     template: &Template,
-    observer: &mut Observer,
+    waiter: &Waiter,
+    report: &mut dyn Report,
 ) -> Result<u64, Stop> {
     let mut schedule = Schedule::new(Instant::now(), config.period);
     let mut undelivered = 0u64;
@@ -136,23 +159,19 @@ fn beats(
         let (due, skipped) = schedule.claim(Instant::now());
         if skipped > 0 {
             log_skipped(skipped, last_send, config.period);
-            observer.skipped(skipped);
+            report.skipped(skipped);
         }
-        match observer.sleep_until(due) {
-            Ok(None) => {}
-            Ok(Some(stop)) => return Err(stop),
-            Err(error) => log::line(format_args!("cannot wait for the next beat: {error}")),
-        }
+        waiter.sleep_until(due)?;
         let last = config.count == Some(sequence);
         let give_up_at = if last { None } else { schedule.next_due() };
         let started = Instant::now();
         let outcome = match template.event(sequence, SystemTime::now(), &mut ids) {
-            Ok(event) => deliver(sender, &event, sequence, give_up_at, observer)?,
+            Ok(event) => deliver(sender, &event, sequence, give_up_at, report)?,
             Err(error) => {
                 log::line(format_args!(
                     "event {sequence} not built: no randomness for its id: {error}"
                 ));
-                observer.end_event(Outcome::Failed);
+                report.end_event(Outcome::Failed);
                 Outcome::Failed
             }
         };
@@ -172,11 +191,11 @@ fn deliver(
     event: &Event,
     sequence: u64,
     give_up_at: Option<Instant>,
-    observer: &mut Observer,
+    report: &mut dyn Report,
 ) -> Result<Outcome, Stop> {
-    observer.start_event(event);
+    report.start_event(event);
     let id = &event.id;
-    let outcome = match sender.deliver(event, give_up_at, observer) {
+    let outcome = match sender.deliver(event, give_up_at, report) {
         Delivery::Acked { status, attempts } => {
             log::line(format_args!(
                 "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"
@@ -190,11 +209,11 @@ fn deliver(
             Outcome::Failed
         }
         Delivery::Stopped(stop) => {
-            observer.end_event(Outcome::Failed);
+            report.end_event(Outcome::Failed);
             return Err(stop);
         }
     };
-    observer.end_event(outcome);
+    report.end_event(outcome);
     Ok(outcome)
 }
 
@@ -224,11 +243,7 @@ impl fmt::Display for Startup<'_> {
             f,
             "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
              encoding={} overrides={names:?} extra_ca={} tls_min={} tls_max={} token_file={} proxy={}",
-            match c.sink_userinfo {
-                // The userinfo was split off; say that there is one, as the redaction does.
-                Some(_) => c.sink.replacen("://", "://***@", 1),
-                None => c.sink.clone(),
-            },
+            c.sink.shown(),
             c.source,
             c.event_type,
             c.period,
@@ -238,7 +253,7 @@ impl fmt::Display for Startup<'_> {
                 event::HeaderEncoding::Compat => "compat",
                 event::HeaderEncoding::Percent => "percent",
             },
-            c.ca_certs.as_ref().map_or("none", |ca| ca.name.as_str()),
+            c.trust.extra.as_ref().map_or("none", |ca| ca.name.as_str()),
             c.tls.min.name(),
             c.tls.max.name(),
             c.token_file.display(),
@@ -249,4 +264,12 @@ impl fmt::Display for Startup<'_> {
             )),
         )
     }
+}
+
+/// What the fuzz targets (`fuzz/`) exercise: the parsers of text from outside.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::config::goparse::{parse_duration, unquote};
+    pub use crate::config::overrides::parse as parse_overrides;
+    pub use crate::event::{HeaderEncoding, encode_header_value};
 }

@@ -134,9 +134,13 @@ fn cut(text: &mut String, max: usize) {
 /// `https://user:secret@host/` → `https://***@host/`: a URL may carry credentials, which no
 /// message shows.
 pub fn redact_userinfo(url: &str) -> Cow<'_, str> {
-    match crate::userinfo::split(url) {
-        (bare, Some(_)) => Cow::Owned(bare.replacen("://", "://***@", 1)),
-        (_, None) => Cow::Borrowed(url),
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{scheme}://***@{}", &rest[at + 1..])),
+        None => Cow::Borrowed(url),
     }
 }
 

@@ -1,18 +1,16 @@
 //! The system calls std does not wrap, as safe functions; the only module with `unsafe`.
 //!
-//! SIGTERM and SIGINT are events the loop waits for, not asynchronous interruptions: both are
-//! blocked at start-up and collected with `sigtimedwait`, which is also how the loop sleeps.
-//! This works as PID 1 in a container, where the kernel drops signals that have no handler, and
-//! needs no handler and no second thread. Go ignores the first SIGTERM in its loop; we stop.
-//! When observability is on, the loop waits on more than signals: [`SignalFd`] turns the
-//! blocked signals into a descriptor, and [`poll`] waits on it and a listener at once.
+//! SIGTERM and SIGINT are events the thread waits for, not asynchronous interruptions: both are
+//! blocked at start-up and read from a [`SignalFd`], which [`poll`] watches beside sockets. This
+//! works as PID 1 in a container, where the kernel drops signals that have no handler, and needs
+//! no handler and no second thread. Go ignores the first SIGTERM in its loop; we stop.
 //! Besides signals: `O_NONBLOCK` on a descriptor (the log's stderr), and the process facts that
 //! `/proc` does not give (clock ticks, page size, the open-files limit).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The signals that end the program.
@@ -77,36 +75,6 @@ pub fn block_stop_signals() -> io::Result<()> {
     }
 }
 
-/// Sleeps until `deadline` (forever when `None`) unless a stop signal arrives first or is already
-/// pending. Returns the signal, or `None` when the deadline passed.
-pub fn wait_until(deadline: Option<Instant>) -> io::Result<Option<Stop>> {
-    let set = stop_set()?;
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let timespec = left.map(timespec);
-        let timeout = timespec
-            .as_ref()
-            .map_or(std::ptr::null(), std::ptr::from_ref);
-        // SAFETY: `set` is initialised; `timeout` is null (wait forever) or points to a timespec
-        // that lives until the call returns; a null siginfo pointer is allowed.
-        let result = unsafe { libc::sigtimedwait(&raw const set, std::ptr::null_mut(), timeout) };
-        if let Some(stop) = Stop::from_signal(result) {
-            return Ok(Some(stop));
-        }
-        let error = io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::EAGAIN) if left.is_none_or(|l| l.is_zero()) => return Ok(None),
-            // Woken early (EINTR, or EAGAIN from clock rounding): wait for what is left.
-            Some(libc::EAGAIN | libc::EINTR) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(None);
-                }
-            }
-            _ => return Err(error),
-        }
-    }
-}
-
 fn timespec(left: Duration) -> libc::timespec {
     libc::timespec {
         // Capped at 68 years, which fits every time_t; the callers wait again if need be.
@@ -158,34 +126,63 @@ impl AsFd for SignalFd {
     }
 }
 
-/// Waits until one of `fds` is readable or `deadline` passes (forever when `None`): one
-/// `ppoll`. Returns a bit per descriptor, bit `i` set when `fds[i]` is readable (or closed or
-/// failed: reading will say which); 0 when the deadline passed or a signal interrupted the wait.
-pub fn poll(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<u32> {
+/// What a descriptor is watched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+/// One descriptor to watch and, after [`poll`], whether it became ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Watched {
+    pub fd: RawFd,
+    pub interest: Interest,
+    /// Readable or writable as asked, or closed or failed (the next read or write says which).
+    pub ready: bool,
+}
+
+impl Watched {
+    pub fn new(fd: RawFd, interest: Interest) -> Watched {
+        Watched {
+            fd,
+            interest,
+            ready: false,
+        }
+    }
+}
+
+/// The most descriptors one [`poll`] watches.
+pub const MAX_WATCHED: usize = 64;
+
+/// Waits until one of `watched` is ready or `deadline` passes (forever when `None`): one
+/// `ppoll`, with the signal mask as it is. Sets each one's `ready`; returns whether any is
+/// ready (false when the deadline passed or a signal interrupted the wait).
+pub fn poll(watched: &mut [Watched], deadline: Option<Instant>) -> io::Result<bool> {
     let mut polled = [libc::pollfd {
         fd: -1,
         events: 0,
         revents: 0,
-    }; 4];
-    assert!(
-        fds.len() <= polled.len(),
-        "poll takes at most 4 descriptors"
-    );
-    for (slot, fd) in polled.iter_mut().zip(fds) {
-        slot.fd = fd.as_raw_fd();
-        slot.events = libc::POLLIN;
+    }; MAX_WATCHED];
+    let count = watched.len().min(MAX_WATCHED);
+    for (slot, w) in polled.iter_mut().zip(watched.iter()) {
+        slot.fd = w.fd;
+        slot.events = match w.interest {
+            Interest::Read => libc::POLLIN,
+            Interest::Write => libc::POLLOUT,
+        };
     }
     let timeout = deadline.map(|d| timespec(d.saturating_duration_since(Instant::now())));
     let timeout_ptr = timeout
         .as_ref()
         .map_or(std::ptr::null(), std::ptr::from_ref);
-    // SAFETY: `polled` holds `fds.len()` initialised entries whose descriptors are open for the
-    // borrows' lifetime; `timeout_ptr` is null or points to a timespec that outlives the call; a
-    // null signal mask keeps the current one.
+    // SAFETY: `polled` holds `count` initialised entries (a descriptor that is not open comes
+    // back as POLLNVAL, never as undefined behaviour); `timeout_ptr` is null or points to a
+    // timespec that outlives the call; a null signal mask keeps the current one.
     let result = unsafe {
         libc::ppoll(
             polled.as_mut_ptr(),
-            fds.len() as libc::nfds_t,
+            count as libc::nfds_t,
             timeout_ptr,
             std::ptr::null(),
         )
@@ -193,17 +190,14 @@ pub fn poll(fds: &[BorrowedFd<'_>], deadline: Option<Instant>) -> io::Result<u32
     if result < 0 {
         let error = io::Error::last_os_error();
         return match error.kind() {
-            io::ErrorKind::Interrupted => Ok(0),
+            io::ErrorKind::Interrupted => Ok(false),
             _ => Err(error),
         };
     }
-    let mut ready = 0;
-    for (i, slot) in polled.iter().take(fds.len()).enumerate() {
-        if slot.revents != 0 {
-            ready |= 1 << i;
-        }
+    for (w, slot) in watched.iter_mut().zip(polled.iter()) {
+        w.ready = slot.revents != 0;
     }
-    Ok(ready)
+    Ok(result > 0)
 }
 
 /// Clock ticks per second, the unit of CPU times in `/proc/self/stat`.

@@ -167,7 +167,7 @@ pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::goparse::tests::vectors;
+    use crate::config::goparse::tests::vectors;
     use std::time::Duration;
 
     #[test]

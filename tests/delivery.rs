@@ -145,26 +145,13 @@ fn retry_after_in_seconds_lengthens_the_wait() {
 #[test]
 fn retry_after_as_an_http_date_lengthens_the_wait() {
     let in_two_seconds = std::time::SystemTime::now() + Duration::from_secs(2);
-    let date = http_date(in_two_seconds);
+    let date = httpdate::fmt_http_date(in_two_seconds);
     let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", date)])]);
     let f = one_shot(&sink, &[]);
     assert_eq!(f.code(), Some(0));
     let gap = retry_gap(&sink);
     // Whole seconds: the wait is 1 to 2 s depending on where in the second we were.
     assert_between(gap, Duration::from_millis(900), Duration::from_secs(4));
-}
-
-fn http_date(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let days = secs / 86_400;
-    // 1970-01-01 was a Thursday.
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let rfc3339 = heartbeats::time::rfc3339_nano(std::time::UNIX_EPOCH + Duration::from_secs(secs));
-    let (y, mo, d) = (&rfc3339[0..4], &rfc3339[5..7], &rfc3339[8..10]);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][mo.parse::<usize>().unwrap() - 1];
-    format!("{weekday}, {d} {month} {y} {} GMT", &rfc3339[11..19])
 }
 
 #[test]

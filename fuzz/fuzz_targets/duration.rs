@@ -2,7 +2,7 @@
 //! written back as nanoseconds.
 #![no_main]
 
-use heartbeats::goparse::parse_duration;
+use heartbeats::fuzzing::parse_duration;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

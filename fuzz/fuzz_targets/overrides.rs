@@ -1,7 +1,7 @@
 //! K_CE_OVERRIDES parsing never panics, and every name it accepts is a valid extension name.
 #![no_main]
 
-use heartbeats::overrides::parse as parse_overrides;
+use heartbeats::fuzzing::parse_overrides;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|json: &str| {

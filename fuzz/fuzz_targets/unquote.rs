@@ -2,7 +2,7 @@
 //! unquotes back to them.
 #![no_main]
 
-use heartbeats::goparse::unquote;
+use heartbeats::fuzzing::unquote;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (&str, Vec<u8>)| {

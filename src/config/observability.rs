@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use std::cell::RefCell;
+
+use super::env::Env;
 use crate::log::Bounded;
 
 pub const CONFIG_VAR: &str = "K_OBSERVABILITY_CONFIG";
@@ -122,8 +125,22 @@ struct RawTracing {
     sampling_rate: f64,
 }
 
-/// The observability settings from the environment `var`, and what was wrong with them.
-pub fn from_env(var: &dyn Fn(&str) -> Option<String>) -> (Observability, Vec<String>) {
+/// The observability settings from the environment, and what was wrong with them.
+pub fn from_env(env: Env) -> (Observability, Vec<String>) {
+    let unreadable = RefCell::new(Vec::new());
+    // A variable that is not UTF-8 is named in a warning and taken as unset.
+    let var = |name: &str| {
+        env.get(name).unwrap_or_else(|error| {
+            unreadable.borrow_mut().push(format!("{error}; ignored"));
+            None
+        })
+    };
+    let (settings, mut warnings) = settings(&var);
+    warnings.splice(0..0, unreadable.into_inner());
+    (settings, warnings)
+}
+
+fn settings(var: &dyn Fn(&str) -> Option<String>) -> (Observability, Vec<String>) {
     let mut warnings = Vec::new();
     let mut settings = Observability::default();
     if let Some(name) = var("OTEL_SERVICE_NAME").filter(|n| !n.is_empty()) {
@@ -316,7 +333,7 @@ fn headers(value: Option<String>) -> Result<Vec<(String, String)>, String> {
         };
         let name = name.trim();
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        let value = crate::userinfo::percent_decode(value.trim())
+        let value = super::url::unescape(value.trim())
             .and_then(|v| String::from_utf8(v).ok())
             .filter(|v| v.chars().all(|c| c == '\t' || (' '..='~').contains(&c)));
         match value {
@@ -347,14 +364,10 @@ fn with_default_path(url: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use crate::config::tests::FakeHost;
 
-    fn parse(vars: &[(&str, &str)]) -> (Observability, Vec<String>) {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        from_env(&|name| vars.get(name).cloned())
+    fn parse(vars: &[(&'static str, &str)]) -> (Observability, Vec<String>) {
+        from_env(Env(&FakeHost::new(vars)))
     }
 
     fn config(json: &str) -> (Observability, Vec<String>) {

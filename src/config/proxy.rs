@@ -6,6 +6,12 @@
 
 use std::net::IpAddr;
 
+pub const HTTP_PROXY: &str = "HTTP_PROXY";
+pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
+pub const NO_PROXY: &str = "NO_PROXY";
+
+use super::env::Env;
+use super::url::{SinkUrl, split_host_port, unescape};
 use crate::error::Error;
 use crate::log::redact_userinfo;
 
@@ -20,15 +26,15 @@ pub struct Proxy {
     /// Host (bracketed if IPv6) and port to connect to.
     pub host: String,
     pub port: u16,
-    /// `Proxy-Authorization` from the proxy URL's userinfo, percent-decoded as Go does.
-    pub authorization: Option<String>,
+    /// The proxy URL's userinfo, percent-decoded as Go does: `Proxy-Authorization: Basic`.
+    pub userinfo: Option<Vec<u8>>,
 }
 
 impl Proxy {
     /// Whether requests to `uri` go through this proxy: those to the sink, nothing else (the
     /// Istio sidecar on loopback goes direct).
     pub fn serves(&self, uri: &ureq::http::Uri) -> bool {
-        let (host, port) = host_port(uri);
+        let (host, port) = super::url::host_port(uri);
         host.eq_ignore_ascii_case(&self.sink_host) && port == self.sink_port
     }
 
@@ -38,29 +44,22 @@ impl Proxy {
     }
 }
 
-/// The proxy for `sink` (an absolute http or https URL, already checked), from the variables
-/// `var` gives. A proxy URL a person wrote wrongly is an error naming its variable.
-pub fn for_sink(
-    sink: &ureq::http::Uri,
-    var: impl Fn(&str) -> Option<String>,
-) -> Result<Option<Proxy>, Error> {
-    let https = sink.scheme_str() == Some("https");
-    let (host, port) = host_port(sink);
+/// The proxy for `sink`, from the environment. A proxy URL a person wrote wrongly is an error
+/// naming its variable.
+pub fn for_sink(sink: &SinkUrl, env: Env) -> Result<Option<Proxy>, Error> {
+    let (host, port) = sink.host_port();
     let host = host.to_ascii_lowercase();
-    let names: [&'static str; 2] = if https {
-        ["HTTPS_PROXY", "https_proxy"]
+    let names = if sink.is_https() {
+        [HTTPS_PROXY, "https_proxy"]
     } else {
-        ["HTTP_PROXY", "http_proxy"]
+        [HTTP_PROXY, "http_proxy"]
     };
-    let Some((variable, value)) = names
-        .iter()
-        .find_map(|n| var(n).filter(|v| !v.is_empty()).map(|v| (*n, v)))
-    else {
+    let Some((variable, value)) = env.first(&names)? else {
         return Ok(None);
     };
-    let no_proxy = ["NO_PROXY", "no_proxy"]
-        .iter()
-        .find_map(|n| var(n).filter(|v| !v.is_empty()))
+    let no_proxy = env
+        .first(&[NO_PROXY, "no_proxy"])?
+        .map(|(_, v)| v)
         .unwrap_or_default();
     if !use_proxy(&host, port, &no_proxy) {
         return Ok(None);
@@ -68,13 +67,6 @@ pub fn for_sink(
     let mut proxy = parse_proxy(variable, &value)?;
     (proxy.sink_host, proxy.sink_port) = (host, port);
     Ok(Some(proxy))
-}
-
-/// A URI's host and port, the scheme's default when it has none.
-pub fn host_port(uri: &ureq::http::Uri) -> (&str, u16) {
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    (uri.host().unwrap_or_default(), port)
 }
 
 /// Go's `useProxy`: never for `localhost` or a loopback address; not for a host `NO_PROXY`
@@ -103,6 +95,7 @@ fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
             continue;
         }
         let (entry_host, entry_port) = split_host_port(&entry);
+        let entry_port = entry_port.and_then(|p| p.parse::<u16>().ok());
         if entry_port.is_some_and(|p| p != port) {
             continue;
         }
@@ -125,25 +118,6 @@ fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
         }
     }
     true
-}
-
-/// `host:port` → (host, port); a bracketed IPv6 address keeps its brackets. A port that is not
-/// a number is `None`, as no port.
-fn split_host_port(entry: &str) -> (&str, Option<u16>) {
-    let (host, port) = split_port_text(entry);
-    (host, port.and_then(|p| p.parse().ok()))
-}
-
-/// `host:port` → (host, the port's text, if there is a colon).
-fn split_port_text(entry: &str) -> (&str, Option<&str>) {
-    let after_host = entry.rfind(']').map_or(0, |i| i + 1);
-    match entry[after_host..].rfind(':') {
-        Some(colon) => (
-            &entry[..after_host + colon],
-            Some(&entry[after_host + colon + 1..]),
-        ),
-        None => (entry, None),
-    }
 }
 
 fn in_cidr(ip: IpAddr, net: IpAddr, bits: u32) -> bool {
@@ -181,7 +155,7 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
         None => (None, authority),
     };
-    let (host, port) = split_port_text(host_port);
+    let (host, port) = split_host_port(host_port);
     let port = match port {
         None | Some("") => 80,
         Some(text) => match text.parse::<u16>() {
@@ -192,11 +166,9 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(refuse("expected http://host:port"));
     }
-    let authorization = match userinfo {
+    let userinfo = match userinfo {
         Some(info) => {
-            let decoded = crate::userinfo::percent_decode(info)
-                .ok_or_else(|| refuse("the userinfo holds an invalid %-escape"))?;
-            Some(crate::userinfo::basic_auth(&decoded))
+            Some(unescape(info).ok_or_else(|| refuse("the userinfo holds an invalid %-escape"))?)
         }
         None => None,
     };
@@ -206,21 +178,18 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
         sink_port: 0,
         host: host.to_owned(),
         port,
-        authorization,
+        userinfo,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::FakeHost;
 
-    fn proxy_for(sink: &str, vars: &[(&str, &str)]) -> Result<Option<Proxy>, Error> {
-        let sink: ureq::http::Uri = sink.parse().unwrap();
-        for_sink(&sink, |name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.to_string())
-        })
+    fn proxy_for(sink: &str, vars: &[(&'static str, &str)]) -> Result<Option<Proxy>, Error> {
+        let sink = SinkUrl::parse("K_SINK", sink).unwrap();
+        for_sink(&sink, Env(&FakeHost::new(vars)))
     }
 
     #[test]
@@ -285,7 +254,7 @@ mod tests {
     fn proxy_credentials_are_decoded_and_never_shown() {
         let vars = [("HTTP_PROXY", "http://al%40ce:p%23ss@proxy:3128")];
         let p = proxy_for("http://sink/", &vars).unwrap().unwrap();
-        assert_eq!(p.authorization.as_deref(), Some("Basic YWxAY2U6cCNzcw=="));
+        assert_eq!(p.userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
         assert_eq!(p.shown(), "http://proxy:3128");
         for bad in [
             "socks5://u:secret@proxy:1080",

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use ureq::Timeout;
 
-use crate::head::HeadReader;
-use crate::proxy::{Proxy, host_port};
+use super::head::HeadReader;
+use super::tunnel::{self, AbsoluteForm};
+use crate::config::proxy::Proxy;
+use crate::config::url::host_port;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
@@ -101,8 +103,10 @@ impl<In: Transport> Connector<In> for TcpConnector {
                     let mut transport = TcpTransport::new(stream, buffers, !tls);
                     match proxy {
                         Some(proxy) if tls => {
-                            let left = budget.saturating_sub(started.elapsed());
-                            tunnel(&transport.stream, details.uri, proxy, left)?;
+                            let deadline = started + budget;
+                            let start =
+                                tunnel::connect(&transport.stream, details.uri, proxy, deadline)?;
+                            transport.prefill(&start);
                         }
                         Some(proxy) => {
                             transport.absolute = Some(AbsoluteForm::new(details.uri, proxy));
@@ -142,89 +146,6 @@ pub struct TcpTransport {
     absolute: Option<AbsoluteForm>,
 }
 
-/// How a request line is rewritten for an http proxy (RFC 9112 §3.2.2): the target in absolute
-/// form, and `Proxy-Authorization` after it when the proxy URL had credentials.
-#[derive(Debug)]
-struct AbsoluteForm {
-    /// `http://host:port`, put before the origin-form target.
-    origin: String,
-    /// `proxy-authorization: Basic …\r\n`, or empty.
-    authorization: String,
-}
-
-impl AbsoluteForm {
-    fn new(uri: &Uri, proxy: &Proxy) -> AbsoluteForm {
-        let (host, port) = host_port(uri);
-        AbsoluteForm {
-            origin: format!("http://{host}:{port}"),
-            authorization: proxy
-                .authorization
-                .as_ref()
-                .map_or_else(String::new, |a| format!("proxy-authorization: {a}\r\n")),
-        }
-    }
-
-    /// Rewrites the request head at the start of `request` (ureq writes a head in one piece);
-    /// anything that does not start with a request line (`METHOD /target HTTP/1.1`) is left.
-    fn apply(&self, request: &mut Vec<u8>) {
-        let Some(line_end) = request.windows(2).position(|w| w == b"\r\n") else {
-            return;
-        };
-        let line = &request[..line_end];
-        let Some(space) = line.iter().position(|&b| b == b' ') else {
-            return;
-        };
-        let method_ok = space > 0 && line[..space].iter().all(u8::is_ascii_uppercase);
-        if !method_ok || line.get(space + 1) != Some(&b'/') || !line.ends_with(b" HTTP/1.1") {
-            return;
-        }
-        request.splice(line_end + 2..line_end + 2, self.authorization.bytes());
-        request.splice((space + 1)..=space, self.origin.bytes());
-    }
-}
-
-/// Opens a `CONNECT` tunnel to the sink through `proxy` on `stream` (RFC 9110 §9.3.6), within
-/// `left`. TLS to the sink then runs inside it, checked against the sink's name.
-fn tunnel(stream: &TcpStream, uri: &Uri, proxy: &Proxy, left: Duration) -> Result<(), ureq::Error> {
-    let (host, port) = host_port(uri);
-    let authorization = proxy
-        .authorization
-        .as_ref()
-        .map_or_else(String::new, |a| format!("Proxy-Authorization: {a}\r\n"));
-    let request =
-        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{authorization}\r\n");
-    let deadline = Instant::now() + left;
-    (&*stream).write_all(request.as_bytes())?;
-    // The proxy's answer, a byte at a time so that nothing of the tunnel is read with it.
-    let mut head = Vec::with_capacity(256);
-    while !head.ends_with(b"\r\n\r\n") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || head.len() > 8192 {
-            return Err(ureq::Error::Timeout(Timeout::Connect));
-        }
-        stream.set_read_timeout(Some(left))?;
-        let mut byte = [0u8];
-        match (&*stream).read(&mut byte) {
-            Ok(0) => return Err(proxy_failed(proxy, "closed the connection")),
-            Ok(_) => head.push(byte[0]),
-            Err(e) => return Err(timed_out(e, Timeout::Connect)),
-        }
-    }
-    let status_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let status = status_line.split(|&b| b == b' ').nth(1).unwrap_or_default();
-    if status.len() == 3 && status[0] == b'2' {
-        Ok(())
-    } else {
-        let line = String::from_utf8_lossy(status_line);
-        let answer = format!("answered CONNECT with {}", crate::log::Bounded(&line, 80));
-        Err(proxy_failed(proxy, &answer))
-    }
-}
-
-fn proxy_failed(proxy: &Proxy, what: &str) -> ureq::Error {
-    ureq::Error::ConnectProxyFailed(format!("proxy {} {what}", proxy.shown()))
-}
-
 impl fmt::Debug for TcpTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpTransport")
@@ -245,6 +166,18 @@ impl TcpTransport {
             plain,
             absolute: None,
         }
+    }
+
+    /// Bytes that arrived before the transport was handed over (after a proxy's `CONNECT`
+    /// answer) become its first input.
+    fn prefill(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let input = self.buffers.input_append_buf();
+        let n = bytes.len().min(input.len());
+        input[..n].copy_from_slice(&bytes[..n]);
+        self.buffers.input_appended(n);
     }
 }
 
@@ -271,11 +204,10 @@ impl Transport for TcpTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
-        let starts_request = self.pending.is_empty();
-        self.pending
-            .extend_from_slice(&self.buffers.output()[..amount]);
-        if let (true, Some(absolute)) = (starts_request, &self.absolute) {
-            absolute.apply(&mut self.pending);
+        let output = &self.buffers.output()[..amount];
+        match &mut self.absolute {
+            Some(absolute) => absolute.write(output, &mut self.pending),
+            None => self.pending.extend_from_slice(output),
         }
         if self.plain {
             self.head.expect_head();
@@ -317,6 +249,10 @@ impl Transport for TcpTransport {
             .map_err(|e| timed_out(e, timeout.reason))?;
         self.buffers.input_appended(amount);
         self.answered = amount > 0;
+        if let Some(absolute) = &mut self.absolute {
+            // Whatever is written next starts the next request.
+            absolute.next_request();
+        }
         Ok(amount > 0)
     }
 

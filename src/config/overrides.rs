@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::event::MAX_HEADER_VALUE;
 
 /// The variable Knative sets to the ContainerSource's `ceOverrides`.
-pub const ENV_OVERRIDES: &str = "K_CE_OVERRIDES";
+pub const K_CE_OVERRIDES: &str = "K_CE_OVERRIDES";
 
 /// The longest extension name taken; the CloudEvents spec advises at most 20 characters.
 pub const MAX_NAME: usize = 128;
@@ -49,7 +49,7 @@ pub fn parse(json: &str) -> Result<(Vec<Extension>, Vec<String>), Error> {
     }
     let parsed: Option<Overrides> = serde_json::from_str(json).map_err(|e| {
         Error::invalid(
-            ENV_OVERRIDES,
+            K_CE_OVERRIDES,
             json,
             format!("expected {{\"extensions\":{{\"name\":\"value\"}}}} ({e})"),
         )
@@ -75,7 +75,7 @@ pub fn parse(json: &str) -> Result<(Vec<Extension>, Vec<String>), Error> {
     let total: usize = out.iter().map(|(_, v)| v.len()).sum();
     if total > MAX_OVERRIDES_TOTAL {
         return Err(Error::invalid(
-            ENV_OVERRIDES,
+            K_CE_OVERRIDES,
             json,
             format!("extension values total more than {MAX_OVERRIDES_TOTAL} bytes"),
         ));
@@ -84,7 +84,7 @@ pub fn parse(json: &str) -> Result<(Vec<Extension>, Vec<String>), Error> {
 }
 
 fn bad_name(given: &str, expected: &str) -> Error {
-    Error::invalid(format!("{ENV_OVERRIDES} extension name"), given, expected)
+    Error::invalid(format!("{K_CE_OVERRIDES} extension name"), given, expected)
 }
 
 /// The extension name for key `given`, lower-cased; `None` (with a warning in `ignored`) for a
@@ -105,7 +105,7 @@ fn name(given: &str, ignored: &mut Vec<String>) -> Result<Option<String>, Error>
     }
     if let Some((_, instead)) = RESERVED_NAMES.iter().find(|(n, _)| *n == name) {
         ignored.push(format!(
-            "{ENV_OVERRIDES} extension {given:?} ignored: a core CloudEvents attribute \
+            "{K_CE_OVERRIDES} extension {given:?} ignored: a core CloudEvents attribute \
              cannot be an extension; {instead}"
         ));
         return Ok(None);
@@ -118,12 +118,12 @@ fn name(given: &str, ignored: &mut Vec<String>) -> Result<Option<String>, Error>
 fn value_text(name: &str, text: &str, json: &str) -> Result<String, Error> {
     let value = match text.as_bytes().first() {
         Some(b'"') => serde_json::from_str::<String>(text)
-            .map_err(|e| Error::invalid(ENV_OVERRIDES, json, format!("bad string ({e})")))?,
+            .map_err(|e| Error::invalid(K_CE_OVERRIDES, json, format!("bad string ({e})")))?,
         Some(b'-' | b'0'..=b'9') => text.to_owned(),
         _ if text == "true" || text == "false" => text.to_owned(),
         _ => {
             return Err(Error::invalid(
-                format!("{ENV_OVERRIDES} extension {name:?}"),
+                format!("{K_CE_OVERRIDES} extension {name:?}"),
                 text,
                 "expected a string",
             ));
@@ -131,7 +131,7 @@ fn value_text(name: &str, text: &str, json: &str) -> Result<String, Error> {
     };
     if value.len() > MAX_HEADER_VALUE {
         return Err(Error::invalid(
-            format!("{ENV_OVERRIDES} extension {name:?}"),
+            format!("{K_CE_OVERRIDES} extension {name:?}"),
             &value,
             format!("longer than {MAX_HEADER_VALUE} bytes"),
         ));

@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::protobuf::Message;
+use super::protobuf::Message;
 
 /// `service.version` and the instrumentation scope's version: the crate's (as `crate::VERSION`,
 /// written here so that the exports do not reach up into lib.rs).

@@ -4,10 +4,13 @@
 //! collector) and both ways out: Prometheus text for a scrape, an OTLP request for a push.
 
 use std::fmt::{self, Write as _};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::otlp::{key_value, unix_nanos};
-use crate::protobuf::Message;
+use super::otlp::{key_value, unix_nanos};
+use super::process::Process;
+use super::protobuf::Message;
+use super::record::{AttemptRecord, Server};
+use crate::report::{ErrorType, Outcome};
 
 /// OTel's advised boundaries for `http.client.request.duration`, seconds.
 const DURATION_BOUNDS: [f64; 14] = [
@@ -19,56 +22,11 @@ const SIZE_BOUNDS: [f64; 15] = [
     10000.0,
 ];
 
-/// How an event ended, as counted in `heartbeats.events`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    Failed,
-    /// A due time that passed without an event (the previous send or a stopped process).
-    Skipped,
-}
-
 const OUTCOMES: [(Outcome, &str); 3] = [
     (Outcome::Delivered, "delivered"),
     (Outcome::Failed, "failed"),
     (Outcome::Skipped, "skipped"),
 ];
-
-/// `error.type`: the status code for a 4xx or 5xx answer, else what failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorType {
-    Status(u16),
-    /// `timeout`, `connection_refused`, `tls`, … (Go names its error's type instead).
-    Failure(&'static str),
-}
-
-impl fmt::Display for ErrorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ErrorType::Status(status) => write!(f, "{status}"),
-            ErrorType::Failure(what) => f.write_str(what),
-        }
-    }
-}
-
-/// One HTTP attempt as measured: how it ended and what it cost.
-#[derive(Debug, Clone, Copy)]
-pub struct AttemptRecord {
-    /// The response status, when one came.
-    pub status: Option<u16>,
-    /// `error.type`: the status for 4xx/5xx, else what failed when no response came.
-    pub error_type: Option<ErrorType>,
-    pub duration: Duration,
-    pub body_size: usize,
-}
-
-/// Where the attempts went: `server.address`, `server.port`, `url.scheme`.
-#[derive(Debug, Clone)]
-pub struct Server {
-    pub address: String,
-    pub port: u16,
-    pub scheme: &'static str,
-}
 
 #[derive(Debug, Clone)]
 struct Histogram {
@@ -148,17 +106,6 @@ pub struct Metrics {
     events: [u64; 3],
     attempts: u64,
     last_delivered: Option<SystemTime>,
-}
-
-/// The process's figures at one moment.
-#[derive(Debug, Default, Clone, Copy)]
-struct Process {
-    cpu_seconds: f64,
-    resident_bytes: u64,
-    virtual_bytes: u64,
-    open_fds: u64,
-    max_fds: Option<u64>,
-    start_time_seconds: Option<f64>,
 }
 
 impl Metrics {
@@ -270,10 +217,10 @@ impl Metrics {
             )?;
             writeln!(out, "# TYPE {name} gauge\n{name} {}", unix_seconds(at))?;
         }
-        write_process(out, process)?;
+        process.write_prometheus(out)?;
         let labels = Labels(vec![
             ("service.name", self.service_name.clone()),
-            ("service.version", crate::otlp::VERSION.to_owned()),
+            ("service.version", super::otlp::VERSION.to_owned()),
         ]);
         writeln!(
             out,
@@ -290,11 +237,11 @@ impl Metrics {
         let mut request = Message::new();
         request.message(1, |resource_metrics| {
             resource_metrics.message(1, |resource| {
-                crate::otlp::resource_attributes(resource, &self.service_name);
+                super::otlp::resource_attributes(resource, &self.service_name);
             });
             resource_metrics.message(2, |scope_metrics| {
                 scope_metrics.message(1, |s| {
-                    s.string(1, scope).string(2, crate::otlp::VERSION);
+                    s.string(1, scope).string(2, super::otlp::VERSION);
                 });
                 self.otlp_http_metrics(scope_metrics, start, now);
                 self.otlp_own_metrics(scope_metrics, start, now, &process);
@@ -367,46 +314,14 @@ impl Metrics {
                 });
             });
         }
-        otlp_process_metrics(scope_metrics, start, now, p);
-    }
-}
-
-/// The process's figures as OTel's process metrics.
-fn otlp_process_metrics(scope_metrics: &mut Message, start: u64, now: u64, p: &Process) {
-    scope_metrics.message(2, |metric| {
-        metric.string(1, "process.cpu.time").string(3, "s");
-        metric.message(7, |sum| {
-            sum.message(1, |point| {
-                point
-                    .fixed64(2, start)
-                    .fixed64(3, now)
-                    .double(4, p.cpu_seconds);
-            });
-            sum.uint(2, CUMULATIVE).uint(3, 1);
-        });
-    });
-    let gauges = [
-        ("process.memory.usage", "By", p.resident_bytes),
-        (
-            "process.unix.file_descriptor.count",
-            "{file_descriptor}",
-            p.open_fds,
-        ),
-    ];
-    for (name, unit, value) in gauges {
-        scope_metrics.message(2, |metric| {
-            metric.string(1, name).string(3, unit);
-            metric.message(5, |gauge| {
-                gauge.message(1, |point| int_point(point, start, now, value));
-            });
-        });
+        p.write_otlp(scope_metrics, start, now);
     }
 }
 
 /// `AGGREGATION_TEMPORALITY_CUMULATIVE`.
-const CUMULATIVE: u64 = 2;
+pub const CUMULATIVE: u64 = 2;
 
-fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
+pub fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
     point.fixed64(2, start).fixed64(3, now).fixed64(6, value);
 }
 
@@ -437,94 +352,7 @@ impl fmt::Display for Labels {
     }
 }
 
-fn write_process(out: &mut String, p: &Process) -> fmt::Result {
-    let mut family = |name: &str, kind: &str, help: &str, value: String| {
-        writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        )
-    };
-    family(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        p.cpu_seconds.to_string(),
-    )?;
-    family(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        p.resident_bytes.to_string(),
-    )?;
-    family(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        p.virtual_bytes.to_string(),
-    )?;
-    family(
-        "process_open_fds",
-        "gauge",
-        "Number of open file descriptors.",
-        p.open_fds.to_string(),
-    )?;
-    if let Some(max) = p.max_fds {
-        family(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            max.to_string(),
-        )?;
-    }
-    if let Some(start) = p.start_time_seconds {
-        family(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-            start.to_string(),
-        )?;
-    }
-    Ok(())
-}
-
-impl Process {
-    /// Reads `/proc/self`; a figure that cannot be read is 0 (or absent, for the optional ones).
-    fn read() -> Process {
-        let ticks = crate::sys::clock_ticks_per_second() as f64;
-        let page = crate::sys::page_size();
-        let mut process = Process {
-            max_fds: crate::sys::max_open_files(),
-            ..Process::default()
-        };
-        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-            // Fields after the command name, which is in parentheses and may hold spaces.
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-            let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-            let cpu = field(14).unwrap_or(0) + field(15).unwrap_or(0);
-            process.cpu_seconds = cpu as f64 / ticks;
-            process.virtual_bytes = field(23).unwrap_or(0);
-            process.resident_bytes = field(24).unwrap_or(0) * page;
-            process.start_time_seconds = field(22)
-                .zip(boot_time())
-                .map(|(start, boot)| boot as f64 + start as f64 / ticks);
-        }
-        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-            process.open_fds = entries.count() as u64;
-        }
-        process
-    }
-}
-
-/// `btime` of `/proc/stat`: when the machine booted, Unix seconds.
-fn boot_time() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("btime "))?;
-    line["btime ".len()..].trim().parse().ok()
-}
-
-fn unix_seconds(at: SystemTime) -> f64 {
+pub fn unix_seconds(at: SystemTime) -> f64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
@@ -549,21 +377,5 @@ mod tests {
     fn label_values_are_escaped_and_names_underscored() {
         let labels = Labels(vec![("server.address", "a\"b\\c\nd".to_owned())]);
         assert_eq!(labels.to_string(), r#"server_address="a\"b\\c\nd""#);
-    }
-
-    #[test]
-    fn the_process_is_read_from_proc() {
-        let p = Process::read();
-        assert!(
-            p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes,
-            "{p:?}"
-        );
-        assert!(p.open_fds >= 3, "{p:?}");
-        let start = p.start_time_seconds.unwrap();
-        let now = unix_seconds(SystemTime::now());
-        assert!(
-            start <= now + 1.0 && start > now - 86_400.0 * 365.0,
-            "{p:?}"
-        );
     }
 }

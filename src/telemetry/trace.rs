@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use super::otlp::{key_value, resource_attributes, unix_nanos};
+use super::protobuf::Message;
+use super::record::{AttemptRecord, Server};
 use crate::event::{Event, Ids, push_hex};
-use crate::metrics::{AttemptRecord, ErrorType, Outcome, Server};
-use crate::otlp::{key_value, resource_attributes, unix_nanos};
-use crate::protobuf::Message;
+use crate::report::{ErrorType, Outcome};
 
 /// The instrumentation scope named in exports.
 pub const SCOPE: &str = "heartbeats";
@@ -266,7 +267,7 @@ impl Tracer {
             resource_spans.message(1, |resource| resource_attributes(resource, service_name));
             resource_spans.message(2, |scope_spans| {
                 scope_spans.message(1, |scope| {
-                    scope.string(1, SCOPE).string(2, crate::otlp::VERSION);
+                    scope.string(1, SCOPE).string(2, super::otlp::VERSION);
                 });
                 for span in &spans {
                     scope_spans.message(2, |m| self.encode(m, span));

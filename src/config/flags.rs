@@ -1,0 +1,300 @@
+//! The command line in Go's flag syntax (`-name` or `--name`, value as `=v` or the next
+//! argument), since Knative manifests written for the Go image pass flags that way: each flag's
+//! name, its line in the usage text, and the values as given, before defaults and environment.
+
+use std::ffi::OsString;
+
+use crate::error::Error;
+
+pub const SINK: &str = "sink";
+pub const SOURCE: &str = "eventSource";
+pub const TYPE: &str = "eventType";
+pub const LABEL: &str = "label";
+pub const MSG: &str = "msg";
+pub const PERIOD: &str = "period";
+pub const CACERTS: &str = "cacerts";
+pub const TOKEN_FILE: &str = "oidc-token-file";
+pub const TIMEOUT: &str = "timeout";
+pub const COUNT: &str = "count";
+pub const ENCODING: &str = "ce-header-encoding";
+
+/// Every flag that takes a value, with its usage line (`--help`); the others (`-h`, `--help`,
+/// `--version`) stand alone.
+const VALUE_FLAGS: [(&str, &str, &str); 11] = [
+    (
+        SINK,
+        "URL",
+        "where to POST events (env K_SINK wins when set)",
+    ),
+    (
+        SOURCE,
+        "S",
+        "ce-source [https://knative.dev/eventing-contrib/cmd/heartbeats/#NS/POD]",
+    ),
+    (
+        TYPE,
+        "T",
+        "ce-type [dev.knative.eventing.samples.heartbeat]",
+    ),
+    (
+        LABEL,
+        "L",
+        "data.label; a leading \" means a Go string literal",
+    ),
+    (MSG, "M", "data.msg, omitted when empty"),
+    (
+        PERIOD,
+        "P",
+        "Go duration (500ms, 1.5h) or whole seconds [5s]",
+    ),
+    (
+        TIMEOUT,
+        "D",
+        "per-attempt timeout, Go duration or seconds [10s] (env K_SINK_TIMEOUT wins)",
+    ),
+    (
+        COUNT,
+        "N",
+        "stop after N events; exit 3 if one was not delivered",
+    ),
+    (
+        CACERTS,
+        "PEM",
+        "extra trusted CA certificates, PEM text (env K_CA_CERTS wins)",
+    ),
+    (
+        TOKEN_FILE,
+        "PATH",
+        "bearer token file, re-read before every send [/oidc/token]",
+    ),
+    (
+        ENCODING,
+        "E",
+        "compat (raw, as sdk-go) or percent (CloudEvents HTTP 3.1.3.2) [compat]",
+    ),
+];
+
+/// The usage text `--help` prints.
+pub fn help() -> String {
+    let mut text = String::from(
+        "heartbeats: sends a CloudEvent to a sink every period (Knative ContainerSource)\n\n\
+         Usage: heartbeats [flags]     (flags as -name or --name, value as =v or the next argument)\n\n\
+         Flags:\n",
+    );
+    let line = |text: &mut String, flag: String, meaning: &str| {
+        text.push_str(&format!("  {flag:<27}{meaning}\n"));
+    };
+    for (name, value, meaning) in VALUE_FLAGS {
+        line(&mut text, format!("--{name} {value}"), meaning);
+    }
+    line(&mut text, "-h, --help".into(), "this text");
+    line(&mut text, "--version".into(), "the version");
+    text.push_str(
+        "\nEnvironment:\n  \
+         K_SINK, K_CE_OVERRIDES, K_CA_CERTS, K_SINK_TIMEOUT, POD_NAME, POD_NAMESPACE,\n  \
+         ONE_SHOT (Go ParseBool), TLS_MIN_VERSION (1.2 or 1.3, default 1.3),\n  \
+         K_OBSERVABILITY_CONFIG (metrics and tracing, JSON; see the README)\n\n\
+         Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered (ONE_SHOT/--count)\n",
+    );
+    text
+}
+
+/// The flag values as given (the last of a repeated flag).
+#[derive(Default)]
+pub struct Flags {
+    pub sink: Option<String>,
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub label: Option<String>,
+    pub msg: Option<String>,
+    pub period: Option<String>,
+    pub cacerts: Option<String>,
+    pub token_file: Option<String>,
+    pub timeout: Option<String>,
+    pub count: Option<String>,
+    pub encoding: Option<String>,
+    /// Arguments that were not flags, skipped: one warning each.
+    pub warnings: Vec<String>,
+}
+
+/// What the command line asks for besides running.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Asked {
+    Help,
+    Version,
+}
+
+/// Reads `args` (without the program name).
+pub fn read(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, Asked>, Error> {
+    use lexopt::prelude::*;
+
+    let mut flags = Flags::default();
+    let mut parser = lexopt::Parser::from_args(go_style(args));
+    while let Some(arg) = parser.next().map_err(usage)? {
+        let name = match &arg {
+            Long(name) => named(name),
+            _ => String::new(),
+        };
+        let slot = match arg {
+            Long("h" | "help") => return Ok(Err(Asked::Help)),
+            Long("version") => return Ok(Err(Asked::Version)),
+            Long(SINK) => &mut flags.sink,
+            Long(SOURCE) => &mut flags.source,
+            Long(TYPE) => &mut flags.event_type,
+            Long(LABEL) => &mut flags.label,
+            Long(MSG) => &mut flags.msg,
+            Long(PERIOD) => &mut flags.period,
+            Long(CACERTS) => &mut flags.cacerts,
+            Long(TOKEN_FILE) => &mut flags.token_file,
+            Long(TIMEOUT) => &mut flags.timeout,
+            Long(COUNT) => &mut flags.count,
+            Long(ENCODING) => &mut flags.encoding,
+            // Knative's own template renders a missing value as `<no value>`; Go's flag package
+            // stops there. Skip it, say so, and read the flags after it.
+            Value(stray) => {
+                let stray = stray.to_string_lossy();
+                flags
+                    .warnings
+                    .push(format!("ignored the argument {stray:?}: not a flag"));
+                continue;
+            }
+            _ => return Err(usage(arg.unexpected())),
+        };
+        let value = parser.value().map_err(usage)?;
+        *slot = Some(super::env::utf8(&name, value)?);
+    }
+    Ok(Ok(flags))
+}
+
+/// `--name`: how a flag is named in messages.
+pub fn named(name: &str) -> String {
+    format!("--{name}")
+}
+
+fn usage(error: lexopt::Error) -> Error {
+    Error::Usage(format!("{error} (see --help)"))
+}
+
+/// Rewrites Go's single-dash long flags (`-period=1`) to `--period=1` for lexopt, leaving values
+/// alone (`--label -x` keeps `-x`), and drops empty arguments, which Knative's own manifests pass.
+fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut takes_value = false;
+    let mut flags_done = false;
+    for arg in args.into_iter().filter(|a| !a.is_empty()) {
+        let bytes = arg.as_encoded_bytes();
+        if takes_value || flags_done || bytes.len() < 2 || bytes[0] != b'-' {
+            takes_value = false;
+            out.push(arg);
+            continue;
+        }
+        flags_done = bytes == b"--";
+        let name = bytes.strip_prefix(b"--").unwrap_or(&bytes[1..]);
+        takes_value = VALUE_FLAGS.iter().any(|(f, _, _)| f.as_bytes() == name);
+        if bytes[1] == b'-' {
+            out.push(arg);
+        } else {
+            let mut long = OsString::from("-");
+            long.push(&arg);
+            out.push(long);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        match read(args.iter().map(OsString::from)) {
+            Ok(Ok(flags)) => flags,
+            Ok(Err(asked)) => panic!("{args:?}: asked for {asked:?}"),
+            Err(error) => panic!("{args:?}: {error}"),
+        }
+    }
+
+    #[test]
+    fn go_flag_syntax_single_or_double_dash_with_equals_or_next_argument() {
+        for args in [
+            &["-period=2s", "-label", "x"][..],
+            &["--period", "2s", "--label=x"],
+            &["", "-period", "2s", "", "-label=x"],
+        ] {
+            let f = flags(args);
+            assert_eq!(
+                (f.period.as_deref(), f.label.as_deref()),
+                (Some("2s"), Some("x")),
+                "{args:?}"
+            );
+        }
+        let f = flags(&["-label", "-x", "--msg", "--period"]);
+        assert_eq!(
+            (f.label.as_deref(), f.msg.as_deref()),
+            (Some("-x"), Some("--period"))
+        );
+    }
+
+    #[test]
+    fn help_and_version_are_asked_for() {
+        for (arg, asked) in [
+            ("-h", Asked::Help),
+            ("--help", Asked::Help),
+            ("-help", Asked::Help),
+            ("-version", Asked::Version),
+        ] {
+            let got = read([OsString::from(arg)]).unwrap().err();
+            assert_eq!(got, Some(asked), "{arg}");
+        }
+    }
+
+    #[test]
+    fn unknown_flags_and_missing_values_are_usage_errors() {
+        for args in [
+            &["--nope"][..],
+            &["-x"],
+            &["--period"],
+            &["<no value>", "--nope"],
+        ] {
+            let error = read(args.iter().map(OsString::from)).err().unwrap();
+            assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn stray_arguments_are_skipped_with_a_warning_and_the_flags_after_them_read() {
+        let f = flags(&["<no value>", "--label=x", "more"]);
+        assert_eq!(f.label.as_deref(), Some("x"));
+        assert_eq!(
+            f.warnings,
+            [
+                "ignored the argument \"<no value>\": not a flag",
+                "ignored the argument \"more\": not a flag",
+            ]
+        );
+        // `--` still ends the flags: what follows is skipped too.
+        let f = flags(&["--", "--label=x"]);
+        assert_eq!(f.label, None);
+        assert_eq!(
+            f.warnings,
+            ["ignored the argument \"--label=x\": not a flag"]
+        );
+    }
+
+    #[test]
+    fn the_usage_names_every_flag() {
+        let text = help();
+        for (name, _, _) in VALUE_FLAGS {
+            assert!(text.contains(&format!("--{name} ")), "{name}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused_by_name() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = vec![OsString::from("--msg"), OsString::from_vec(vec![0xff])];
+        let error = read(args).err().unwrap();
+        assert!(error.to_string().starts_with("invalid --msg"), "{error}");
+    }
+}

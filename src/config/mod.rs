@@ -1,0 +1,682 @@
+//! Flags and environment to one [`Config`], parsed once at start-up; every refusal names the
+//! flag or variable and the value. The command line is [`flags`]'s, the environment is read
+//! one way ([`env`]); Go's syntaxes ([`goparse`]), `K_CE_OVERRIDES` ([`overrides`]), URLs
+//! ([`url`]), the proxy ([`proxy`]), TLS ([`tls`]) and observability ([`observability`]) each
+//! have a module. What Knative itself generates (stray arguments, overrides its webhook lets
+//! through, the observability config) is tolerated with a warning, never refused.
+
+mod env;
+pub(crate) mod flags;
+pub(crate) mod goparse;
+pub(crate) mod observability;
+pub(crate) mod overrides;
+pub(crate) mod proxy;
+pub(crate) mod tls;
+pub(crate) mod url;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::event::{self, HeaderEncoding};
+use env::Env;
+pub use env::{Host, Process};
+use flags::{Asked, Flags, named};
+use observability::Observability;
+use proxy::Proxy;
+use tls::{TlsSettings, Trust};
+use url::SinkUrl;
+
+pub const K_SINK: &str = "K_SINK";
+pub const K_CA_CERTS: &str = "K_CA_CERTS";
+pub const K_SINK_TIMEOUT: &str = "K_SINK_TIMEOUT";
+pub const POD_NAME: &str = "POD_NAME";
+pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
+pub const HOSTNAME: &str = "HOSTNAME";
+pub const ONE_SHOT: &str = "ONE_SHOT";
+
+pub const DEFAULT_TYPE: &str = "dev.knative.eventing.samples.heartbeat";
+pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cmd/heartbeats/#";
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(5);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TOKEN_FILE: &str = "/oidc/token";
+/// The longest pod name or namespace taken for the default source (Kubernetes allows 253).
+const MAX_POD_IDENTITY: usize = 1024;
+/// Where Kubernetes mounts the pod's namespace; the fallback for `POD_NAMESPACE`.
+pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Everything the program needs, from flags and environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where to POST: env `K_SINK` when non-empty, else `--sink`. No default.
+    pub(crate) sink: SinkUrl,
+    /// The proxy the sink is reached through: `HTTP_PROXY`/`HTTPS_PROXY` unless `NO_PROXY`.
+    pub(crate) proxy: Option<Proxy>,
+    /// `ce-source`: `--eventSource`, default [`DEFAULT_SOURCE_PREFIX`] + `namespace/pod`.
+    pub(crate) source: String,
+    /// `ce-type`: `--eventType`, trimmed; default [`DEFAULT_TYPE`].
+    pub(crate) event_type: String,
+    /// `data.label`: `--label`, Go-unquoted when it starts with `"`; default empty.
+    pub(crate) label: String,
+    /// `data.msg`: `--msg`; default empty (omitted).
+    pub(crate) msg: String,
+    /// What start-up tolerated rather than refused, one line each, to log as warnings: a
+    /// `--label` that looked quoted but was not a valid Go literal (sent raw), stray arguments,
+    /// overrides named like core attributes, observability settings that are off.
+    pub(crate) warnings: Vec<String>,
+    /// Time between beats: `--period`, default 5 s.
+    pub(crate) period: Duration,
+    /// Per-attempt request timeout: env `K_SINK_TIMEOUT`, else `--timeout`; default 10 s.
+    pub(crate) timeout: Duration,
+    /// Events to send before exiting: `--count`, or 1 for `ONE_SHOT`; `None` runs forever.
+    pub(crate) count: Option<u64>,
+    /// Header value encoding: `--ce-header-encoding`, default compat.
+    pub(crate) encoding: HeaderEncoding,
+    /// Extensions from env `K_CE_OVERRIDES`, validated.
+    pub(crate) overrides: Vec<(String, String)>,
+    /// OIDC token file: `--oidc-token-file`, default `/oidc/token`.
+    pub(crate) token_file: PathBuf,
+    /// TLS versions, cipher suites and curves (`TLS_*`).
+    pub(crate) tls: TlsSettings,
+    /// Trusted CAs besides the bundled roots: `K_CA_CERTS`/`--cacerts`, `SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`, Knative's trust bundles.
+    pub(crate) trust: Trust,
+    /// Metrics and tracing: env `K_OBSERVABILITY_CONFIG` and the `OTEL_*` overrides.
+    pub(crate) observability: Observability,
+}
+
+/// A value with the name of the variable or flag it came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// Parses `args` (without the program name) and the environment from `host`.
+pub fn parse_args(
+    args: impl IntoIterator<Item = OsString>,
+    host: &dyn Host,
+) -> Result<Command, Error> {
+    match flags::read(args)? {
+        Ok(flags) => resolve(flags, Env(host)).map(|c| Command::Run(Box::new(c))),
+        Err(Asked::Help) => Ok(Command::Help),
+        Err(Asked::Version) => Ok(Command::Version),
+    }
+}
+
+/// A setting both a variable and a flag can give: the variable wins when non-empty, an empty
+/// flag counts as unset. The value, with the name it came under (for messages).
+fn either(
+    env: Env,
+    var: &str,
+    flag_name: &str,
+    flag_value: Option<String>,
+) -> Result<Option<Named>, Error> {
+    Ok(match env.get(var)? {
+        Some(value) => Some(Named {
+            name: var.to_owned(),
+            value,
+        }),
+        None => flag_value.filter(|v| !v.is_empty()).map(|value| Named {
+            name: named(flag_name),
+            value,
+        }),
+    })
+}
+
+/// Applies defaults and the environment to the flags and checks every value.
+fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
+    let sink = match either(env, K_SINK, flags::SINK, flags.sink)? {
+        Some(Named { name, value }) => SinkUrl::parse(&name, &value)?,
+        None => return Err(Error::NoSink),
+    };
+    let proxy = proxy::for_sink(&sink, env)?;
+    let (source, event_type) = attributes(env, flags.source, flags.event_type)?;
+    let mut warnings = flags.warnings;
+    let label = unquote_label(flags.label.unwrap_or_default(), &mut warnings);
+    let (period, timeout, count) = timing(env, flags.period, flags.timeout, flags.count)?;
+    let encoding = encoding(flags.encoding)?;
+    let extra_ca = either(env, K_CA_CERTS, flags::CACERTS, flags.cacerts)?;
+    let overrides_text = env.get(overrides::K_CE_OVERRIDES)?.unwrap_or_default();
+    let (overrides, ignored) = overrides::parse(&overrides_text)?;
+    warnings.extend(ignored);
+    // Knative writes these, not the user: problems are warnings (see the observability module).
+    let (observability, more) = observability::from_env(env);
+    warnings.extend(more);
+    Ok(Config {
+        sink,
+        proxy,
+        source,
+        event_type,
+        label,
+        msg: flags.msg.unwrap_or_default(),
+        warnings,
+        period,
+        timeout,
+        count,
+        encoding,
+        overrides,
+        token_file: PathBuf::from(flags.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE)),
+        tls: TlsSettings::from_env(env)?,
+        trust: Trust::from_env(env, extra_ca)?,
+        observability,
+    })
+}
+
+/// `ce-source` (`--eventSource`, else the default from the pod) and `ce-type` (`--eventType`,
+/// trimmed, not empty), each at most [`event::MAX_HEADER_VALUE`] bytes.
+fn attributes(
+    env: Env,
+    source: Option<String>,
+    event_type: Option<String>,
+) -> Result<(String, String), Error> {
+    let source = match source.filter(|s| !s.is_empty()) {
+        Some(source) => source,
+        None => default_source(env)?,
+    };
+    let event_type = event_type
+        .as_deref()
+        .unwrap_or(DEFAULT_TYPE)
+        .trim()
+        .to_owned();
+    if event_type.is_empty() {
+        return Err(Error::invalid(
+            named(flags::TYPE),
+            "",
+            "ce-type must not be empty",
+        ));
+    }
+    for (name, value) in [(flags::SOURCE, &source), (flags::TYPE, &event_type)] {
+        if value.len() > event::MAX_HEADER_VALUE {
+            let limit = format!("longer than {} bytes", event::MAX_HEADER_VALUE);
+            return Err(Error::invalid(named(name), value, limit));
+        }
+    }
+    Ok((source, event_type))
+}
+
+/// The period (`--period`), the per-attempt timeout (`K_SINK_TIMEOUT`, else `--timeout`) and
+/// how many events to send (`ONE_SHOT` means 1, else `--count`, else unlimited).
+fn timing(
+    env: Env,
+    period: Option<String>,
+    timeout: Option<String>,
+    count: Option<String>,
+) -> Result<(Duration, Duration, Option<u64>), Error> {
+    let period = match period.filter(|p| !p.is_empty()) {
+        None => DEFAULT_PERIOD,
+        Some(p) => positive_duration(&named(flags::PERIOD), &p)?,
+    };
+    let timeout = match either(env, K_SINK_TIMEOUT, flags::TIMEOUT, timeout)? {
+        Some(Named { name, value }) => positive_duration(&name, &value)?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let one_shot = match env.get(ONE_SHOT)? {
+        None => false,
+        Some(v) => goparse::parse_bool(&v).ok_or_else(|| {
+            let expected = "expected 1, t, T, TRUE, true, True, 0, f, F, FALSE, false or False";
+            Error::invalid(ONE_SHOT, &v, expected)
+        })?,
+    };
+    let count = match count {
+        Some(n) => Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            let expected = "expected a whole number of events, at least 1";
+            Error::invalid(named(flags::COUNT), &n, expected)
+        })?),
+        None => None,
+    };
+    Ok((period, timeout, if one_shot { Some(1) } else { count }))
+}
+
+/// `--ce-header-encoding`: `compat` (the default) or `percent`.
+fn encoding(value: Option<String>) -> Result<HeaderEncoding, Error> {
+    match value.as_deref() {
+        None | Some("compat") => Ok(HeaderEncoding::Compat),
+        Some("percent") => Ok(HeaderEncoding::Percent),
+        Some(other) => Err(Error::invalid(
+            named(flags::ENCODING),
+            other,
+            "expected compat or percent",
+        )),
+    }
+}
+
+/// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,
+/// fall back to `HOSTNAME` (the pod name in Kubernetes) and the service account's namespace file.
+fn default_source(env: Env) -> Result<String, Error> {
+    let name = match env.get(POD_NAME)? {
+        Some(name) => name,
+        None => env.get(HOSTNAME)?.ok_or_else(|| {
+            Error::invalid(
+                POD_NAME,
+                "",
+                "unset, and so is HOSTNAME; set it or --eventSource",
+            )
+        })?,
+    };
+    let namespace = match env.get(POD_NAMESPACE)? {
+        Some(ns) => ns,
+        None => env
+            .read_file(NAMESPACE_FILE)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::invalid(
+                    POD_NAMESPACE,
+                    "",
+                    format!("unset, and {NAMESPACE_FILE} is unreadable; set it or --eventSource"),
+                )
+            })?,
+    };
+    // Kubernetes names are at most 253 characters; these only guard the 4 KiB header limit.
+    for (variable, value) in [(POD_NAME, &name), (POD_NAMESPACE, &namespace)] {
+        if value.len() > MAX_POD_IDENTITY {
+            return Err(Error::invalid(
+                variable,
+                value,
+                format!("longer than {MAX_POD_IDENTITY} bytes"),
+            ));
+        }
+    }
+    Ok(format!("{DEFAULT_SOURCE_PREFIX}{namespace}/{name}"))
+}
+
+/// `--label`: a value starting with `"` is a Go string literal. Go sends `""` when it does not
+/// parse; we keep the raw text and say so. Bytes that are not UTF-8 (`\xff`) become U+FFFD, as
+/// Go's JSON encoder does.
+fn unquote_label(label: String, warnings: &mut Vec<String>) -> String {
+    if !label.starts_with('"') {
+        return label;
+    }
+    if let Some(bytes) = goparse::unquote(&label) {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        warnings.push(format!(
+            "{} starts with \" but is not a valid Go string literal; sending it as given",
+            named(flags::LABEL)
+        ));
+        label
+    }
+}
+
+/// `--period`/`--timeout`: a Go duration, or a bare whole number of seconds (as the Go image);
+/// zero and negative are refused (Go panics on them in `time.NewTicker`).
+fn positive_duration(name: &str, text: &str) -> Result<Duration, Error> {
+    let expected = "expected a positive Go duration like 10s or 500ms, or whole seconds";
+    let nanos = goparse::parse_duration(text).or_else(|| {
+        let secs: i64 = text.parse().ok()?;
+        secs.checked_mul(1_000_000_000)
+    });
+    match nanos {
+        Some(n) if n > 0 => Ok(Duration::from_nanos(n as u64)),
+        _ => Err(Error::invalid(name, text, expected)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tls::TlsVersion;
+    use std::collections::HashMap;
+
+    /// An environment of `vars` and, maybe, a namespace file.
+    #[derive(Default)]
+    pub(crate) struct FakeHost {
+        pub vars: HashMap<&'static str, OsString>,
+        pub namespace_file: Option<String>,
+    }
+
+    impl FakeHost {
+        pub fn new(vars: &[(&'static str, &str)]) -> FakeHost {
+            FakeHost {
+                vars: vars.iter().map(|(k, v)| (*k, OsString::from(v))).collect(),
+                namespace_file: None,
+            }
+        }
+    }
+
+    impl Host for FakeHost {
+        fn var(&self, name: &str) -> Option<OsString> {
+            self.vars.get(name).cloned()
+        }
+        fn read_file(&self, path: &str) -> Option<String> {
+            assert_eq!(path, NAMESPACE_FILE);
+            self.namespace_file.clone()
+        }
+    }
+
+    fn host(vars: &[(&'static str, &str)]) -> FakeHost {
+        let mut host = FakeHost::new(vars);
+        host.vars.entry(POD_NAME).or_insert_with(|| "pod".into());
+        host.vars
+            .entry(POD_NAMESPACE)
+            .or_insert_with(|| "ns".into());
+        host
+    }
+
+    fn parse(args: &[&str], host: &FakeHost) -> Result<Config, Error> {
+        match parse_args(args.iter().map(OsString::from), host)? {
+            Command::Run(config) => Ok(*config),
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    fn sinked(args: &[&str]) -> Result<Config, Error> {
+        let mut all = vec!["--sink", "http://127.0.0.1:1/"];
+        all.extend_from_slice(args);
+        parse(&all, &host(&[]))
+    }
+
+    #[test]
+    fn defaults_match_the_go_image() {
+        let c = sinked(&[]).unwrap();
+        assert_eq!(
+            c.source,
+            "https://knative.dev/eventing-contrib/cmd/heartbeats/#ns/pod"
+        );
+        assert_eq!(c.event_type, DEFAULT_TYPE);
+        assert_eq!((c.label.as_str(), c.msg.as_str()), ("", ""));
+        assert_eq!(
+            (c.period, c.timeout, c.count),
+            (DEFAULT_PERIOD, DEFAULT_TIMEOUT, None)
+        );
+        assert_eq!(
+            (c.encoding, c.tls.min, c.tls.max),
+            (HeaderEncoding::Compat, TlsVersion::V13, TlsVersion::V13)
+        );
+        assert_eq!(c.token_file, PathBuf::from("/oidc/token"));
+    }
+
+    #[test]
+    fn stray_arguments_are_skipped_with_a_warning_and_the_flags_after_them_read() {
+        let c = sinked(&["<no value>", "--label=x", "more"]).unwrap();
+        assert_eq!(c.label, "x");
+        assert_eq!(
+            c.warnings,
+            [
+                "ignored the argument \"<no value>\": not a flag",
+                "ignored the argument \"more\": not a flag",
+            ]
+        );
+        // `--` still ends the flags: what follows is skipped too.
+        let c = sinked(&["--", "--label=x"]).unwrap();
+        assert_eq!(c.label, "");
+        assert_eq!(
+            c.warnings,
+            ["ignored the argument \"--label=x\": not a flag"]
+        );
+    }
+
+    #[test]
+    fn source_and_type_longer_than_4_kib_are_refused() {
+        for flag in ["--eventSource", "--eventType"] {
+            let long = format!("{flag}={}", "s".repeat(4097));
+            let error = sinked(&[&long]).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("invalid {flag}")), "{error}");
+            assert!(error.ends_with("longer than 4096 bytes"), "{error}");
+            assert!(sinked(&[&format!("{flag}={}", "s".repeat(4096))]).is_ok());
+        }
+    }
+
+    #[test]
+    fn env_wins_over_flags_when_non_empty() {
+        let h = host(&[
+            (K_SINK, "http://127.0.0.1:2/e"),
+            (K_CA_CERTS, "envpem"),
+            (K_SINK_TIMEOUT, "3"),
+        ]);
+        let c = parse(
+            &[
+                "--sink=http://127.0.0.1:1/",
+                "--cacerts=flagpem",
+                "--timeout=9s",
+            ],
+            &h,
+        )
+        .unwrap();
+        assert_eq!(c.sink.url, "http://127.0.0.1:2/e");
+        let named = |name: &str, value: &str| Named {
+            name: name.into(),
+            value: value.into(),
+        };
+        assert_eq!(c.trust.extra, Some(named("K_CA_CERTS", "envpem")));
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        let h = host(&[(K_SINK, ""), (K_CA_CERTS, "")]);
+        let c = parse(&["--sink=http://127.0.0.1:1/", "--cacerts=flagpem"], &h).unwrap();
+        assert_eq!(c.sink.url, "http://127.0.0.1:1/");
+        assert_eq!(c.trust.extra, Some(named("--cacerts", "flagpem")));
+    }
+
+    #[test]
+    fn pod_identity_falls_back_to_hostname_and_namespace_file() {
+        let mut h = host(&[(POD_NAME, ""), (POD_NAMESPACE, ""), (HOSTNAME, "hb-7d9f")]);
+        h.namespace_file = Some("team-a\n".into());
+        let c = parse(&["--sink=http://h/"], &h).unwrap();
+        assert_eq!(c.source, format!("{DEFAULT_SOURCE_PREFIX}team-a/hb-7d9f"));
+        h.namespace_file = None;
+        let error = parse(&["--sink=http://h/"], &h).unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid POD_NAMESPACE"),
+            "{error}"
+        );
+        assert!(parse(&["--sink=http://h/", "--eventSource=s"], &h).is_ok());
+    }
+
+    #[test]
+    fn one_shot_uses_go_parse_bool() {
+        for (value, count) in [
+            ("true", Some(1)),
+            ("T", Some(1)),
+            ("0", None),
+            ("False", None),
+        ] {
+            let c = parse(&["--sink=http://h/"], &host(&[(ONE_SHOT, value)])).unwrap();
+            assert_eq!(c.count, count, "{value}");
+        }
+        let error = parse(&["--sink=http://h/"], &host(&[(ONE_SHOT, "yes")])).unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid ONE_SHOT \"yes\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn label_is_unquoted_when_quoted_and_kept_with_a_warning_when_not_valid() {
+        let c = sinked(&[r#"--label="a\tb\u00e9""#]).unwrap();
+        assert_eq!((c.label.as_str(), c.warnings.len()), ("a\tbé", 0));
+        let c = sinked(&[r#"--label="\xff""#]).unwrap();
+        assert_eq!(c.label, "\u{fffd}");
+        let c = sinked(&[r#"--label="broken"#]).unwrap();
+        assert_eq!(c.label, "\"broken");
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    /// The specification of refused input: one line naming the flag or variable, exit 1. The
+    /// process-level test (tests/process.rs) keeps a few rows to show the same holds end to end.
+    fn every_bad_value_names_its_flag_or_variable() {
+        type Case = (
+            &'static [&'static str],
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (&["--period=0"], &[], "invalid --period \"0\""),
+            (&["--period=-1s"], &[], "invalid --period \"-1s\""),
+            (&["--period=5x"], &[], "invalid --period \"5x\""),
+            (&["--period=9223372037"], &[], "invalid --period"),
+            (&["--timeout=0s"], &[], "invalid --timeout \"0s\""),
+            (
+                &[],
+                &[(K_SINK_TIMEOUT, "soon")],
+                "invalid K_SINK_TIMEOUT \"soon\"",
+            ),
+            (&["--count=0"], &[], "invalid --count \"0\""),
+            (&["--count=-3"], &[], "invalid --count"),
+            (
+                &["--ce-header-encoding=raw"],
+                &[],
+                "invalid --ce-header-encoding \"raw\"",
+            ),
+            (
+                &[],
+                &[(tls::TLS_MIN_VERSION, "1.1")],
+                "invalid TLS_MIN_VERSION \"1.1\"",
+            ),
+            (&["--eventType=  "], &[], "invalid --eventType"),
+            (&[], &[(K_SINK, "ftp://h/")], "invalid K_SINK \"ftp://h/\""),
+            (&[], &[(K_SINK, "/relative")], "invalid K_SINK"),
+            (&[], &[(K_SINK, "http://")], "invalid K_SINK"),
+            (&[], &[(K_SINK, "http://a b/")], "invalid K_SINK"),
+            (
+                &[],
+                &[(K_SINK, "http://127.0.0.1:99999/e")],
+                "invalid K_SINK \"http://127.0.0.1:99999/e\": expected a port from 1 to 65535",
+            ),
+            (&[], &[(K_SINK, "http://h:65536/")], "invalid K_SINK"),
+            (&[], &[(K_SINK, "https://h:0/")], "invalid K_SINK"),
+            (
+                &[],
+                &[(K_SINK, "http://u:p%zz@h/")],
+                "invalid K_SINK \"http://***@h/\": the userinfo holds an invalid %-escape",
+            ),
+            (&[], &[(K_SINK, "http://u:p%+1@h/")], "invalid K_SINK"),
+            (&[], &[("K_CE_OVERRIDES", "{")], "invalid K_CE_OVERRIDES"),
+            (
+                &[],
+                &[("K_CE_OVERRIDES", "not json")],
+                "invalid K_CE_OVERRIDES \"not json\"",
+            ),
+            (
+                &[],
+                &[("K_CE_OVERRIDES", "{\"extensions\":{\"bad-name\":\"x\"}}")],
+                "invalid K_CE_OVERRIDES extension name \"bad-name\"",
+            ),
+            (
+                &[],
+                &[(K_SINK, "ftp://alice:secret@127.0.0.1/")],
+                "invalid K_SINK \"ftp://***@127.0.0.1/\"",
+            ),
+            (
+                &["--sink=127.0.0.1:8080"],
+                &[],
+                "invalid --sink \"127.0.0.1:8080\"",
+            ),
+            (&["--timeout=never"], &[], "invalid --timeout \"never\""),
+            (
+                &[],
+                &[(K_SINK_TIMEOUT, "-1")],
+                "invalid K_SINK_TIMEOUT \"-1\"",
+            ),
+            (&["--count=none"], &[], "invalid --count \"none\""),
+            (&[], &[(ONE_SHOT, "yes")], "invalid ONE_SHOT \"yes\""),
+            (
+                &[],
+                &[(tls::TLS_MAX_VERSION, "1.2")],
+                "invalid TLS_MIN_VERSION \"1.3\": above TLS_MAX_VERSION 1.2",
+            ),
+            (
+                &[],
+                &[(tls::TLS_CURVE_PREFERENCES, "X25519,CurveP521")],
+                "invalid TLS_CURVE_PREFERENCES \"CurveP521\": not supported",
+            ),
+            (
+                &[],
+                &[(tls::TLS_CIPHER_SUITES, "TLS_NOPE")],
+                "invalid TLS_CIPHER_SUITES \"TLS_NOPE\": unknown",
+            ),
+            (&[], &[(POD_NAME, "")], "invalid POD_NAME"),
+            (
+                &[],
+                &[
+                    (K_SINK, "http://10.1.2.3/"),
+                    ("HTTP_PROXY", "socks5://u:pw@127.0.0.1:1080"),
+                ],
+                "invalid HTTP_PROXY \"socks5://***@127.0.0.1:1080\": only http:// proxies",
+            ),
+        ];
+        for (args, vars, prefix) in cases {
+            let error = sinked_with(args, vars).unwrap_err();
+            let line = error.to_string();
+            assert!(
+                line.starts_with(prefix) && !line.contains('\n'),
+                "{args:?} {vars:?}: {line}"
+            );
+            assert_eq!(error.exit_code(), 1);
+        }
+    }
+
+    fn sinked_with(args: &[&str], vars: &[(&'static str, &str)]) -> Result<Config, Error> {
+        let mut all = vec!["--sink", "http://127.0.0.1:1/"];
+        all.extend_from_slice(args);
+        parse(&all, &host(vars))
+    }
+
+    #[test]
+    fn the_sink_userinfo_is_split_off_and_decoded() {
+        let h = host(&[(K_SINK, "https://al%40ce:p%23ss@h:8443/e?q=a@b")]);
+        let c = parse(&[], &h).unwrap();
+        assert_eq!(c.sink.url, "https://h:8443/e?q=a@b");
+        assert_eq!(c.sink.userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
+        let c = parse(&["--sink=http://h:65535/"], &host(&[])).unwrap();
+        assert_eq!(
+            (c.sink.url.as_str(), c.sink.userinfo),
+            ("http://h:65535/", None)
+        );
+    }
+
+    #[test]
+    fn a_refused_sink_url_never_shows_its_credentials() {
+        for sink in [
+            "ftp://alice:secret@h/",
+            "http://alice:secret@h:70000/",
+            "http://alice:secret%@h/",
+            "http://alice:secret@/",
+        ] {
+            let line = parse(&[], &host(&[(K_SINK, sink)]))
+                .unwrap_err()
+                .to_string();
+            assert!(line.starts_with("invalid K_SINK"), "{line}");
+            assert!(
+                !line.contains("alice") && !line.contains("secret"),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_sink_is_its_own_error() {
+        assert_eq!(parse(&[], &host(&[])), Err(Error::NoSink));
+        assert_eq!(
+            parse(&["--sink="], &host(&[(K_SINK, "")])),
+            Err(Error::NoSink)
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_values_are_refused_by_name() {
+        use std::os::unix::ffi::OsStringExt;
+        let args = vec![
+            OsString::from("--sink=http://h/"),
+            OsString::from("--msg"),
+            OsString::from_vec(vec![0xff]),
+        ];
+        let error = parse_args(args, &host(&[])).unwrap_err();
+        assert!(error.to_string().starts_with("invalid --msg"), "{error}");
+        let mut h = host(&[]);
+        h.vars
+            .insert(K_SINK, OsString::from_vec(b"http://h/\xff".to_vec()));
+        let error = parse(&[], &h).unwrap_err();
+        assert!(error.to_string().starts_with("invalid K_SINK"), "{error}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The way to the sink: delivering one event ([`Sender::deliver`]) with sdk-go's retries and what
+//! users need beyond them ([`retry`]), over ureq with our own pieces: the agents ([`agent`]), a
+//! TCP transport ([`transport`]), TLS ([`tls`]), proxies ([`tunnel`]), the response head
+//! ([`head`]) and credentials ([`credentials`]). What happened is told through
+//! [`crate::report::Report`], and every wait goes through the [`Waiter`].
+
+mod agent;
+mod credentials;
+mod head;
+mod retry;
+mod tls;
+mod transport;
+mod tunnel;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::Agent;
+use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
+
+use crate::config::{Config, K_SINK};
+use crate::error::Error;
+use crate::event::{Event, Template};
+use crate::report::{ErrorType, Report};
+use crate::token::{Token, TokenFile};
+use crate::wait::{Stop, Waiter};
+use retry::{Attempt, MAX_RETRIES};
+
+/// Istio's sidecar shutdown endpoint; an IP literal, since a scratch image has no `/etc/hosts`.
+pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";
+/// Headers a request carries besides the extensions: ours, the token, `traceparent`, ureq's.
+const HEADER_ROOM: usize = 16;
+
+/// How the delivery of one event ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// A 2xx after `attempts` attempts.
+    Acked { status: u16, attempts: u32 },
+    /// Given up after `attempts` attempts; `reason` says why, for the log.
+    Failed { reason: String, attempts: u32 },
+    /// This stop signal arrived while waiting to retry.
+    Stopped(Stop),
+}
+
+/// Sends events to the sink over one keep-alive agent.
+pub struct Sender {
+    agent: Agent,
+    /// The sink as configured (a clone is a reference count).
+    sink: Uri,
+    /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
+    basic_auth: Option<HeaderValue>,
+    token: RefCell<TokenFile>,
+    tls: Arc<rustls::ClientConfig>,
+    /// The template's fixed headers, parsed once: a clone is a reference count, where parsing
+    /// them again on every beat cost an allocation each and a tenth of a beat's instructions.
+    fixed_headers: Vec<(HeaderName, HeaderValue)>,
+    waiter: Arc<Waiter>,
+}
+
+impl Sender {
+    /// The sender for `config`'s sink and `template`'s events, waiting through `waiter`; fails
+    /// on unusable CA certificates, before anything is sent.
+    pub fn new(config: &Config, template: &Template, waiter: Arc<Waiter>) -> Result<Self, Error> {
+        let mut fixed_headers = Vec::new();
+        for (name, value) in template.fixed_headers() {
+            // Validated when configured (overrides, source, type): a failure here is a bug.
+            let parsed = HeaderName::try_from(name)
+                .ok()
+                .zip(HeaderValue::try_from(value).ok())
+                .ok_or_else(|| Error::invalid(name, value, "not a valid HTTP header"))?;
+            fixed_headers.push(parsed);
+        }
+        let extra = config.trust.extra.as_ref();
+        let (tls, warnings) = match tls::client_config(&config.trust, extra, &config.tls) {
+            // CA material only matters for https: for an http sink a bad one is a warning.
+            Err(error) if !config.sink.is_https() && extra.is_some() => {
+                crate::log::line(format_args!(
+                    "warning: {error}; ignored, since the sink is plain http"
+                ));
+                tls::client_config(&config.trust, None, &config.tls)?
+            }
+            result => result?,
+        };
+        for warning in warnings {
+            crate::log::line(format_args!("warning: {warning}"));
+        }
+        // "Basic " and base64: always a valid value.
+        let basic_auth = match config.sink.userinfo.as_deref() {
+            Some(userinfo) => Some(
+                HeaderValue::try_from(credentials::basic(userinfo))
+                    .map_err(|_| Error::unusable(K_SINK, "userinfo: not a header value"))?,
+            ),
+            None => None,
+        };
+        Ok(Sender {
+            agent: agent::sink(config.timeout, config.proxy.clone(), &tls),
+            sink: config.sink.uri.clone(),
+            basic_auth,
+            token: RefCell::new(TokenFile::new(config.token_file.clone())),
+            tls,
+            fixed_headers,
+            waiter,
+        })
+    }
+
+    /// An agent for telemetry's exports: the sink's TLS trust, no proxy.
+    pub fn export_agent(&self) -> Agent {
+        agent::export(&self.tls)
+    }
+
+    /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
+    /// (when the next beat is due) would pass before the next attempt.
+    pub fn deliver(
+        &self,
+        event: &Event,
+        give_up_at: Option<Instant>,
+        report: &mut dyn Report,
+    ) -> Delivery {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (reason, retry_after) = match self.attempt(event, report) {
+                Attempt::Ack(status) => return Delivery::Acked { status, attempts },
+                Attempt::Fatal(reason) => return Delivery::Failed { reason, attempts },
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                } => (reason, retry_after),
+            };
+            if attempts > MAX_RETRIES {
+                let reason = format!("{reason}; gave up after {MAX_RETRIES} retries");
+                return Delivery::Failed { reason, attempts };
+            }
+            let wait = retry::backoff(attempts, retry::jitter(), retry_after);
+            let retry_at = Instant::now() + wait;
+            if give_up_at.is_some_and(|end| retry_at > end) {
+                let reason = format!("{reason}; gave up: the next beat is due");
+                return Delivery::Failed { reason, attempts };
+            }
+            if let Err(stop) = self.waiter.sleep_until(Some(retry_at)) {
+                return Delivery::Stopped(stop);
+            }
+        }
+    }
+
+    fn attempt(&self, event: &Event, report: &mut dyn Report) -> Attempt {
+        // An http::Request filled in place and handed to the agent whole: ureq's request
+        // builder moves itself through every `.header()` call.
+        let mut request = Request::new(&event.body[..]);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.sink.clone();
+        let headers = request.headers_mut();
+        // Room for every header at once: growing the map allocates and frees a size class per
+        // beat, which musl's allocator answers with an mmap and a munmap.
+        headers.reserve(HEADER_ROOM);
+        for (name, value) in event.headers() {
+            let Ok(value) = HeaderValue::from_str(value) else {
+                return Attempt::Fatal(format!("{name}: not a valid HTTP header value"));
+            };
+            headers.append(HeaderName::from_static(name), value);
+        }
+        for (name, value) in &self.fixed_headers {
+            headers.append(name.clone(), value.clone());
+        }
+        if let Some(traceparent) = report.start_attempt() {
+            // Owned, so the value is not copied; the name is static, so it is not parsed.
+            if let Ok(value) = HeaderValue::try_from(traceparent) {
+                headers.append(HeaderName::from_static("traceparent"), value);
+            }
+        }
+        let authorization = match self.token.borrow_mut().read() {
+            // Visible ASCII only (see the token module), so always a valid value.
+            Ok(Token::Present(token)) => match HeaderValue::try_from(format!("Bearer {token}")) {
+                Ok(value) => Some(value),
+                Err(_) => return Attempt::Fatal("the OIDC token is not a header value".to_owned()),
+            },
+            // As Go's net/http: the URL's userinfo only when no Authorization is set.
+            Ok(Token::Absent(_)) => self.basic_auth.clone(),
+            Err(reason) => return Attempt::Fatal(reason),
+        };
+        if let Some(mut value) = authorization {
+            value.set_sensitive(true);
+            headers.append(ureq::http::header::AUTHORIZATION, value);
+        }
+        let body = event.body.len();
+        match self.agent.run(request) {
+            Ok(response) => {
+                let (head, response_body) = response.into_parts();
+                let status = head.status.as_u16();
+                let attempt = retry::classify_status(status, &head.headers, response_body);
+                let error = (status >= 400).then_some(ErrorType::Status(status));
+                report.end_attempt(Some(status), error, body);
+                attempt
+            }
+            Err(error) => {
+                let failure = ErrorType::Failure(retry::failure(&error));
+                report.end_attempt(None, Some(failure), body);
+                retry::classify_error(&error)
+            }
+        }
+    }
+
+    /// Asks an Istio sidecar to exit, best effort: silent when nothing listens.
+    pub fn quit_sidecar(&self) {
+        let request = self
+            .agent
+            .post(ISTIO_QUIT_URL)
+            .config()
+            .timeout_global(Some(Duration::from_secs(1)))
+            .build();
+        match request.send_empty() {
+            Ok(_) => {}
+            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(ureq::Error::ConnectionFailed) => {}
+            Err(e) => crate::log::line(format_args!(
+                "could not reach the Istio sidecar at {ISTIO_QUIT_URL}: {e}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The retry policy: which answers and failures are worth another attempt, and how long to
+//! wait before it. sdk-go's (the statuses it retries, 40 ms doubling, ten retries) with what users
+//! need beyond it: jitter, `Retry-After`, no retry of what would only fail again (a certificate,
+//! a request that cannot be written) or might duplicate an event (an answer that began).
+
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ureq::Body;
+
+use crate::log::Bounded;
+
+/// Retries after the first attempt, as sdk-go: 11 attempts in all.
+pub const MAX_RETRIES: u32 = 10;
+/// The first retry's wait; each later one doubles it (40 ms … 20.48 s).
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(40);
+/// The longest a `Retry-After` may make us wait: the last backoff step.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_millis(20_480);
+/// Statuses retried by sdk-go's default policy.
+pub const RETRIED_STATUSES: [u16; 7] = [404, 413, 425, 429, 502, 503, 504];
+/// How much of a response body is read to keep the connection; a longer one closes it.
+const MAX_DRAINED_BODY: u64 = 64 * 1024;
+/// The most characters of a `Location` a log line shows: the sink controls it.
+const MAX_SHOWN_LOCATION: usize = 200;
+
+/// One attempt's result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    Ack(u16),
+    /// Worth another attempt, after at least `retry_after` when the sink asked for it.
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Fatal(String),
+}
+
+/// 2xx is an ACK; sdk-go's retried statuses are retried (honouring `Retry-After` on 429 and
+/// 503); redirects are reported, not followed; anything else fails at once.
+pub fn classify_status(status: u16, headers: &ureq::http::HeaderMap, mut body: Body) -> Attempt {
+    // Read the body to the end so the connection goes back to the pool.
+    let _ = std::io::copy(
+        &mut body.as_reader().take(MAX_DRAINED_BODY),
+        &mut std::io::sink(),
+    );
+    if (200..300).contains(&status) {
+        return Attempt::Ack(status);
+    }
+    let location = headers.get("location").and_then(|v| v.to_str().ok());
+    let reason = match location {
+        Some(to) if (300..400).contains(&status) => {
+            let to = Bounded(to, MAX_SHOWN_LOCATION);
+            format!("HTTP {status} redirect to {to} (not followed)")
+        }
+        _ => format!("HTTP {status}"),
+    };
+    if !RETRIED_STATUSES.contains(&status) {
+        return Attempt::Fatal(reason);
+    }
+    let retry_after = match status {
+        429 | 503 => headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now())),
+        _ => None,
+    };
+    Attempt::Retry {
+        reason,
+        retry_after,
+    }
+}
+
+/// Connection failures and timeouts are retried; a certificate the sink's name or our roots do
+/// not accept is not (it will not change in 40 ms), nor is a request we could not build, nor an
+/// answer that began but could not be read, nor a request that cannot be written.
+pub fn classify_error(error: &ureq::Error) -> Attempt {
+    use ureq::Error as E;
+    let tls = match error {
+        E::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    if let Some(tls) = tls {
+        return Attempt::Fatal(format!("TLS: {tls}"));
+    }
+    match error {
+        E::BadUri(_) | E::Http(_) | E::Tls(_) | E::TlsRequired => Attempt::Fatal(error.to_string()),
+        // A request that cannot be written (it does not fit) fails the same way every time; an
+        // answer that began but cannot be parsed may mean the sink took the event, and sending
+        // it again could make a duplicate. Go's client reads what we read (see the head module).
+        E::Protocol(_) => Attempt::Fatal(format!(
+            "{error}; not retried: it would recur, or the sink may already have taken the event"
+        )),
+        E::LargeResponseHeader(..) => Attempt::Fatal(format!(
+            "the sink's answer could not be read ({error}); not retried: the sink may already \
+             have taken the event"
+        )),
+        _ => Attempt::Retry {
+            reason: error.to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+/// `error.type` of an attempt that got no answer, in OTel's lower_snake style.
+pub fn failure(error: &ureq::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    use ureq::Error as E;
+    match error {
+        E::Timeout(_) => "timeout",
+        E::HostNotFound => "host_not_found",
+        E::ConnectionFailed => "connection_failed",
+        E::Protocol(_) | E::LargeResponseHeader(..) => "protocol",
+        E::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => "tls",
+        E::Io(io) => match io.kind() {
+            K::ConnectionRefused => "connection_refused",
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => "connection_reset",
+            K::TimedOut | K::WouldBlock => "timeout",
+            K::UnexpectedEof => "connection_closed",
+            _ => "io",
+        },
+        _ => "other",
+    }
+}
+
+/// The wait before retry number `retry` (from 1): 40 ms doubling, scaled by `jitter` (0.8–1.2),
+/// replaced by the sink's `Retry-After` when that is longer, up to [`MAX_RETRY_AFTER`].
+pub fn backoff(retry: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+    let computed = FIRST_BACKOFF.mul_f64(f64::from(1u32 << (retry - 1).min(20)) * jitter);
+    match retry_after {
+        Some(asked) if asked > computed => asked.min(MAX_RETRY_AFTER),
+        _ => computed,
+    }
+}
+
+/// A factor in [0.8, 1.2): ±20 % jitter, so many sources do not retry in lockstep.
+pub fn jitter() -> f64 {
+    let mut b = [0u8; 2];
+    // Without randomness, retry unjittered rather than not at all.
+    if getrandom::fill(&mut b).is_err() {
+        return 1.0;
+    }
+    0.8 + 0.4 * f64::from(u16::from_le_bytes(b)) / 65_536.0
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an IMF-fixdate relative to `now`.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = crate::time::parse_imf_fixdate(value)?;
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_40ms_and_retry_after_only_lengthens_it() {
+        let ms = Duration::from_millis;
+        assert_eq!(backoff(1, 1.0, None), ms(40));
+        assert_eq!(backoff(2, 1.0, None), ms(80));
+        assert_eq!(backoff(10, 1.0, None), ms(20_480));
+        assert_eq!(backoff(1, 0.8, None), ms(32));
+        assert_eq!(backoff(1, 1.2, None), ms(48));
+        assert_eq!(backoff(1, 1.0, Some(ms(5))), ms(40));
+        assert_eq!(backoff(1, 1.0, Some(ms(3000))), ms(3000));
+        assert_eq!(
+            backoff(1, 1.0, Some(Duration::from_secs(3600))),
+            MAX_RETRY_AFTER
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..1000 {
+            let j = jitter();
+            assert!((0.8..1.2).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        for bad in [
+            "",
+            "-1",
+            "soon",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The Prometheus scrape server: `GET /metrics` on the configured address, answered during
+//! every wait of the thread (see [`crate::wait::Service`]). Every connection is non-blocking,
+//! with a buffer and a deadline of its own, so an idle or trickling client delays no other
+//! scrape and no beat; the open connections are capped, the oldest one still sending its
+//! request giving way to a new one.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use crate::sys::{Interest, Watched};
+use crate::wait::Service;
+
+/// The most connections open at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a client has to send its request head.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+/// How long a client has to take the answer.
+const ANSWER_TIME: Duration = Duration::from_secs(10);
+/// The most of a request head that is read.
+const MAX_REQUEST_HEAD: usize = 8192;
+/// The most connections taken from the listener in one go.
+const ACCEPTS_PER_SERVE: usize = 32;
+
+/// See the module documentation.
+pub struct ScrapeServer {
+    listener: TcpListener,
+    connections: Vec<Connection>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    deadline: Instant,
+    state: State,
+}
+
+enum State {
+    /// The request head so far.
+    Reading(Vec<u8>),
+    /// The answer, and how much of it was written.
+    Writing(Vec<u8>, usize),
+}
+
+impl ScrapeServer {
+    /// Serves on `listener` (non-blocking) what `shared` holds.
+    pub fn new(listener: TcpListener, shared: Arc<Mutex<Shared>>) -> ScrapeServer {
+        ScrapeServer {
+            listener,
+            connections: Vec::new(),
+            shared,
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPTS_PER_SERVE {
+            let Ok((stream, _)) = self.listener.accept() else {
+                return;
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            if self.connections.len() >= MAX_CONNECTIONS {
+                // The oldest connection still sending its request gives way; when every one is
+                // being answered, the newcomer waits for the next scrape.
+                match self
+                    .connections
+                    .iter()
+                    .position(|c| matches!(c.state, State::Reading(_)))
+                {
+                    Some(oldest) => drop(self.connections.remove(oldest)),
+                    None => continue,
+                }
+            }
+            self.connections.push(Connection {
+                stream,
+                deadline: now + REQUEST_TIME,
+                state: State::Reading(Vec::new()),
+            });
+        }
+    }
+
+    /// The answer to the request `head`.
+    fn answer(&self, head: &[u8]) -> Vec<u8> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        let (method, path) = match request.parse(head) {
+            Ok(_) => (
+                request.method.unwrap_or_default(),
+                request.path.unwrap_or_default(),
+            ),
+            Err(_) => ("", ""),
+        };
+        let path = path.split('?').next().unwrap_or_default();
+        let (status, body) = match (method, path) {
+            ("GET", "/metrics") => {
+                let shared = self
+                    .shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match &shared.metrics {
+                    Some(metrics) => ("200 OK", metrics.prometheus()),
+                    None => ("404 Not Found", String::new()),
+                }
+            }
+            (_, "/metrics") => ("405 Method Not Allowed", String::new()),
+            _ => ("404 Not Found", String::new()),
+        };
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Moves `connection` on as far as it goes without waiting; false when it is done.
+    fn progress(&self, connection: &mut Connection, now: Instant) -> bool {
+        loop {
+            match &mut connection.state {
+                State::Reading(head) => {
+                    let mut chunk = [0u8; 1024];
+                    match connection.stream.read(&mut chunk) {
+                        Ok(0) => return false,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+                    }
+                    let complete = head_complete(head);
+                    if complete || head.len() > MAX_REQUEST_HEAD {
+                        let answer = self.answer(head);
+                        connection.state = State::Writing(answer, 0);
+                        connection.deadline = now + ANSWER_TIME;
+                    }
+                }
+                State::Writing(answer, written) => {
+                    match connection.stream.write(&answer[*written..]) {
+                        Ok(0) => return false,
+                        Ok(n) => *written += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+                    }
+                    if *written == answer.len() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `head` holds a whole request head (up to its empty line).
+fn head_complete(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    !matches!(request.parse(head), Ok(httparse::Status::Partial))
+}
+
+impl Service for ScrapeServer {
+    fn watch(&self, watched: &mut Vec<Watched>) {
+        watched.push(Watched::new(self.listener.as_raw_fd(), Interest::Read));
+        for connection in &self.connections {
+            let interest = match connection.state {
+                State::Reading(_) => Interest::Read,
+                State::Writing(..) => Interest::Write,
+            };
+            watched.push(Watched::new(connection.stream.as_raw_fd(), interest));
+        }
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.connections.iter().map(|c| c.deadline).min()
+    }
+
+    fn serve(&mut self, ready: &[Watched], now: Instant) {
+        // `ready` is what `watch` appended: the listener, then each connection in order.
+        let mut connections = std::mem::take(&mut self.connections);
+        let mut index = 0;
+        connections.retain_mut(|connection| {
+            index += 1;
+            let is_ready = ready.get(index).is_some_and(|w| w.ready);
+            if is_ready && !self.progress(connection, now) {
+                return false;
+            }
+            connection.deadline > now
+        });
+        self.connections = connections;
+        if ready.first().is_some_and(|w| w.ready) {
+            self.accept(now);
+        }
+    }
+}

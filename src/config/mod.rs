@@ -5,6 +5,7 @@
 //! have a module. What Knative itself generates (stray arguments, overrides its webhook lets
 //! through, the observability config) is tolerated with a warning, never refused.
 
+mod attributes;
 mod env;
 pub(crate) mod flags;
 pub(crate) mod goparse;
@@ -14,12 +15,15 @@ pub(crate) mod proxy;
 pub(crate) mod tls;
 pub(crate) mod url;
 
+#[cfg(test)]
+mod refusals;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::event::{self, HeaderEncoding};
+use crate::event::HeaderEncoding;
 use env::Env;
 pub use env::{Host, Process};
 use flags::{Asked, Flags, named};
@@ -31,7 +35,7 @@ use url::SinkUrl;
 pub const K_SINK: &str = "K_SINK";
 pub const K_CA_CERTS: &str = "K_CA_CERTS";
 pub const K_SINK_TIMEOUT: &str = "K_SINK_TIMEOUT";
-pub const POD_NAME: &str = "POD_NAME";
+pub(crate) const POD_NAME: &str = "POD_NAME";
 pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
 pub const HOSTNAME: &str = "HOSTNAME";
 pub const ONE_SHOT: &str = "ONE_SHOT";
@@ -41,8 +45,6 @@ pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cm
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_TOKEN_FILE: &str = "/oidc/token";
-/// The longest pod name or namespace taken for the default source (Kubernetes allows 253).
-const MAX_POD_IDENTITY: usize = 1024;
 /// Where Kubernetes mounts the pod's namespace; the fallback for `POD_NAMESPACE`.
 pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -140,9 +142,9 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
         None => return Err(Error::NoSink),
     };
     let proxy = proxy::for_sink(&sink, env)?;
-    let (source, event_type) = attributes(env, flags.source, flags.event_type)?;
+    let (source, event_type) = attributes::source_and_type(env, flags.source, flags.event_type)?;
     let mut warnings = flags.warnings;
-    let label = unquote_label(flags.label.unwrap_or_default(), &mut warnings);
+    let label = attributes::unquote_label(flags.label.unwrap_or_default(), &mut warnings);
     let (period, timeout, count) = timing(env, flags.period, flags.timeout, flags.count)?;
     let encoding = encoding(flags.encoding)?;
     let extra_ca = either(env, K_CA_CERTS, flags::CACERTS, flags.cacerts)?;
@@ -170,38 +172,6 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
         trust: Trust::from_env(env, extra_ca)?,
         observability,
     })
-}
-
-/// `ce-source` (`--eventSource`, else the default from the pod) and `ce-type` (`--eventType`,
-/// trimmed, not empty), each at most [`event::MAX_HEADER_VALUE`] bytes.
-fn attributes(
-    env: Env,
-    source: Option<String>,
-    event_type: Option<String>,
-) -> Result<(String, String), Error> {
-    let source = match source.filter(|s| !s.is_empty()) {
-        Some(source) => source,
-        None => default_source(env)?,
-    };
-    let event_type = event_type
-        .as_deref()
-        .unwrap_or(DEFAULT_TYPE)
-        .trim()
-        .to_owned();
-    if event_type.is_empty() {
-        return Err(Error::invalid(
-            named(flags::TYPE),
-            "",
-            "ce-type must not be empty",
-        ));
-    }
-    for (name, value) in [(flags::SOURCE, &source), (flags::TYPE, &event_type)] {
-        if value.len() > event::MAX_HEADER_VALUE {
-            let limit = format!("longer than {} bytes", event::MAX_HEADER_VALUE);
-            return Err(Error::invalid(named(name), value, limit));
-        }
-    }
-    Ok((source, event_type))
 }
 
 /// The period (`--period`), the per-attempt timeout (`K_SINK_TIMEOUT`, else `--timeout`) and
@@ -247,64 +217,6 @@ fn encoding(value: Option<String>) -> Result<HeaderEncoding, Error> {
             other,
             "expected compat or percent",
         )),
-    }
-}
-
-/// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,
-/// fall back to `HOSTNAME` (the pod name in Kubernetes) and the service account's namespace file.
-fn default_source(env: Env) -> Result<String, Error> {
-    let name = match env.get(POD_NAME)? {
-        Some(name) => name,
-        None => env.get(HOSTNAME)?.ok_or_else(|| {
-            Error::invalid(
-                POD_NAME,
-                "",
-                "unset, and so is HOSTNAME; set it or --eventSource",
-            )
-        })?,
-    };
-    let namespace = match env.get(POD_NAMESPACE)? {
-        Some(ns) => ns,
-        None => env
-            .read_file(NAMESPACE_FILE)
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Error::invalid(
-                    POD_NAMESPACE,
-                    "",
-                    format!("unset, and {NAMESPACE_FILE} is unreadable; set it or --eventSource"),
-                )
-            })?,
-    };
-    // Kubernetes names are at most 253 characters; these only guard the 4 KiB header limit.
-    for (variable, value) in [(POD_NAME, &name), (POD_NAMESPACE, &namespace)] {
-        if value.len() > MAX_POD_IDENTITY {
-            return Err(Error::invalid(
-                variable,
-                value,
-                format!("longer than {MAX_POD_IDENTITY} bytes"),
-            ));
-        }
-    }
-    Ok(format!("{DEFAULT_SOURCE_PREFIX}{namespace}/{name}"))
-}
-
-/// `--label`: a value starting with `"` is a Go string literal. Go sends `""` when it does not
-/// parse; we keep the raw text and say so. Bytes that are not UTF-8 (`\xff`) become U+FFFD, as
-/// Go's JSON encoder does.
-fn unquote_label(label: String, warnings: &mut Vec<String>) -> String {
-    if !label.starts_with('"') {
-        return label;
-    }
-    if let Some(bytes) = goparse::unquote(&label) {
-        String::from_utf8_lossy(&bytes).into_owned()
-    } else {
-        warnings.push(format!(
-            "{} starts with \" but is not a valid Go string literal; sending it as given",
-            named(flags::LABEL)
-        ));
-        label
     }
 }
 
@@ -354,7 +266,7 @@ mod tests {
         }
     }
 
-    fn host(vars: &[(&'static str, &str)]) -> FakeHost {
+    pub(crate) fn host(vars: &[(&'static str, &str)]) -> FakeHost {
         let mut host = FakeHost::new(vars);
         host.vars.entry(POD_NAME).or_insert_with(|| "pod".into());
         host.vars
@@ -363,14 +275,14 @@ mod tests {
         host
     }
 
-    fn parse(args: &[&str], host: &FakeHost) -> Result<Config, Error> {
+    pub(crate) fn parse(args: &[&str], host: &FakeHost) -> Result<Config, Error> {
         match parse_args(args.iter().map(OsString::from), host)? {
             Command::Run(config) => Ok(*config),
             other => panic!("expected a run, got {other:?}"),
         }
     }
 
-    fn sinked(args: &[&str]) -> Result<Config, Error> {
+    pub(crate) fn sinked(args: &[&str]) -> Result<Config, Error> {
         let mut all = vec!["--sink", "http://127.0.0.1:1/"];
         all.extend_from_slice(args);
         parse(&all, &host(&[]))
@@ -417,17 +329,6 @@ mod tests {
     }
 
     #[test]
-    fn source_and_type_longer_than_4_kib_are_refused() {
-        for flag in ["--eventSource", "--eventType"] {
-            let long = format!("{flag}={}", "s".repeat(4097));
-            let error = sinked(&[&long]).unwrap_err().to_string();
-            assert!(error.starts_with(&format!("invalid {flag}")), "{error}");
-            assert!(error.ends_with("longer than 4096 bytes"), "{error}");
-            assert!(sinked(&[&format!("{flag}={}", "s".repeat(4096))]).is_ok());
-        }
-    }
-
-    #[test]
     fn env_wins_over_flags_when_non_empty() {
         let h = host(&[
             (K_SINK, "http://127.0.0.1:2/e"),
@@ -457,21 +358,6 @@ mod tests {
     }
 
     #[test]
-    fn pod_identity_falls_back_to_hostname_and_namespace_file() {
-        let mut h = host(&[(POD_NAME, ""), (POD_NAMESPACE, ""), (HOSTNAME, "hb-7d9f")]);
-        h.namespace_file = Some("team-a\n".into());
-        let c = parse(&["--sink=http://h/"], &h).unwrap();
-        assert_eq!(c.source, format!("{DEFAULT_SOURCE_PREFIX}team-a/hb-7d9f"));
-        h.namespace_file = None;
-        let error = parse(&["--sink=http://h/"], &h).unwrap_err();
-        assert!(
-            error.to_string().starts_with("invalid POD_NAMESPACE"),
-            "{error}"
-        );
-        assert!(parse(&["--sink=http://h/", "--eventSource=s"], &h).is_ok());
-    }
-
-    #[test]
     fn one_shot_uses_go_parse_bool() {
         for (value, count) in [
             ("true", Some(1)),
@@ -487,138 +373,6 @@ mod tests {
             error.to_string().starts_with("invalid ONE_SHOT \"yes\""),
             "{error}"
         );
-    }
-
-    #[test]
-    fn label_is_unquoted_when_quoted_and_kept_with_a_warning_when_not_valid() {
-        let c = sinked(&[r#"--label="a\tb\u00e9""#]).unwrap();
-        assert_eq!((c.label.as_str(), c.warnings.len()), ("a\tbé", 0));
-        let c = sinked(&[r#"--label="\xff""#]).unwrap();
-        assert_eq!(c.label, "\u{fffd}");
-        let c = sinked(&[r#"--label="broken"#]).unwrap();
-        assert_eq!(c.label, "\"broken");
-        assert_eq!(c.warnings.len(), 1);
-    }
-
-    #[test]
-    /// The specification of refused input: one line naming the flag or variable, exit 1. The
-    /// process-level test (tests/process.rs) keeps a few rows to show the same holds end to end.
-    fn every_bad_value_names_its_flag_or_variable() {
-        type Case = (
-            &'static [&'static str],
-            &'static [(&'static str, &'static str)],
-            &'static str,
-        );
-        let cases: &[Case] = &[
-            (&["--period=0"], &[], "invalid --period \"0\""),
-            (&["--period=-1s"], &[], "invalid --period \"-1s\""),
-            (&["--period=5x"], &[], "invalid --period \"5x\""),
-            (&["--period=9223372037"], &[], "invalid --period"),
-            (&["--timeout=0s"], &[], "invalid --timeout \"0s\""),
-            (
-                &[],
-                &[(K_SINK_TIMEOUT, "soon")],
-                "invalid K_SINK_TIMEOUT \"soon\"",
-            ),
-            (&["--count=0"], &[], "invalid --count \"0\""),
-            (&["--count=-3"], &[], "invalid --count"),
-            (
-                &["--ce-header-encoding=raw"],
-                &[],
-                "invalid --ce-header-encoding \"raw\"",
-            ),
-            (
-                &[],
-                &[(tls::TLS_MIN_VERSION, "1.1")],
-                "invalid TLS_MIN_VERSION \"1.1\"",
-            ),
-            (&["--eventType=  "], &[], "invalid --eventType"),
-            (&[], &[(K_SINK, "ftp://h/")], "invalid K_SINK \"ftp://h/\""),
-            (&[], &[(K_SINK, "/relative")], "invalid K_SINK"),
-            (&[], &[(K_SINK, "http://")], "invalid K_SINK"),
-            (&[], &[(K_SINK, "http://a b/")], "invalid K_SINK"),
-            (
-                &[],
-                &[(K_SINK, "http://127.0.0.1:99999/e")],
-                "invalid K_SINK \"http://127.0.0.1:99999/e\": expected a port from 1 to 65535",
-            ),
-            (&[], &[(K_SINK, "http://h:65536/")], "invalid K_SINK"),
-            (&[], &[(K_SINK, "https://h:0/")], "invalid K_SINK"),
-            (
-                &[],
-                &[(K_SINK, "http://u:p%zz@h/")],
-                "invalid K_SINK \"http://***@h/\": the userinfo holds an invalid %-escape",
-            ),
-            (&[], &[(K_SINK, "http://u:p%+1@h/")], "invalid K_SINK"),
-            (&[], &[("K_CE_OVERRIDES", "{")], "invalid K_CE_OVERRIDES"),
-            (
-                &[],
-                &[("K_CE_OVERRIDES", "not json")],
-                "invalid K_CE_OVERRIDES \"not json\"",
-            ),
-            (
-                &[],
-                &[("K_CE_OVERRIDES", "{\"extensions\":{\"bad-name\":\"x\"}}")],
-                "invalid K_CE_OVERRIDES extension name \"bad-name\"",
-            ),
-            (
-                &[],
-                &[(K_SINK, "ftp://alice:secret@127.0.0.1/")],
-                "invalid K_SINK \"ftp://***@127.0.0.1/\"",
-            ),
-            (
-                &["--sink=127.0.0.1:8080"],
-                &[],
-                "invalid --sink \"127.0.0.1:8080\"",
-            ),
-            (&["--timeout=never"], &[], "invalid --timeout \"never\""),
-            (
-                &[],
-                &[(K_SINK_TIMEOUT, "-1")],
-                "invalid K_SINK_TIMEOUT \"-1\"",
-            ),
-            (&["--count=none"], &[], "invalid --count \"none\""),
-            (&[], &[(ONE_SHOT, "yes")], "invalid ONE_SHOT \"yes\""),
-            (
-                &[],
-                &[(tls::TLS_MAX_VERSION, "1.2")],
-                "invalid TLS_MIN_VERSION \"1.3\": above TLS_MAX_VERSION 1.2",
-            ),
-            (
-                &[],
-                &[(tls::TLS_CURVE_PREFERENCES, "X25519,CurveP521")],
-                "invalid TLS_CURVE_PREFERENCES \"CurveP521\": not supported",
-            ),
-            (
-                &[],
-                &[(tls::TLS_CIPHER_SUITES, "TLS_NOPE")],
-                "invalid TLS_CIPHER_SUITES \"TLS_NOPE\": unknown",
-            ),
-            (&[], &[(POD_NAME, "")], "invalid POD_NAME"),
-            (
-                &[],
-                &[
-                    (K_SINK, "http://10.1.2.3/"),
-                    ("HTTP_PROXY", "socks5://u:pw@127.0.0.1:1080"),
-                ],
-                "invalid HTTP_PROXY \"socks5://***@127.0.0.1:1080\": only http:// proxies",
-            ),
-        ];
-        for (args, vars, prefix) in cases {
-            let error = sinked_with(args, vars).unwrap_err();
-            let line = error.to_string();
-            assert!(
-                line.starts_with(prefix) && !line.contains('\n'),
-                "{args:?} {vars:?}: {line}"
-            );
-            assert_eq!(error.exit_code(), 1);
-        }
-    }
-
-    fn sinked_with(args: &[&str], vars: &[(&'static str, &str)]) -> Result<Config, Error> {
-        let mut all = vec!["--sink", "http://127.0.0.1:1/"];
-        all.extend_from_slice(args);
-        parse(&all, &host(vars))
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 use ureq::Agent;
 
 use super::Shared;
-use super::trace::SCOPE;
 use crate::config::observability::Otlp;
 use crate::config::url::split_userinfo;
 use crate::log::{self, Bounded};
@@ -131,7 +130,7 @@ impl Exporter {
             let Some(metrics) = &shared.metrics else {
                 return;
             };
-            metrics.otlp(SystemTime::now(), SCOPE)
+            metrics.otlp(SystemTime::now())
         };
         let Some(push) = &mut self.push else {
             return;

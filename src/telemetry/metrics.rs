@@ -6,7 +6,9 @@
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::otlp::{key_value, unix_nanos};
+use super::otlp::{
+    self, data, metric, metrics_request, number_point, resource_metrics, scope_metrics, unix_nanos,
+};
 use super::process::Process;
 use super::protobuf::Message;
 use super::record::{AttemptRecord, Server};
@@ -220,7 +222,7 @@ impl Metrics {
         process.write_prometheus(out)?;
         let labels = Labels(vec![
             ("service.name", self.service_name.clone()),
-            ("service.version", super::otlp::VERSION.to_owned()),
+            ("service.version", otlp::VERSION.to_owned()),
         ]);
         writeln!(
             out,
@@ -230,99 +232,144 @@ impl Metrics {
     }
 
     /// An OTLP `ExportMetricsServiceRequest` of everything, cumulative since start.
-    pub fn otlp(&self, now: SystemTime, scope: &str) -> Vec<u8> {
+    pub fn otlp(&self, now: SystemTime) -> Vec<u8> {
         let start = unix_nanos(self.started);
         let now = unix_nanos(now);
         let process = Process::read();
         let mut request = Message::new();
-        request.message(1, |resource_metrics| {
-            resource_metrics.message(1, |resource| {
-                super::otlp::resource_attributes(resource, &self.service_name);
+        request.message(metrics_request::RESOURCE_METRICS, |rm| {
+            rm.message(resource_metrics::RESOURCE, |resource| {
+                otlp::resource(resource, &self.service_name);
             });
-            resource_metrics.message(2, |scope_metrics| {
-                scope_metrics.message(1, |s| {
-                    s.string(1, scope).string(2, super::otlp::VERSION);
-                });
-                self.otlp_http_metrics(scope_metrics, start, now);
-                self.otlp_own_metrics(scope_metrics, start, now, &process);
+            rm.message(resource_metrics::SCOPE_METRICS, |sm| {
+                sm.message(scope_metrics::SCOPE, otlp::scope);
+                self.otlp_http_metrics(sm, start, now);
+                self.otlp_own_metrics(sm, start, now);
+                process.write_otlp(sm, start, now);
             });
         });
         request.into_bytes()
     }
 
-    fn otlp_http_metrics(&self, scope_metrics: &mut Message, start: u64, now: u64) {
+    fn otlp_http_metrics(&self, sm: &mut Message, start: u64, now: u64) {
+        if self.series.is_empty() {
+            return;
+        }
         for kind in &HISTOGRAMS {
-            if self.series.is_empty() {
-                continue;
-            }
-            scope_metrics.message(2, |metric| {
-                metric.string(1, kind.otel_name).string(2, kind.help);
-                metric.string(3, kind.unit);
-                metric.message(9, |data| {
+            otlp_metric(
+                sm,
+                kind.otel_name,
+                kind.help,
+                kind.unit,
+                metric::HISTOGRAM,
+                |h| {
                     for series in &self.series {
-                        let h = (kind.of)(series);
-                        data.message(1, |point| {
-                            for (key, value) in self.labels(series) {
-                                point.message(9, |kv| key_value(kv, key, &value));
-                            }
-                            point.fixed64(2, start).fixed64(3, now).fixed64(4, h.count);
-                            point.double(5, h.sum);
-                            point.packed_fixed64(6, h.counts.iter().copied());
-                            point.packed_fixed64(7, h.bounds.iter().map(|b| b.to_bits()));
-                            if h.count > 0 {
-                                point.double(11, h.min).double(12, h.max);
-                            }
+                        let histogram = (kind.of)(series);
+                        h.message(data::DATA_POINTS, |point| {
+                            self.otlp_histogram_point(point, series, histogram, start, now);
                         });
                     }
-                    data.uint(2, CUMULATIVE);
-                });
-            });
+                    h.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE);
+                },
+            );
         }
     }
 
-    fn otlp_own_metrics(&self, scope_metrics: &mut Message, start: u64, now: u64, p: &Process) {
-        scope_metrics.message(2, |metric| {
-            metric.string(1, "heartbeats.events").string(3, "{event}");
-            metric.message(7, |sum| {
-                for ((_, outcome), count) in OUTCOMES.iter().zip(self.events) {
-                    sum.message(1, |point| {
-                        point.message(7, |kv| key_value(kv, "outcome", outcome));
-                        int_point(point, start, now, count);
+    fn otlp_histogram_point(
+        &self,
+        point: &mut Message,
+        series: &Series,
+        h: &Histogram,
+        start: u64,
+        now: u64,
+    ) {
+        use super::otlp::histogram_point as field;
+        for (key, value) in self.labels(series) {
+            point.message(field::ATTRIBUTES, |kv| {
+                otlp::string_attribute(kv, key, &value)
+            });
+        }
+        point
+            .fixed64(field::START_TIME_UNIX_NANO, start)
+            .fixed64(field::TIME_UNIX_NANO, now)
+            .fixed64(field::COUNT, h.count)
+            .double(field::SUM, h.sum);
+        point.packed_fixed64(field::BUCKET_COUNTS, h.counts.iter().copied());
+        point.packed_fixed64(field::EXPLICIT_BOUNDS, h.bounds.iter().map(|b| b.to_bits()));
+        if h.count > 0 {
+            point.double(field::MIN, h.min).double(field::MAX, h.max);
+        }
+    }
+
+    fn otlp_own_metrics(&self, sm: &mut Message, start: u64, now: u64) {
+        otlp_metric(sm, "heartbeats.events", "", "{event}", metric::SUM, |sum| {
+            for ((_, outcome), count) in OUTCOMES.iter().zip(self.events) {
+                sum.message(data::DATA_POINTS, |point| {
+                    point.message(number_point::ATTRIBUTES, |kv| {
+                        otlp::string_attribute(kv, "outcome", outcome);
                     });
-                }
-                sum.uint(2, CUMULATIVE).uint(3, 1);
-            });
+                    int_point(point, start, now, count);
+                });
+            }
+            cumulative_monotonic(sum);
         });
-        scope_metrics.message(2, |metric| {
-            metric
-                .string(1, "heartbeats.attempts")
-                .string(3, "{attempt}");
-            metric.message(7, |sum| {
-                sum.message(1, |point| int_point(point, start, now, self.attempts));
-                sum.uint(2, CUMULATIVE).uint(3, 1);
-            });
-        });
+        otlp_metric(
+            sm,
+            "heartbeats.attempts",
+            "",
+            "{attempt}",
+            metric::SUM,
+            |sum| {
+                sum.message(data::DATA_POINTS, |point| {
+                    int_point(point, start, now, self.attempts);
+                });
+                cumulative_monotonic(sum);
+            },
+        );
         if let Some(at) = self.last_delivered {
-            scope_metrics.message(2, |metric| {
-                metric
-                    .string(1, "heartbeats.last_delivered.timestamp")
-                    .string(3, "s");
-                metric.message(5, |gauge| {
-                    gauge.message(1, |point| {
-                        point.fixed64(3, now).double(4, unix_seconds(at));
-                    });
+            let name = "heartbeats.last_delivered.timestamp";
+            otlp_metric(sm, name, "", "s", metric::GAUGE, |gauge| {
+                gauge.message(data::DATA_POINTS, |point| {
+                    point
+                        .fixed64(number_point::TIME_UNIX_NANO, now)
+                        .double(number_point::AS_DOUBLE, unix_seconds(at));
                 });
             });
         }
-        p.write_otlp(scope_metrics, start, now);
     }
 }
 
-/// `AGGREGATION_TEMPORALITY_CUMULATIVE`.
-pub const CUMULATIVE: u64 = 2;
+/// A `Metric` in `scope_metrics`: its name, description (when not empty) and unit, and its data
+/// (`kind`: gauge, sum or histogram) as `write` puts it.
+pub fn otlp_metric(
+    scope_metrics: &mut Message,
+    name: &str,
+    description: &str,
+    unit: &str,
+    kind: u32,
+    write: impl FnOnce(&mut Message),
+) {
+    scope_metrics.message(scope_metrics::METRICS, |m| {
+        m.string(metric::NAME, name);
+        if !description.is_empty() {
+            m.string(metric::DESCRIPTION, description);
+        }
+        m.string(metric::UNIT, unit).message(kind, write);
+    });
+}
 
+/// A `NumberDataPoint`'s times and integer value.
 pub fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
-    point.fixed64(2, start).fixed64(3, now).fixed64(6, value);
+    point
+        .fixed64(number_point::START_TIME_UNIX_NANO, start)
+        .fixed64(number_point::TIME_UNIX_NANO, now)
+        .fixed64(number_point::AS_INT, value);
+}
+
+/// A `Sum`'s temporality: cumulative since start, and monotonic.
+pub fn cumulative_monotonic(sum: &mut Message) {
+    sum.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE)
+        .uint(data::IS_MONOTONIC, 1);
 }
 
 /// Prometheus labels: OTel names with dots as underscores, values escaped.

@@ -1,5 +1,7 @@
-//! The pieces of OTLP messages that the metrics and the trace exports share: attributes, the
-//! resource that names the service, timestamps.
+//! OTLP messages: the field numbers of every message written here, named after their fields in
+//! the `.proto` files (opentelemetry-proto v1: `collector/{metrics,trace}/v1`, `metrics/v1`,
+//! `trace/v1`, `common/v1`, `resource/v1`), and the pieces the metrics and the trace exports
+//! share: attributes, the resource that names the service, the instrumentation scope, time.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,12 +10,136 @@ use super::protobuf::Message;
 /// `service.version` and the instrumentation scope's version: the crate's (as `crate::VERSION`,
 /// written here so that the exports do not reach up into lib.rs).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The instrumentation scope named in exports.
+pub const SCOPE: &str = "heartbeats";
 
-/// An OTLP `KeyValue` with a string value.
-pub fn key_value(kv: &mut Message, key: &str, value: &str) {
-    kv.string(1, key).message(2, |any| {
-        any.string(1, value);
-    });
+/// `ExportMetricsServiceRequest`.
+pub mod metrics_request {
+    pub const RESOURCE_METRICS: u32 = 1;
+}
+/// `ResourceMetrics`.
+pub mod resource_metrics {
+    pub const RESOURCE: u32 = 1;
+    pub const SCOPE_METRICS: u32 = 2;
+}
+/// `ScopeMetrics`.
+pub mod scope_metrics {
+    pub const SCOPE: u32 = 1;
+    pub const METRICS: u32 = 2;
+}
+/// `Metric`.
+pub mod metric {
+    pub const NAME: u32 = 1;
+    pub const DESCRIPTION: u32 = 2;
+    pub const UNIT: u32 = 3;
+    pub const GAUGE: u32 = 5;
+    pub const SUM: u32 = 7;
+    pub const HISTOGRAM: u32 = 9;
+}
+/// `Gauge`, `Sum` and `Histogram`, which share their first fields.
+pub mod data {
+    pub const DATA_POINTS: u32 = 1;
+    pub const AGGREGATION_TEMPORALITY: u32 = 2;
+    /// `Sum` only.
+    pub const IS_MONOTONIC: u32 = 3;
+    /// `AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE`.
+    pub const CUMULATIVE: u64 = 2;
+}
+/// `NumberDataPoint`.
+pub mod number_point {
+    pub const START_TIME_UNIX_NANO: u32 = 2;
+    pub const TIME_UNIX_NANO: u32 = 3;
+    pub const AS_DOUBLE: u32 = 4;
+    /// `sfixed64`.
+    pub const AS_INT: u32 = 6;
+    pub const ATTRIBUTES: u32 = 7;
+}
+/// `HistogramDataPoint`.
+pub mod histogram_point {
+    pub const START_TIME_UNIX_NANO: u32 = 2;
+    pub const TIME_UNIX_NANO: u32 = 3;
+    pub const COUNT: u32 = 4;
+    pub const SUM: u32 = 5;
+    pub const BUCKET_COUNTS: u32 = 6;
+    pub const EXPLICIT_BOUNDS: u32 = 7;
+    pub const ATTRIBUTES: u32 = 9;
+    pub const MIN: u32 = 11;
+    pub const MAX: u32 = 12;
+}
+/// `ExportTraceServiceRequest`.
+pub mod trace_request {
+    pub const RESOURCE_SPANS: u32 = 1;
+}
+/// `ResourceSpans`.
+pub mod resource_spans {
+    pub const RESOURCE: u32 = 1;
+    pub const SCOPE_SPANS: u32 = 2;
+}
+/// `ScopeSpans`.
+pub mod scope_spans {
+    pub const SCOPE: u32 = 1;
+    pub const SPANS: u32 = 2;
+}
+/// `Span`.
+pub mod span {
+    pub const TRACE_ID: u32 = 1;
+    pub const SPAN_ID: u32 = 2;
+    pub const PARENT_SPAN_ID: u32 = 4;
+    pub const NAME: u32 = 5;
+    pub const KIND: u32 = 6;
+    pub const START_TIME_UNIX_NANO: u32 = 7;
+    pub const END_TIME_UNIX_NANO: u32 = 8;
+    pub const ATTRIBUTES: u32 = 9;
+    pub const STATUS: u32 = 15;
+    pub const FLAGS: u32 = 16;
+    /// `SpanKind.SPAN_KIND_CLIENT`.
+    pub const KIND_CLIENT: u64 = 3;
+    /// `SpanKind.SPAN_KIND_PRODUCER`.
+    pub const KIND_PRODUCER: u64 = 4;
+    /// `SpanFlags`: the W3C trace flag "sampled".
+    pub const FLAGS_SAMPLED: u32 = 1;
+}
+/// `Status`.
+pub mod status {
+    pub const CODE: u32 = 3;
+    /// `StatusCode.STATUS_CODE_ERROR`.
+    pub const CODE_ERROR: u64 = 2;
+}
+/// `Resource`.
+mod resource {
+    pub const ATTRIBUTES: u32 = 1;
+}
+/// `InstrumentationScope`.
+mod instrumentation_scope {
+    pub const NAME: u32 = 1;
+    pub const VERSION: u32 = 2;
+}
+/// `KeyValue`.
+mod key_value {
+    pub const KEY: u32 = 1;
+    pub const VALUE: u32 = 2;
+}
+/// `AnyValue`.
+mod any_value {
+    pub const STRING_VALUE: u32 = 1;
+    pub const INT_VALUE: u32 = 3;
+}
+
+/// A `KeyValue` with a string value.
+pub fn string_attribute(kv: &mut Message, key: &str, value: &str) {
+    kv.string(key_value::KEY, key)
+        .message(key_value::VALUE, |any| {
+            any.string(any_value::STRING_VALUE, value);
+        });
+}
+
+/// A `KeyValue` with an integer value.
+pub fn int_attribute(kv: &mut Message, key: &str, value: i64) {
+    kv.string(key_value::KEY, key)
+        .message(key_value::VALUE, |any| {
+            // int64 as a varint: two's complement in 64 bits.
+            any.uint(any_value::INT_VALUE, value as u64);
+        });
 }
 
 /// `at` as Unix nanoseconds, OTLP's timestamps; 0 before 1970.
@@ -22,8 +148,8 @@ pub fn unix_nanos(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The resource every export names: `service.name`, `service.version`, the SDK.
-pub fn resource_attributes(resource: &mut Message, service_name: &str) {
+/// The `Resource` every export names: `service.name`, `service.version`, the SDK.
+pub fn resource(resource: &mut Message, service_name: &str) {
     for (key, value) in [
         ("service.name", service_name),
         ("service.version", VERSION),
@@ -31,6 +157,13 @@ pub fn resource_attributes(resource: &mut Message, service_name: &str) {
         ("telemetry.sdk.language", "rust"),
         ("telemetry.sdk.version", VERSION),
     ] {
-        resource.message(1, |kv| key_value(kv, key, value));
+        resource.message(resource::ATTRIBUTES, |kv| string_attribute(kv, key, value));
     }
+}
+
+/// The `InstrumentationScope` every export names.
+pub fn scope(scope: &mut Message) {
+    scope
+        .string(instrumentation_scope::NAME, SCOPE)
+        .string(instrumentation_scope::VERSION, VERSION);
 }

@@ -4,7 +4,8 @@
 
 use std::fmt::{self, Write as _};
 
-use super::metrics::{CUMULATIVE, int_point};
+use super::metrics::{cumulative_monotonic, int_point, otlp_metric};
+use super::otlp::{data, metric, number_point};
 use super::protobuf::Message;
 
 /// The process's figures at one moment.
@@ -110,32 +111,28 @@ impl Process {
 
     /// The figures as OTel's process metrics.
     pub fn write_otlp(&self, scope_metrics: &mut Message, start: u64, now: u64) {
-        let p = self;
-        scope_metrics.message(2, |metric| {
-            metric.string(1, "process.cpu.time").string(3, "s");
-            metric.message(7, |sum| {
-                sum.message(1, |point| {
-                    point
-                        .fixed64(2, start)
-                        .fixed64(3, now)
-                        .double(4, p.cpu_seconds);
-                });
-                sum.uint(2, CUMULATIVE).uint(3, 1);
+        let cpu = "process.cpu.time";
+        otlp_metric(scope_metrics, cpu, "", "s", metric::SUM, |sum| {
+            sum.message(data::DATA_POINTS, |point| {
+                point
+                    .fixed64(number_point::START_TIME_UNIX_NANO, start)
+                    .fixed64(number_point::TIME_UNIX_NANO, now)
+                    .double(number_point::AS_DOUBLE, self.cpu_seconds);
             });
+            cumulative_monotonic(sum);
         });
         let gauges = [
-            ("process.memory.usage", "By", p.resident_bytes),
+            ("process.memory.usage", "By", self.resident_bytes),
             (
                 "process.unix.file_descriptor.count",
                 "{file_descriptor}",
-                p.open_fds,
+                self.open_fds,
             ),
         ];
         for (name, unit, value) in gauges {
-            scope_metrics.message(2, |metric| {
-                metric.string(1, name).string(3, unit);
-                metric.message(5, |gauge| {
-                    gauge.message(1, |point| int_point(point, start, now, value));
+            otlp_metric(scope_metrics, name, "", unit, metric::GAUGE, |gauge| {
+                gauge.message(data::DATA_POINTS, |point| {
+                    int_point(point, start, now, value);
                 });
             });
         }

@@ -5,24 +5,23 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::otlp::{key_value, resource_attributes, unix_nanos};
+use serde::Serialize;
+
+use super::otlp::{
+    self, int_attribute, resource_spans, scope_spans, span as field, status, string_attribute,
+    trace_request, unix_nanos,
+};
 use super::protobuf::Message;
 use super::record::{AttemptRecord, Server};
 use crate::event::{Event, Ids, push_hex};
 use crate::report::{ErrorType, Outcome};
 
-/// The instrumentation scope named in exports.
-pub const SCOPE: &str = "heartbeats";
 /// Spans wait at most this long for their batch to be exported.
 pub const BATCH_DELAY: Duration = Duration::from_secs(5);
 /// A batch this large is exported at once.
 const BATCH_SIZE: usize = 128;
 /// Spans kept while the collector cannot be reached; more are dropped and counted.
 const MAX_PENDING: usize = 2048;
-
-const KIND_CLIENT: u64 = 3;
-const KIND_PRODUCER: u64 = 4;
-const STATUS_ERROR: u64 = 2;
 
 /// Which events are traced.
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +94,8 @@ impl Span {
 
     fn kind(&self) -> u64 {
         match self.what {
-            What::Event { .. } => KIND_PRODUCER,
-            What::Attempt { .. } => KIND_CLIENT,
+            What::Event { .. } => field::KIND_PRODUCER,
+            What::Attempt { .. } => field::KIND_CLIENT,
         }
     }
 }
@@ -263,14 +262,14 @@ impl Tracer {
         self.oldest = None;
         let spans = std::mem::take(&mut self.pending);
         let mut request = Message::with_capacity(256 + spans.len() * 320);
-        request.message(1, |resource_spans| {
-            resource_spans.message(1, |resource| resource_attributes(resource, service_name));
-            resource_spans.message(2, |scope_spans| {
-                scope_spans.message(1, |scope| {
-                    scope.string(1, SCOPE).string(2, super::otlp::VERSION);
-                });
+        request.message(trace_request::RESOURCE_SPANS, |rs| {
+            rs.message(resource_spans::RESOURCE, |resource| {
+                otlp::resource(resource, service_name);
+            });
+            rs.message(resource_spans::SCOPE_SPANS, |ss| {
+                ss.message(scope_spans::SCOPE, otlp::scope);
                 for span in &spans {
-                    scope_spans.message(2, |m| self.encode(m, span));
+                    ss.message(scope_spans::SPANS, |m| self.encode(m, span));
                 }
             });
         });
@@ -327,13 +326,15 @@ impl Tracer {
     }
 
     fn encode(&self, m: &mut Message, span: &Span) {
-        m.bytes(1, &span.trace_id).bytes(2, &span.span_id);
+        m.bytes(field::TRACE_ID, &span.trace_id)
+            .bytes(field::SPAN_ID, &span.span_id);
         if let Some(parent) = span.parent {
-            m.bytes(4, &parent);
+            m.bytes(field::PARENT_SPAN_ID, &parent);
         }
-        m.string(5, self.name(span)).uint(6, span.kind());
-        m.fixed64(7, unix_nanos(span.start));
-        m.fixed64(8, unix_nanos(span.end));
+        m.string(field::NAME, self.name(span))
+            .uint(field::KIND, span.kind());
+        m.fixed64(field::START_TIME_UNIX_NANO, unix_nanos(span.start))
+            .fixed64(field::END_TIME_UNIX_NANO, unix_nanos(span.end));
         // The constant attributes were encoded once (they are most of a span's bytes).
         m.raw(match span.what {
             What::Event { .. } => &self.encoded_event_attributes,
@@ -341,55 +342,110 @@ impl Tracer {
         });
         Self::own_attributes(span, |key, value| attribute(m, key, value));
         if span.is_error() {
-            m.message(15, |status| {
-                status.uint(3, STATUS_ERROR);
+            m.message(field::STATUS, |s| {
+                s.uint(status::CODE, status::CODE_ERROR);
             });
         }
-        // Trace flags: sampled.
-        m.fixed32(16, 1);
+        m.fixed32(field::FLAGS, field::FLAGS_SAMPLED);
     }
 
     /// One span as a JSON line, with the field names of Go's `stdouttrace` exporter.
     fn json(&self, span: &Span) -> String {
-        use std::fmt::Write;
-        // Strings are escaped by serde_json; the rest is numbers and fixed text.
-        let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let (mut trace, mut id) = (String::new(), String::new());
-        push_hex(&mut trace, &span.trace_id);
-        push_hex(&mut id, &span.span_id);
-        let mut parent = String::new();
-        push_hex(&mut parent, &span.parent.unwrap_or_default());
-        let mut out = String::with_capacity(1024);
-        let _ = write!(
-            out,
-            "{{\"Name\":{},\"SpanContext\":{{\"TraceID\":\"{trace}\",\"SpanID\":\"{id}\",\
-             \"TraceFlags\":\"01\"}},\"Parent\":{{\"TraceID\":\"{trace}\",\"SpanID\":\"{parent}\"}},\
-             \"SpanKind\":{},\"StartTime\":\"{}\",\"EndTime\":\"{}\",\"Attributes\":[",
-            quoted(self.name(span)),
-            span.kind(),
-            crate::time::rfc3339_nano(span.start),
-            crate::time::rfc3339_nano(span.end),
-        );
-        let mut first = true;
+        let hex = |bytes: &[u8]| {
+            let mut text = String::with_capacity(32);
+            push_hex(&mut text, bytes);
+            text
+        };
+        let mut attributes = Vec::new();
         self.attributes(span, |key, value| {
-            let comma = if first { "" } else { "," };
-            first = false;
-            let (kind, value) = match value {
-                Value::Str(s) => ("STRING", quoted(s)),
-                Value::Int(n) => ("INT64", n.to_string()),
+            let value = match value {
+                Value::Str(s) => JsonValue::Str(s.to_owned()),
+                Value::Int(n) => JsonValue::Int(n),
             };
-            let _ = write!(
-                out,
-                "{comma}{{\"Key\":\"{key}\",\"Value\":{{\"Type\":\"{kind}\",\"Value\":{value}}}}}"
-            );
+            attributes.push(JsonAttribute {
+                key: key.to_owned(),
+                value,
+            });
         });
-        let code = if span.is_error() { "Error" } else { "Unset" };
-        let _ = write!(
-            out,
-            "],\"Status\":{{\"Code\":\"{code}\",\"Description\":\"\"}}}}"
-        );
-        out
+        let json = JsonSpan {
+            name: self.name(span),
+            span_context: JsonContext {
+                trace_id: hex(&span.trace_id),
+                span_id: hex(&span.span_id),
+                trace_flags: "01",
+            },
+            parent: JsonParent {
+                trace_id: hex(&span.trace_id),
+                span_id: hex(&span.parent.unwrap_or_default()),
+            },
+            span_kind: span.kind(),
+            start_time: crate::time::rfc3339_nano(span.start),
+            end_time: crate::time::rfc3339_nano(span.end),
+            attributes,
+            status: JsonStatus {
+                code: if span.is_error() { "Error" } else { "Unset" },
+                description: "",
+            },
+        };
+        // Strings and numbers only: serializing cannot fail.
+        serde_json::to_string(&json).unwrap_or_default()
     }
+}
+
+/// A span as Go's `stdouttrace` exporter writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonSpan<'a> {
+    name: &'a str,
+    span_context: JsonContext,
+    parent: JsonParent,
+    span_kind: u64,
+    start_time: String,
+    end_time: String,
+    attributes: Vec<JsonAttribute>,
+    status: JsonStatus,
+}
+
+#[derive(Serialize)]
+struct JsonContext {
+    #[serde(rename = "TraceID")]
+    trace_id: String,
+    #[serde(rename = "SpanID")]
+    span_id: String,
+    #[serde(rename = "TraceFlags")]
+    trace_flags: &'static str,
+}
+
+#[derive(Serialize)]
+struct JsonParent {
+    #[serde(rename = "TraceID")]
+    trace_id: String,
+    #[serde(rename = "SpanID")]
+    span_id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonAttribute {
+    key: String,
+    value: JsonValue,
+}
+
+/// `{"Type":"STRING","Value":"…"}` or `{"Type":"INT64","Value":7}`.
+#[derive(Serialize)]
+#[serde(tag = "Type", content = "Value")]
+enum JsonValue {
+    #[serde(rename = "STRING")]
+    Str(String),
+    #[serde(rename = "INT64")]
+    Int(i64),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonStatus {
+    code: &'static str,
+    description: &'static str,
 }
 
 fn nonzero(mut id: [u8; 8]) -> [u8; 8] {
@@ -399,15 +455,11 @@ fn nonzero(mut id: [u8; 8]) -> [u8; 8] {
     id
 }
 
-/// One span attribute: field 9, a `KeyValue`.
+/// One span attribute.
 fn attribute(m: &mut Message, key: &str, value: Value<'_>) {
-    m.message(9, |kv| match value {
-        Value::Str(s) => key_value(kv, key, s),
-        Value::Int(i) => {
-            kv.string(1, key).message(2, |any| {
-                any.uint(3, i as u64);
-            });
-        }
+    m.message(field::ATTRIBUTES, |kv| match value {
+        Value::Str(s) => string_attribute(kv, key, s),
+        Value::Int(i) => int_attribute(kv, key, i),
     });
 }
 
@@ -425,5 +477,53 @@ mod tests {
         assert!(Sampler::ratio(0.5).samples(&id));
         id[8] = 0x80;
         assert!(!Sampler::ratio(0.5).samples(&id));
+    }
+
+    #[test]
+    fn a_stdout_span_has_the_field_names_of_gos_stdouttrace() {
+        let server = Server {
+            address: "sink".into(),
+            port: 8080,
+            scheme: "http",
+        };
+        let tracer = Tracer::new(
+            Sampler::Always,
+            true,
+            "http://sink:8080/",
+            server,
+            ("src", "t"),
+        );
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1500);
+        let span = Span {
+            trace_id: [0xab; 16],
+            span_id: [1; 8],
+            parent: Some([2; 8]),
+            start: at,
+            end: at + Duration::from_millis(2),
+            what: What::Attempt {
+                status: Some(503),
+                resent: 1,
+                error: Some(ErrorType::Status(503)),
+            },
+        };
+        let trace = "ab".repeat(16);
+        assert_eq!(
+            tracer.json(&span),
+            format!(
+                "{{\"Name\":\"HTTP POST\",\"SpanContext\":{{\"TraceID\":\"{trace}\",\
+                 \"SpanID\":\"0101010101010101\",\"TraceFlags\":\"01\"}},\"Parent\":{{\
+                 \"TraceID\":\"{trace}\",\"SpanID\":\"0202020202020202\"}},\"SpanKind\":3,\
+                 \"StartTime\":\"1970-01-01T00:00:01.5Z\",\"EndTime\":\"1970-01-01T00:00:01.502Z\",\
+                 \"Attributes\":[{{\"Key\":\"http.request.method\",\"Value\":{{\"Type\":\"STRING\",\
+                 \"Value\":\"POST\"}}}},{{\"Key\":\"url.full\",\"Value\":{{\"Type\":\"STRING\",\
+                 \"Value\":\"http://sink:8080/\"}}}},{{\"Key\":\"server.address\",\"Value\":{{\
+                 \"Type\":\"STRING\",\"Value\":\"sink\"}}}},{{\"Key\":\"server.port\",\"Value\":{{\
+                 \"Type\":\"INT64\",\"Value\":8080}}}},{{\"Key\":\"http.response.status_code\",\
+                 \"Value\":{{\"Type\":\"INT64\",\"Value\":503}}}},{{\"Key\":\
+                 \"http.request.resend_count\",\"Value\":{{\"Type\":\"INT64\",\"Value\":1}}}},{{\
+                 \"Key\":\"error.type\",\"Value\":{{\"Type\":\"STRING\",\"Value\":\"503\"}}}}],\
+                 \"Status\":{{\"Code\":\"Error\",\"Description\":\"\"}}}}"
+            )
+        );
     }
 }

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use memchr::memmem;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -108,7 +107,7 @@ fn pem_blocks(pem: &[u8]) -> impl Iterator<Item = Result<(&'static str, &[u8]), 
         if failed {
             return None;
         }
-        let begin = memmem::find(rest, b"-----BEGIN ")?;
+        let begin = find(rest, b"-----BEGIN ")?;
         let line_end = memchr::memchr(b'\n', &rest[begin..]).map_or(rest.len(), |i| begin + i);
         let line = rest[begin..line_end].trim_ascii();
         let label = line
@@ -121,7 +120,7 @@ fn pem_blocks(pem: &[u8]) -> impl Iterator<Item = Result<(&'static str, &[u8]), 
             .copied()
             .unwrap_or("unknown type");
         let end_marker = [b"-----END ", label, b"-----"].concat();
-        let Some(end) = memmem::find(&rest[line_end..], &end_marker).map(|i| line_end + i) else {
+        let Some(end) = find(&rest[line_end..], &end_marker).map(|i| line_end + i) else {
             failed = true;
             return Some(Err(shown));
         };
@@ -130,6 +129,21 @@ fn pem_blocks(pem: &[u8]) -> impl Iterator<Item = Result<(&'static str, &[u8]), 
         rest = &rest[block_end..];
         Some(Ok((shown, text)))
     })
+}
+
+/// Where `needle` (not empty) first occurs in `haystack`: candidates found by their first byte
+/// with memchr (memchr's own `memmem` would add its searchers, kilobytes, for a few PEM files).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(offset) = memchr::memchr(first, &haystack[from..]) {
+        let at = from + offset;
+        if haystack[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The walk of a trust bundle directory: every PEM file below it, recursively. Kubernetes'
@@ -189,7 +203,7 @@ impl BundleWalk<'_> {
         let added = std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|pem| {
-                if memmem::find(&pem, b"-----BEGIN ").is_some() {
+                if find(&pem, b"-----BEGIN ").is_some() {
                     add_pem(self.roots, &pem)
                 } else {
                     Ok(0)

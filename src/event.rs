@@ -241,7 +241,7 @@ impl Ids {
 }
 
 /// `bytes` in lower-case hex, appended to `out`: ids of events, traces and spans. Written into
-/// an array and appended at once: `write!` per byte was a third of building an event.
+/// an array and appended at once, not `write!` per byte: this runs for every event.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = [0u8; 32];

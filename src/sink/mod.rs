@@ -53,7 +53,7 @@ pub struct Sender {
     token: RefCell<TokenFile>,
     tls: Arc<rustls::ClientConfig>,
     /// The template's fixed headers, parsed once: a clone is a reference count, where parsing
-    /// them again on every beat cost an allocation each and a tenth of a beat's instructions.
+    /// them on every beat would allocate for each.
     fixed_headers: Vec<(HeaderName, HeaderValue)>,
     waiter: Arc<Waiter>,
 }

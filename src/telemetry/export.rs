@@ -18,7 +18,7 @@ use crate::wait::{Idle, earliest};
 /// The longest one export may take.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Less time than this left before the next beat: the export waits for a longer sleep.
-const MIN_EXPORT_TIME: Duration = Duration::from_millis(1);
+const MIN_EXPORT_TIME: Duration = Duration::from_micros(100);
 /// How much of an exporter's error a warning quotes.
 const MAX_SHOWN_ERROR: usize = 200;
 

@@ -7,7 +7,8 @@ use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::otlp::{
-    self, data, metric, metrics_request, number_point, resource_metrics, scope_metrics, unix_nanos,
+    self, cumulative_monotonic, data, int_point, metric, metrics_request, number_point,
+    otlp_metric, resource_metrics, scope_metrics, unix_nanos,
 };
 use super::process::Process;
 use super::protobuf::Message;
@@ -337,39 +338,6 @@ impl Metrics {
             });
         }
     }
-}
-
-/// A `Metric` in `scope_metrics`: its name, description (when not empty) and unit, and its data
-/// (`kind`: gauge, sum or histogram) as `write` puts it.
-pub fn otlp_metric(
-    scope_metrics: &mut Message,
-    name: &str,
-    description: &str,
-    unit: &str,
-    kind: u32,
-    write: impl FnOnce(&mut Message),
-) {
-    scope_metrics.message(scope_metrics::METRICS, |m| {
-        m.string(metric::NAME, name);
-        if !description.is_empty() {
-            m.string(metric::DESCRIPTION, description);
-        }
-        m.string(metric::UNIT, unit).message(kind, write);
-    });
-}
-
-/// A `NumberDataPoint`'s times and integer value.
-pub fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
-    point
-        .fixed64(number_point::START_TIME_UNIX_NANO, start)
-        .fixed64(number_point::TIME_UNIX_NANO, now)
-        .fixed64(number_point::AS_INT, value);
-}
-
-/// A `Sum`'s temporality: cumulative since start, and monotonic.
-pub fn cumulative_monotonic(sum: &mut Message) {
-    sum.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE)
-        .uint(data::IS_MONOTONIC, 1);
 }
 
 /// Prometheus labels: OTel names with dots as underscores, values escaped.

@@ -167,3 +167,36 @@ pub fn scope(scope: &mut Message) {
         .string(instrumentation_scope::NAME, SCOPE)
         .string(instrumentation_scope::VERSION, VERSION);
 }
+
+/// A `Metric` in `scope_metrics`: its name, description (when not empty) and unit, and its data
+/// (`kind`: gauge, sum or histogram) as `write` puts it.
+pub fn otlp_metric(
+    scope_metrics: &mut Message,
+    name: &str,
+    description: &str,
+    unit: &str,
+    kind: u32,
+    write: impl FnOnce(&mut Message),
+) {
+    scope_metrics.message(self::scope_metrics::METRICS, |m| {
+        m.string(metric::NAME, name);
+        if !description.is_empty() {
+            m.string(metric::DESCRIPTION, description);
+        }
+        m.string(metric::UNIT, unit).message(kind, write);
+    });
+}
+
+/// A `NumberDataPoint`'s times and integer value.
+pub fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
+    point
+        .fixed64(number_point::START_TIME_UNIX_NANO, start)
+        .fixed64(number_point::TIME_UNIX_NANO, now)
+        .fixed64(number_point::AS_INT, value);
+}
+
+/// A `Sum`'s temporality: cumulative since start, and monotonic.
+pub fn cumulative_monotonic(sum: &mut Message) {
+    sum.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE)
+        .uint(data::IS_MONOTONIC, 1);
+}

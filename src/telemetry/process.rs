@@ -4,8 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::metrics::{cumulative_monotonic, int_point, otlp_metric};
-use super::otlp::{data, metric, number_point};
+use super::otlp::{cumulative_monotonic, data, int_point, metric, number_point, otlp_metric};
 use super::protobuf::Message;
 
 /// The process's figures at one moment.

@@ -25,6 +25,7 @@
 pub mod config;
 mod error;
 mod event;
+mod files;
 mod log;
 mod report;
 mod schedule;
@@ -48,7 +49,7 @@ use report::{Outcome, Report, Silent};
 use schedule::Schedule;
 use sink::{Delivery, Sender};
 use telemetry::Telemetry;
-use wait::{Stop, Waiter};
+use wait::{Spent, Stop, Waiter};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -157,8 +158,9 @@ fn beats(
     let mut ids = Ids::default();
     for sequence in 1u64.. {
         let (due, skipped) = schedule.claim(Instant::now());
+        let spent = waiter.take_spent();
         if skipped > 0 {
-            log_skipped(skipped, last_send, config.period);
+            log_skipped(skipped, last_send, spent, config.period);
             report.skipped(skipped);
         }
         waiter.sleep_until(due)?;
@@ -217,19 +219,30 @@ fn deliver(
     Ok(outcome)
 }
 
-/// Says why due times passed without an event. A send shorter than a period cannot have
-/// covered one: the process was not running then (SIGSTOP, a frozen cgroup, CPU starvation).
-fn log_skipped(skipped: u64, last_send: Duration, period: Duration) {
-    if last_send >= period {
-        log::line(format_args!(
-            "skipped {skipped} beat(s): the previous send took {last_send:?}, past their time"
-        ));
+/// Says why due times passed without an event: what held the thread (the previous send, and
+/// how much of it went to looking a name up; an export; scrapes), from where the waiter says
+/// the time went. When none of them took a period, the process was not running then (SIGSTOP,
+/// a frozen cgroup, CPU starvation).
+fn log_skipped(skipped: u64, last_send: Duration, spent: Spent, period: Duration) {
+    let held = if last_send >= period && spent.lookups * 2 >= last_send {
+        let lookups = spent.lookups;
+        format!("the previous send took {last_send:?} ({lookups:?} of it looking up a name)")
+    } else if last_send >= period {
+        format!("the previous send took {last_send:?}")
+    } else if spent.exports >= period {
+        format!("exporting telemetry took {:?}", spent.exports)
+    } else if spent.scrapes >= period {
+        format!("answering scrapes took {:?}", spent.scrapes)
     } else {
         log::line(format_args!(
             "skipped {skipped} beat(s): the process was not running at their time \
              (stopped or starved of CPU)"
         ));
-    }
+        return;
+    };
+    log::line(format_args!(
+        "skipped {skipped} beat(s): {held}, past their time"
+    ));
 }
 
 /// The start-up line: the effective configuration, without secrets.

@@ -4,12 +4,14 @@
 //! blocked at start-up and read from a [`SignalFd`], which [`poll`] watches beside sockets. This
 //! works as PID 1 in a container, where the kernel drops signals that have no handler, and needs
 //! no handler and no second thread. Go ignores the first SIGTERM in its loop; we stop.
-//! Besides signals: `O_NONBLOCK` on a descriptor (the log's stderr), and the process facts that
-//! `/proc` does not give (clock ticks, page size, the open-files limit).
+//! Besides signals: `ppoll`, a TCP connect that does not block, `O_NONBLOCK` on a descriptor
+//! (the log's stderr), and the process facts that `/proc` does not give (clock ticks, page size,
+//! the open-files limit).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -198,6 +200,73 @@ pub fn poll(watched: &mut [Watched], deadline: Option<Instant>) -> io::Result<bo
         w.ready = slot.revents != 0;
     }
     Ok(result > 0)
+}
+
+/// A non-blocking TCP socket whose connection to `addr` has begun: it becomes writable when
+/// connected or failed (`TcpStream::take_error` says which). std only connects blocking.
+pub fn connect_started(addr: &SocketAddr) -> io::Result<TcpStream> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes no pointers; a new descriptor or -1 comes back.
+    let fd = check(unsafe { libc::socket(domain, kind, 0) })?;
+    // SAFETY: socket returned a new descriptor that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (storage, length) = socket_address(addr);
+    // SAFETY: `storage` holds a sockaddr of `length` bytes for the family of `addr`, alive for
+    // the call; the descriptor is open (owned above).
+    let result = unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&raw const storage).cast::<libc::sockaddr>(),
+            length,
+        )
+    };
+    if result == -1 {
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(error);
+        }
+    }
+    Ok(TcpStream::from(socket))
+}
+
+/// `addr` as the C socket address the kernel takes, and its length.
+fn socket_address(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data, for which all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let length = match addr {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
+            unsafe { (&raw mut storage).cast::<libc::sockaddr_in>().write(sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { (&raw mut storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, length as libc::socklen_t)
 }
 
 /// Clock ticks per second, the unit of CPU times in `/proc/self/stat`.

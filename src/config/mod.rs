@@ -9,6 +9,7 @@ mod attributes;
 mod env;
 pub(crate) mod flags;
 pub(crate) mod goparse;
+mod names;
 pub(crate) mod observability;
 pub(crate) mod overrides;
 pub(crate) mod proxy;
@@ -27,6 +28,7 @@ use crate::event::HeaderEncoding;
 use env::Env;
 pub use env::{Host, Process};
 use flags::{Asked, Flags, named};
+pub(crate) use names::NameService;
 use observability::Observability;
 use proxy::Proxy;
 use tls::{TlsSettings, Trust};
@@ -86,6 +88,8 @@ pub struct Config {
     pub(crate) trust: Trust,
     /// Metrics and tracing: env `K_OBSERVABILITY_CONFIG` and the `OTEL_*` overrides.
     pub(crate) observability: Observability,
+    /// Where host names are looked up (the variables are for tests).
+    pub(crate) names: NameService,
 }
 
 /// A value with the name of the variable or flag it came from, for messages.
@@ -171,6 +175,7 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
         tls: TlsSettings::from_env(env)?,
         trust: Trust::from_env(env, extra_ca)?,
         observability,
+        names: NameService::from_env(env)?,
     })
 }
 

@@ -12,9 +12,11 @@ use ureq::typestate::AgentScope;
 use ureq::unversioned::transport::Connector;
 
 use super::head::MAX_HEAD;
+use super::resolve::Resolver;
 use super::tls::TlsConnector;
-use super::transport::{ConnectorResolves, TcpConnector, system_lookup};
+use super::transport::{ConnectorResolves, TcpConnector};
 use crate::config::proxy::Proxy;
+use crate::wait::{OnStop, Waiter};
 
 /// Idle keep-alive connections are kept this long, as Go's `http.Transport`.
 const MAX_IDLE: Duration = Duration::from_secs(90);
@@ -22,28 +24,37 @@ const MAX_IDLE: Duration = Duration::from_secs(90);
 const EXPORT_BUFFER: usize = 16 * 1024;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
 
-/// The sink's agent: each attempt within `timeout`, through `proxy` if any.
-pub fn sink(timeout: Duration, proxy: Option<Proxy>, tls: &Arc<rustls::ClientConfig>) -> Agent {
+/// Where an agent's connections come from: its proxy, if any, how names are looked up, the
+/// waiter its sockets wait through, and what a stop signal does to its exchanges.
+pub struct Connections {
+    pub proxy: Option<Proxy>,
+    pub resolver: Resolver,
+    pub waiter: Arc<Waiter>,
+    pub on_stop: OnStop,
+}
+
+/// The sink's agent: each attempt within `timeout`.
+pub fn sink(timeout: Duration, connections: Connections, tls: &Arc<rustls::ClientConfig>) -> Agent {
     let settings = Agent::config_builder()
         .timeout_global(Some(timeout))
         .max_idle_age(MAX_IDLE)
         // As much head as the input buffer holds: twice ureq's default (Go takes 10 MB).
         .max_response_header_size(MAX_HEAD);
-    agent(settings, proxy.map(Arc::new), tls)
+    agent(settings, connections, tls)
 }
 
-/// The exports' agent: the sink's TLS trust, no proxy, small buffers.
-pub fn export(tls: &Arc<rustls::ClientConfig>) -> Agent {
+/// The exports' agent: the sink's TLS trust, small buffers.
+pub fn export(connections: Connections, tls: &Arc<rustls::ClientConfig>) -> Agent {
     let settings = Agent::config_builder()
         .input_buffer_size(EXPORT_BUFFER)
         .output_buffer_size(EXPORT_BUFFER)
         .max_response_header_size(EXPORT_BUFFER);
-    agent(settings, None, tls)
+    agent(settings, connections, tls)
 }
 
 fn agent(
     settings: ConfigBuilder<AgentScope>,
-    proxy: Option<Arc<Proxy>>,
+    connections: Connections,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Agent {
     let config = settings
@@ -54,8 +65,10 @@ fn agent(
         .proxy(None)
         .build();
     let tcp = TcpConnector {
-        proxy,
-        lookup: system_lookup,
+        proxy: connections.proxy.map(Arc::new),
+        resolver: connections.resolver,
+        waiter: connections.waiter,
+        on_stop: connections.on_stop,
     };
     let connector = ().chain(tcp).chain(TlsConnector(tls.clone()));
     Agent::with_parts(config, connector, ConnectorResolves)

@@ -7,6 +7,7 @@
 mod agent;
 mod credentials;
 mod head;
+mod resolve;
 mod retry;
 mod tls;
 mod transport;
@@ -24,7 +25,9 @@ use crate::error::Error;
 use crate::event::{Event, Template};
 use crate::report::{ErrorType, Report};
 use crate::token::{Token, TokenFile};
-use crate::wait::{Stop, Waiter};
+use crate::wait::{OnStop, Stop, Waiter};
+use agent::Connections;
+use resolve::Resolver;
 use retry::{Attempt, MAX_RETRIES};
 
 /// Istio's sidecar shutdown endpoint; an IP literal, since a scratch image has no `/etc/hosts`.
@@ -52,6 +55,7 @@ pub struct Sender {
     basic_auth: Option<HeaderValue>,
     token: RefCell<TokenFile>,
     tls: Arc<rustls::ClientConfig>,
+    resolver: Resolver,
     /// The template's fixed headers, parsed once: a clone is a reference count, where parsing
     /// them on every beat would allocate for each.
     fixed_headers: Vec<(HeaderName, HeaderValue)>,
@@ -93,20 +97,36 @@ impl Sender {
             ),
             None => None,
         };
+        let resolver = Resolver::new(config.names.clone());
+        let connections = Connections {
+            proxy: config.proxy.clone(),
+            resolver: resolver.clone(),
+            waiter: waiter.clone(),
+            // An exchange with the sink may finish: the event is not left half-sent.
+            on_stop: OnStop::Defer,
+        };
         Ok(Sender {
-            agent: agent::sink(config.timeout, config.proxy.clone(), &tls),
+            agent: agent::sink(config.timeout, connections, &tls),
             sink: config.sink.uri.clone(),
             basic_auth,
             token: RefCell::new(TokenFile::new(config.token_file.clone())),
             tls,
+            resolver,
             fixed_headers,
             waiter,
         })
     }
 
-    /// An agent for telemetry's exports: the sink's TLS trust, no proxy.
+    /// An agent for telemetry's exports: the sink's TLS trust, no proxy, every wait ended by a
+    /// stop signal.
     pub fn export_agent(&self) -> Agent {
-        agent::export(&self.tls)
+        let connections = Connections {
+            proxy: None,
+            resolver: self.resolver.clone(),
+            waiter: self.waiter.clone(),
+            on_stop: OnStop::End,
+        };
+        agent::export(connections, &self.tls)
     }
 
     /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
@@ -120,7 +140,14 @@ impl Sender {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (reason, retry_after) = match self.attempt(event, report) {
+            let attempt = self.attempt(event, report);
+            if let (Some(stop), false) = (self.waiter.stopped(), matches!(attempt, Attempt::Ack(_)))
+            {
+                // A lookup or a connect ended by the signal, or an exchange that failed while it
+                // waited: stop here rather than retry.
+                return Delivery::Stopped(stop);
+            }
+            let (reason, retry_after) = match attempt {
                 Attempt::Ack(status) => return Delivery::Acked { status, attempts },
                 Attempt::Fatal(reason) => return Delivery::Failed { reason, attempts },
                 Attempt::Retry {

@@ -105,6 +105,18 @@ pub fn classify_error(error: &ureq::Error) -> Attempt {
 pub fn failure(error: &ureq::Error) -> &'static str {
     use std::io::ErrorKind as K;
     use ureq::Error as E;
+    if let E::Io(io) = error {
+        if io
+            .get_ref()
+            .is_some_and(|e| e.is::<super::transport::LookupFailure>())
+        {
+            return match io.kind() {
+                K::NotFound => "host_not_found",
+                K::TimedOut => "lookup_timeout",
+                _ => "lookup_failed",
+            };
+        }
+    }
     match error {
         E::Timeout(_) => "timeout",
         E::HostNotFound => "host_not_found",

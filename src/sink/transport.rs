@@ -1,26 +1,33 @@
-//! How bytes reach the sink: host names looked up on this thread and only when a connection is
-//! opened, and a TCP transport for ureq that spends as few system calls per beat as it can.
-//! ureq's own TCP transport writes headers and body separately, resets both socket timeouts on
-//! every call and probes a pooled connection twice (three calls each); here a request goes out
-//! in one `write` when the response is awaited, the read timeout is only reset when it is off by
-//! more than 1/64, the probe on returning a connection that just answered is skipped, and the
-//! probe before reuse is one `recv(MSG_PEEK | MSG_DONTWAIT)`.
+//! How bytes reach the sink: a TCP transport for ureq whose every wait (the name lookup, the
+//! connect, each read and write) goes through the [`Waiter`], and which spends as few system
+//! calls per beat as it can. Names are looked up by our resolver, only when a connection is
+//! opened. ureq's own TCP transport writes headers and body separately, resets both socket
+//! timeouts on every call and probes a pooled connection twice (three calls each); here a
+//! request goes out in one `write` when the response is awaited, and the probe before reuse is
+//! one `recv(MSG_PEEK | MSG_DONTWAIT)`.
+//!
+//! When nothing but the socket needs watching while an answer is awaited (no scrape server, and
+//! a stop signal may wait: an exchange with the sink), the socket blocks in `read` under a
+//! timeout, reset only when off by more than 1/64: the cheapest wait. Otherwise it is
+//! non-blocking and the waiter polls it beside the rest.
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Timeout;
 
 use super::head::HeadReader;
+use super::resolve::{LookupError, Resolver};
 use super::tunnel::{self, AbsoluteForm};
 use crate::config::proxy::Proxy;
 use crate::config::url::host_port;
+use crate::wait::{Interest, OnStop, Purpose, Unready, Waiter, Watched, deadline_in};
 use ureq::http::Uri;
-use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver as UreqResolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
 };
@@ -32,7 +39,7 @@ use ureq::unversioned::transport::{
 #[derive(Debug)]
 pub struct ConnectorResolves;
 
-impl Resolver for ConnectorResolves {
+impl UreqResolver for ConnectorResolves {
     fn resolve(
         &self,
         _: &Uri,
@@ -43,26 +50,87 @@ impl Resolver for ConnectorResolves {
     }
 }
 
-/// How a host name and port become addresses to try in order.
-pub type Lookup = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
-
-/// IP literals as they are; names by the system resolver, on this thread (ureq's own resolver
-/// starts a thread per lookup when a timeout applies), so a lookup is bounded by resolv.conf's
-/// timeouts, not by `--timeout`. At most 16 addresses, as ureq keeps.
-pub fn system_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    Ok((host, port).to_socket_addrs()?.take(16).collect())
+/// A lookup that failed, as the error a connection attempt reports.
+#[derive(Debug)]
+pub struct LookupFailure {
+    pub name: String,
+    pub error: LookupError,
 }
+
+impl fmt::Display for LookupFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lookup {}: {}", self.name, self.error)
+    }
+}
+
+impl std::error::Error for LookupFailure {}
 
 /// Opens a TCP connection when the pool has none: looks the host up (the proxy's, when the sink
 /// is reached through one) and tries its addresses in order, all within the attempt's timeout.
 #[derive(Debug)]
 pub struct TcpConnector {
     pub proxy: Option<Arc<Proxy>>,
-    pub lookup: Lookup,
+    pub resolver: Resolver,
+    pub waiter: Arc<Waiter>,
+    /// What a stop signal does to this agent's exchanges (the sink's: [`OnStop::Defer`]).
+    pub on_stop: OnStop,
+}
+
+/// The most addresses of one name tried, as ureq keeps.
+const MAX_ADDRESSES: usize = 16;
+
+impl TcpConnector {
+    /// The addresses of `host`: an IP literal as it is, a name as the resolver finds it.
+    fn addresses(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: Instant,
+    ) -> Result<Vec<SocketAddr>, ureq::Error> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        match self.resolver.lookup(&self.waiter, bare, deadline) {
+            Ok(ips) => Ok(ips
+                .into_iter()
+                .take(MAX_ADDRESSES)
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect()),
+            Err(error) => {
+                let kind = match error {
+                    LookupError::Stopped(_) => io::ErrorKind::Interrupted,
+                    LookupError::TimedOut(_) => io::ErrorKind::TimedOut,
+                    LookupError::NoSuchHost => io::ErrorKind::NotFound,
+                    LookupError::Failed(_) => io::ErrorKind::Other,
+                };
+                let failure = LookupFailure {
+                    name: bare.to_owned(),
+                    error,
+                };
+                Err(ureq::Error::Io(io::Error::new(kind, failure)))
+            }
+        }
+    }
+
+    /// A connection to `addr` by `deadline`, through the waiter.
+    fn connect_to(&self, addr: &SocketAddr, deadline: Instant) -> Result<TcpStream, ureq::Error> {
+        let stream = crate::sys::connect_started(addr)?;
+        let mut watched = [Watched::new(stream.as_raw_fd(), Interest::Write)];
+        match self
+            .waiter
+            .wait_for(&mut watched, deadline, OnStop::End, Purpose::Other)
+        {
+            Ok(()) => {}
+            Err(Unready::TimedOut) => return Err(ureq::Error::Timeout(Timeout::Connect)),
+            Err(unready) => return Err(io::Error::from(unready).into()),
+        }
+        if let Some(error) = stream.take_error()? {
+            return Err(error.into());
+        }
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
 }
 
 impl<In: Transport> Connector<In> for TcpConnector {
@@ -76,56 +144,46 @@ impl<In: Transport> Connector<In> for TcpConnector {
         if let Some(transport) = chained {
             return Ok(Some(Either::A(transport)));
         }
-        let budget = *details.timeout.after;
-        let started = std::time::Instant::now();
+        let deadline = deadline_in(*details.timeout.after);
         let proxy = self.proxy.as_deref().filter(|p| p.serves(details.uri));
         let (host, port) = match proxy {
             Some(proxy) => (proxy.host.as_str(), proxy.port),
             None => host_port(details.uri),
         };
-        let addrs = (self.lookup)(host, port)?;
+        let addrs = self.addresses(host, port, deadline)?;
         let mut last_error = None;
         for addr in &addrs {
-            let left = budget.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(ureq::Error::Timeout(Timeout::Connect));
-            }
-            match TcpStream::connect_timeout(addr, left) {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    // Writes are a few hundred bytes into an empty socket buffer; this only
-                    // bounds a peer that stopped reading altogether.
-                    stream.set_write_timeout(Some(budget))?;
-                    let config = details.config;
-                    let buffers =
-                        LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-                    let tls = details.needs_tls();
-                    let mut transport = TcpTransport::new(stream, buffers, !tls);
-                    match proxy {
-                        Some(proxy) if tls => {
-                            let deadline = started + budget;
-                            let start =
-                                tunnel::connect(&transport.stream, details.uri, proxy, deadline)?;
-                            transport.prefill(&start);
-                        }
-                        Some(proxy) => {
-                            transport.absolute = Some(AbsoluteForm::new(details.uri, proxy));
-                        }
-                        None => {}
-                    }
-                    return Ok(Some(Either::B(transport)));
+            let stream = match self.connect_to(addr, deadline) {
+                Ok(stream) => stream,
+                Err(error @ ureq::Error::Io(_)) if self.waiter.stopped().is_some() => {
+                    return Err(error);
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    last_error = Some(ureq::Error::Timeout(Timeout::Connect));
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
                 }
-                Err(e) => last_error = Some(e.into()),
+            };
+            let config = details.config;
+            let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+            let tls = details.needs_tls();
+            // Block in the kernel only when nothing else needs watching meanwhile.
+            let blocking = self.on_stop == OnStop::Defer && !self.waiter.serves_while_waiting();
+            let mut transport = TcpTransport::new(
+                stream,
+                buffers,
+                !tls,
+                self.waiter.clone(),
+                self.on_stop,
+                blocking,
+            )?;
+            match proxy {
+                Some(proxy) if tls => transport.tunnel(details.uri, proxy, deadline)?,
+                Some(proxy) => transport.absolute = Some(AbsoluteForm::new(details.uri, proxy)),
+                None => {}
             }
+            return Ok(Some(Either::B(transport)));
         }
-        Err(last_error.unwrap_or(if addrs.is_empty() {
-            ureq::Error::HostNotFound
-        } else {
-            ureq::Error::ConnectionFailed
-        }))
+        Err(last_error.unwrap_or(ureq::Error::HostNotFound))
     }
 }
 
@@ -134,8 +192,14 @@ pub struct TcpTransport {
     stream: TcpStream,
     buffers: LazyBuffers,
     pending: Vec<u8>,
-    /// The socket's read timeout as last set.
+    waiter: Arc<Waiter>,
+    on_stop: OnStop,
+    /// Reads block in the kernel under a timeout; else the socket is non-blocking.
+    blocking: bool,
+    /// The socket's read timeout as last set (blocking only).
     read_timeout: Option<Duration>,
+    /// A request has just gone out: its answer cannot be there yet, so wait before reading.
+    awaiting: bool,
     /// Input arrived since the last probe: the peer was alive a moment ago.
     answered: bool,
     /// Response heads are read through this on a plain connection; under TLS the bytes here
@@ -154,30 +218,141 @@ impl fmt::Debug for TcpTransport {
     }
 }
 
+/// The socket side of a transport, apart from its buffers and head reader, so that both can be
+/// borrowed at once.
+struct Socket<'a> {
+    stream: &'a TcpStream,
+    waiter: &'a Waiter,
+    on_stop: OnStop,
+    blocking: bool,
+    read_timeout: &'a mut Option<Duration>,
+    awaiting: &'a mut bool,
+}
+
+impl Socket<'_> {
+    /// Reads what has arrived, waiting for it until `deadline`.
+    fn read(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            if self.blocking {
+                bound_read(self.stream, self.read_timeout, left)?;
+            } else if std::mem::take(self.awaiting) {
+                self.wait(Interest::Read, deadline)?;
+            }
+            match (&*self.stream).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.blocking => {
+                    self.wait(Interest::Read, deadline)?;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Writes all of `bytes` by `deadline`.
+    fn write_all(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match (&*self.stream).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.blocking => {
+                    self.wait(Interest::Write, deadline)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, interest: Interest, deadline: Instant) -> io::Result<()> {
+        let mut watched = [Watched::new(self.stream.as_raw_fd(), interest)];
+        Ok(self
+            .waiter
+            .wait_for(&mut watched, deadline, self.on_stop, Purpose::Other)?)
+    }
+}
+
 impl TcpTransport {
-    fn new(stream: TcpStream, buffers: LazyBuffers, plain: bool) -> Self {
-        TcpTransport {
+    fn new(
+        stream: TcpStream,
+        buffers: LazyBuffers,
+        plain: bool,
+        waiter: Arc<Waiter>,
+        on_stop: OnStop,
+        blocking: bool,
+    ) -> io::Result<Self> {
+        if blocking {
+            stream.set_nonblocking(false)?;
+        }
+        Ok(TcpTransport {
             stream,
             buffers,
             pending: Vec::with_capacity(1024),
+            waiter,
+            on_stop,
+            blocking,
             read_timeout: None,
+            awaiting: false,
             answered: false,
             head: HeadReader::default(),
             plain,
             absolute: None,
-        }
+        })
     }
 
-    /// Bytes that arrived before the transport was handed over (after a proxy's `CONNECT`
-    /// answer) become its first input.
-    fn prefill(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
+    fn socket(&mut self) -> (Socket<'_>, &mut LazyBuffers, &mut HeadReader) {
+        (
+            Socket {
+                stream: &self.stream,
+                waiter: &self.waiter,
+                on_stop: self.on_stop,
+                blocking: self.blocking,
+                read_timeout: &mut self.read_timeout,
+                awaiting: &mut self.awaiting,
+            },
+            &mut self.buffers,
+            &mut self.head,
+        )
+    }
+
+    /// Opens a `CONNECT` tunnel to `uri` through `proxy` by `deadline`. TLS to the sink then runs
+    /// inside it, checked against the sink's name; what the proxy sent after its answer is the
+    /// tunnel's first input.
+    fn tunnel(&mut self, uri: &Uri, proxy: &Proxy, deadline: Instant) -> Result<(), ureq::Error> {
+        let (mut socket, buffers, _) = self.socket();
+        socket.write_all(&tunnel::connect_request(uri, proxy), deadline)?;
+        let mut head = Vec::with_capacity(512);
+        let mut chunk = [0u8; 1024];
+        loop {
+            if let Some(len) = tunnel::connect_answer(&head, proxy)? {
+                let start = &head[len..];
+                let input = buffers.input_append_buf();
+                let n = start.len().min(input.len());
+                input[..n].copy_from_slice(&start[..n]);
+                buffers.input_appended(n);
+                return Ok(());
+            }
+            match socket.read(&mut chunk, deadline) {
+                Ok(0) => {
+                    return Err(tunnel::proxy_failed(
+                        proxy,
+                        "closed the connection during CONNECT",
+                    ));
+                }
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(tunnel::proxy_failed(
+                        proxy,
+                        "did not answer CONNECT in time",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        let input = self.buffers.input_append_buf();
-        let n = bytes.len().min(input.len());
-        input[..n].copy_from_slice(&bytes[..n]);
-        self.buffers.input_appended(n);
     }
 }
 
@@ -216,38 +391,28 @@ impl Transport for TcpTransport {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        if !self.pending.is_empty() {
-            let written = (&self.stream).write_all(&self.pending);
-            self.pending.clear();
-            written.map_err(|e| timed_out(e, timeout.reason))?;
-        }
         let timeout = timeout.for_read();
         let left = *timeout.after;
         if left.is_zero() {
             return Err(ureq::Error::Timeout(timeout.reason));
         }
         // A head may take several reads; together they stay within the attempt's timeout.
-        let deadline = Instant::now().checked_add(left);
-        let (stream, set) = (&self.stream, &mut self.read_timeout);
-        let input = self.buffers.input_append_buf();
-        let amount = self
-            .head
-            .read(input, |buf| {
-                loop {
-                    let left =
-                        deadline.map_or(left, |d| d.saturating_duration_since(Instant::now()));
-                    if left.is_zero() {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
-                    bound_read(stream, set, left)?;
-                    match (&*stream).read(buf) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        result => return result,
-                    }
-                }
-            })
+        let deadline = deadline_in(left);
+        let pending = std::mem::take(&mut self.pending);
+        let (mut socket, buffers, head) = self.socket();
+        if !pending.is_empty() {
+            socket
+                .write_all(&pending, deadline)
+                .map_err(|e| timed_out(e, timeout.reason))?;
+            *socket.awaiting = true;
+        }
+        let input = buffers.input_append_buf();
+        let amount = head
+            .read(input, |buf| socket.read(buf, deadline))
             .map_err(|e| timed_out(e, timeout.reason))?;
         self.buffers.input_appended(amount);
+        self.pending = pending;
+        self.pending.clear();
         self.answered = amount > 0;
         if let Some(absolute) = &mut self.absolute {
             // Whatever is written next starts the next request.
@@ -268,19 +433,22 @@ impl Transport for TcpTransport {
 
 #[cfg(test)]
 mod tests {
+    use super::super::resolve::testing::FakeDns;
     use super::*;
     use std::net::TcpListener;
     use ureq::unversioned::transport::{LazyBuffers, NextTimeout};
 
-    /// A transport on a fresh connection, with the peer's end.
-    fn connected() -> (TcpTransport, TcpStream) {
+    /// A transport on a fresh connection, blocking or not, with the peer's end.
+    fn connected(blocking: bool) -> (TcpTransport, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        stream.set_nonblocking(!blocking).unwrap();
         let (peer, _) = listener.accept().unwrap();
-        (
-            TcpTransport::new(stream, LazyBuffers::new(4096, 4096), true),
-            peer,
-        )
+        let waiter = Arc::new(Waiter::new().unwrap());
+        let buffers = LazyBuffers::new(4096, 4096);
+        let transport =
+            TcpTransport::new(stream, buffers, true, waiter, OnStop::Defer, blocking).unwrap();
+        (transport, peer)
     }
 
     fn timeout(after: Duration) -> NextTimeout {
@@ -288,15 +456,6 @@ mod tests {
             after: after.into(),
             ..NextTimeout::default()
         }
-    }
-
-    static LOOKUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-    /// `sink.test` is 127.0.0.1, and each lookup is counted.
-    fn counted_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        assert_eq!(host, "sink.test");
-        LOOKUPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
     }
 
     /// Reads one request (head, then a `content-length` body) from `conn`.
@@ -333,9 +492,13 @@ mod tests {
                 closed.send(()).unwrap();
             }
         });
+        // `sink.test` is 127.0.0.1, and each question is counted (an A and an AAAA a lookup).
+        let dns = FakeDns::start([127, 0, 0, 1]);
         let tcp = TcpConnector {
             proxy: None,
-            lookup: counted_lookup,
+            resolver: dns.resolver(),
+            waiter: Arc::new(Waiter::new().unwrap()),
+            on_stop: OnStop::Defer,
         };
         let agent = ureq::Agent::with_parts(
             ureq::Agent::config_builder().build(),
@@ -349,18 +512,18 @@ mod tests {
         };
         for _ in 0..3 {
             post();
-            assert_eq!(LOOKUPS.load(std::sync::atomic::Ordering::SeqCst), 1);
+            assert_eq!(dns.asked(), 2);
         }
         was_closed.recv().unwrap();
         // The pooled connection is found closed: a new one, and a new lookup for it.
         post();
-        assert_eq!(LOOKUPS.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(dns.asked(), 4);
         sink.join().unwrap();
     }
 
     #[test]
     fn a_read_timeout_within_a_64th_of_the_one_set_is_not_set_again() {
-        let (transport, _peer) = connected();
+        let (transport, _peer) = connected(true);
         let stream = &transport.stream;
         let mut set = None;
         bound_read(stream, &mut set, Duration::from_millis(6400)).unwrap();
@@ -385,7 +548,7 @@ mod tests {
 
     #[test]
     fn a_request_is_written_only_when_its_answer_is_awaited_in_one_write() {
-        let (mut transport, mut peer) = connected();
+        let (mut transport, mut peer) = connected(false);
         for part in [&b"POST / HTTP/1.1\r\n"[..], b"content-length: 0\r\n\r\n"] {
             transport.buffers().output()[..part.len()].copy_from_slice(part);
             transport
@@ -414,7 +577,7 @@ mod tests {
 
     #[test]
     fn the_open_check_right_after_an_answer_is_skipped_and_the_next_one_looks() {
-        let (mut transport, peer) = connected();
+        let (mut transport, peer) = connected(true);
         drop(peer);
         // Just answered: ureq asks as it pools the connection; no system call, and yes.
         transport.answered = true;

@@ -3,10 +3,6 @@
 //! §9.3.6). Neither is ureq's: ureq 3.5 sends plain-http requests through `CONNECT` too, and
 //! reports a `CONNECT` answer it cannot parse as a silent proxy.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::Instant;
-
 use ureq::http::Uri;
 
 use super::credentials;
@@ -84,14 +80,8 @@ impl AbsoluteForm {
     }
 }
 
-/// Opens a `CONNECT` tunnel to `uri`'s host and port through `proxy` on `stream`, by
-/// `deadline`. Returns what the proxy sent after its answer's head (the start of the tunnel).
-pub fn connect(
-    stream: &TcpStream,
-    uri: &Uri,
-    proxy: &Proxy,
-    deadline: Instant,
-) -> Result<Vec<u8>, ureq::Error> {
+/// The `CONNECT` request for a tunnel to `uri`'s host and port through `proxy`.
+pub fn connect_request(uri: &Uri, proxy: &Proxy) -> Vec<u8> {
     let (host, port) = host_port(uri);
     let authorization = proxy
         .userinfo
@@ -99,62 +89,43 @@ pub fn connect(
         .map_or_else(String::new, |userinfo| {
             format!("Proxy-Authorization: {}\r\n", credentials::basic(userinfo))
         });
-    let request =
-        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{authorization}\r\n");
-    let failed =
-        |what: &str| ureq::Error::ConnectProxyFailed(format!("proxy {} {what}", proxy.shown()));
-    (&*stream).write_all(request.as_bytes())?;
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&head) {
-            Ok(httparse::Status::Complete(len)) => {
-                let code = response.code.unwrap_or_default();
-                if code == 200 {
-                    return Ok(head.split_off(len));
-                }
-                let version = response.version.unwrap_or(1);
-                let reason = response.reason.unwrap_or_default();
-                let answer = format!("HTTP/1.{version} {code} {reason}");
-                return Err(failed(&format!(
-                    "answered CONNECT with {}",
-                    Bounded(&answer, 80)
-                )));
-            }
-            Ok(httparse::Status::Partial) if head.len() > MAX_CONNECT_HEAD => {
-                return Err(failed(&format!(
-                    "answered CONNECT with a head over {MAX_CONNECT_HEAD} bytes"
-                )));
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(error) => {
-                return Err(failed(&format!(
-                    "answered CONNECT with something that is not HTTP ({error})"
-                )));
-            }
+    format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{authorization}\r\n")
+        .into_bytes()
+}
+
+/// What `head` (the proxy's answer so far) says: `Ok(Some(n))` the tunnel is open and its
+/// first `n` bytes were the answer; `Ok(None)` more is needed; `Err` the proxy refused, or
+/// answered something that is not an HTTP head, or one too long.
+pub fn connect_answer(head: &[u8], proxy: &Proxy) -> Result<Option<usize>, ureq::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(len)) if response.code == Some(200) => Ok(Some(len)),
+        Ok(httparse::Status::Complete(_)) => {
+            let version = response.version.unwrap_or(1);
+            let code = response.code.unwrap_or_default();
+            let reason = response.reason.unwrap_or_default();
+            let answer = format!("HTTP/1.{version} {code} {reason}");
+            Err(proxy_failed(
+                proxy,
+                &format!("answered CONNECT with {}", Bounded(&answer, 80)),
+            ))
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(failed("did not answer CONNECT in time"));
-        }
-        stream.set_read_timeout(Some(left))?;
-        match (&*stream).read(&mut chunk) {
-            Ok(0) => return Err(failed("closed the connection during CONNECT")),
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(failed("did not answer CONNECT in time"));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        Ok(httparse::Status::Partial) if head.len() > MAX_CONNECT_HEAD => Err(proxy_failed(
+            proxy,
+            &format!("answered CONNECT with a head over {MAX_CONNECT_HEAD} bytes"),
+        )),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(error) => Err(proxy_failed(
+            proxy,
+            &format!("answered CONNECT with something that is not HTTP ({error})"),
+        )),
     }
+}
+
+/// A failure of the proxy, named as such.
+pub fn proxy_failed(proxy: &Proxy, what: &str) -> ureq::Error {
+    ureq::Error::ConnectProxyFailed(format!("proxy {} {what}", proxy.shown()))
 }
 
 #[cfg(test)]
@@ -194,6 +165,29 @@ mod tests {
                 out.clear();
             }
         }
+    }
+
+    #[test]
+    fn a_connect_answer_opens_the_tunnel_only_on_200_and_says_what_else_came() {
+        let p = proxy(None);
+        let open = b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03";
+        assert_eq!(connect_answer(open, &p).unwrap(), Some(39));
+        assert_eq!(connect_answer(b"HTTP/1.1 200 OK\r\n", &p).unwrap(), None);
+        let refused = connect_answer(b"HTTP/1.1 407 Auth\r\n\r\n", &p).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "CONNECT proxy failed: proxy http://proxy:3128 answered CONNECT with \"HTTP/1.1 407 Auth\""
+        );
+        let long = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_CONNECT_HEAD));
+        let too_long = connect_answer(long.as_bytes(), &p).unwrap_err().to_string();
+        assert!(
+            too_long.ends_with("answered CONNECT with a head over 8192 bytes"),
+            "{too_long}"
+        );
+        let garbage = connect_answer(b"SSH-2.0-OpenSSH\r\n\r\n", &p)
+            .unwrap_err()
+            .to_string();
+        assert!(garbage.contains("something that is not HTTP"), "{garbage}");
     }
 
     #[test]

@@ -53,8 +53,10 @@ use wait::{Spent, Stop, Waiter};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// How long the exports at exit may take together.
+/// How long the exports at exit may take together, when the events to send were sent.
 const FLUSH_BUDGET: Duration = Duration::from_secs(1);
+/// How long they may take after a stop signal: the process ends within 100 ms of it.
+const STOP_FLUSH_BUDGET: Duration = Duration::from_millis(80);
 
 /// The program: blocks the stop signals first (so that they wait to be read), then [`run`]s on
 /// `args` (without the program name) and the process environment; returns the exit status.
@@ -124,22 +126,23 @@ pub fn send_beats(config: &Config) -> i32 {
         Some(telemetry) => telemetry,
         None => &mut Silent,
     };
-    let status = match beats(config, &sender, &template, &waiter, report) {
+    let (status, flush) = match beats(config, &sender, &template, &waiter, report) {
         Ok(undelivered) => {
             sender.quit_sidecar();
-            if undelivered == 0 {
+            let status = if undelivered == 0 {
                 0
             } else {
                 EXIT_UNDELIVERED
-            }
+            };
+            (status, FLUSH_BUDGET)
         }
         Err(stop) => {
             log::line(format_args!("{}: stopping", stop.name()));
-            0
+            (0, STOP_FLUSH_BUDGET)
         }
     };
     waiter.drain();
-    waiter.flush_idle(Instant::now() + FLUSH_BUDGET);
+    waiter.flush_idle(Instant::now() + flush);
     status
 }
 

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -19,27 +18,6 @@ use prost::Message;
 use support::*;
 
 const CONFIG: &str = "K_OBSERVABILITY_CONFIG";
-
-/// One HTTP/1.1 request to `addr`; the status line and the body.
-fn get(addr: &str, request_line: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics listener");
-    write!(
-        stream,
-        "{request_line}\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-/// The address in `metrics: serving Prometheus text at http://ADDR/metrics`.
-fn metrics_address(run: &Running) -> String {
-    let line = run.line_containing("serving Prometheus text at http://");
-    let after = line.split("http://").nth(1).unwrap();
-    after.trim_end_matches("/metrics").to_owned()
-}
 
 fn scrape(addr: &str) -> prometheus_parse::Scrape {
     let (status, body) = get(addr, "GET /metrics HTTP/1.1");

@@ -1,22 +1,28 @@
 //! The soak: a million beats at 1 ms through random faults (503s, dropped connections, closed
-//! keep-alive), observability on. Ignored by `cargo test`; `just soak` runs it on the release
-//! build. It checks what only a long run shows: the sequence never breaks, and neither memory
-//! nor open descriptors grow.
+//! keep-alive), observability on, scraped all along by a client that also holds idle
+//! connections open. Ignored by `cargo test`; `just soak` runs it on the release build. It
+//! checks what only a long run shows: the sequence never breaks, neither memory nor open
+//! descriptors grow, and scrapes keep being answered.
 
 mod support;
 
+use std::io::BufRead;
+use std::net::TcpStream;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::*;
 
 /// One million beats at 1 ms with random faults (503, dropped connections, closed keep-alive):
-/// RSS and open fds after the first thousand beats and at the end, and the sequence checked:
-/// each request repeats the previous id (a retry) or is the next one.
+/// RSS and open fds sampled all along (the second half may not rise above the first), scrapes
+/// answered all along, and the sequence checked: each request repeats the previous id (a retry)
+/// or is the next one.
 #[test]
 #[ignore = "a million beats: about 20 minutes; run with `just soak`"]
 fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
-    // SOAK_BEATS=N for a shorter run (at least 2,000: the first sample is at 1,000).
+    // SOAK_BEATS=N for a shorter run (at least 10,000: two samples).
     let beats: u64 = std::env::var("SOAK_BEATS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -38,7 +44,7 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
         .collect();
     let sink = Sink::start(script);
     let collector = Sink::start(vec![]);
-    // Observability on, so that its buffers are soaked too: scraped never, traced always.
+    // Observability on, so that its buffers are soaked too: scraped all along, traced always.
     let observability = format!(
         r#"{{"metrics":{{"protocol":"prometheus","endpoint":"127.0.0.1:0"}},
             "tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":1}}}}"#,
@@ -52,10 +58,11 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
     let mut child = heartbeats_to(&sink)
         .env("K_OBSERVABILITY_CONFIG", observability)
         .arg("--period=1ms")
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let pid = child.id();
+    let scraper = Scraper::start(child.stderr.take().expect("stderr"));
     // VmRSS in KiB and the number of open file descriptors.
     let sample = || -> (u64, usize) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -67,7 +74,10 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
         (kib, fds)
     };
     let (mut last_id, mut events, mut requests) = (0u64, 0u64, 0u64);
-    let mut early = None;
+    // Samples every SAMPLE_EVERY events; a leak grows, where a bounded queue (spans waiting for
+    // a collector, scrape connections) reaches its high-water mark in the first half.
+    let mut samples = Vec::new();
+    let mut last_sampled = 0;
     let started = Instant::now();
     while events < beats {
         let request = sink.expect();
@@ -81,8 +91,9 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
         );
         events += u64::from(id != last_id);
         last_id = id;
-        if events == 1_000 && early.is_none() {
-            early = Some(sample());
+        if events % SAMPLE_EVERY == 0 && id != last_sampled {
+            samples.push(sample());
+            last_sampled = id;
         }
         if events % 100_000 == 0 && id != 0 {
             eprintln!(
@@ -91,7 +102,8 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
             );
         }
     }
-    let end = sample();
+    samples.push(sample());
+    let (scrapes, slowest) = scraper.stop();
     // SAFETY: kill(2) on our own unreaped child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = child.wait();
@@ -99,12 +111,94 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
         "soak: {events} events in {requests} requests over {:?}",
         started.elapsed()
     );
-    let (early, end) = (early.unwrap(), end);
+    let half = samples.len() / 2;
+    let high = |part: &[(u64, usize)]| {
+        let rss = part.iter().map(|s| s.0).max().unwrap_or(0);
+        let fds = part.iter().map(|s| s.1).max().unwrap_or(0);
+        (rss, fds)
+    };
+    let (early, late) = (high(&samples[..half.max(1)]), high(&samples[half..]));
     println!(
-        "after 1,000 events: RSS {} KiB, {} fds; at the end: RSS {} KiB, {} fds",
-        early.0, early.1, end.0, end.1
+        "{} samples; first half at most RSS {} KiB, {} fds; second half at most RSS {} KiB, {} fds",
+        samples.len(),
+        early.0,
+        early.1,
+        late.0,
+        late.1
     );
-    assert!(end.0 <= early.0 + 64, "RSS grew by more than 64 KiB");
-    assert!(end.1 <= early.1, "open file descriptors grew");
-    println!("soak passed: ids rose by one per event, RSS within 64 KiB, no fd growth");
+    println!("{scrapes} scrapes, the slowest answered in {slowest:?}");
+    assert!(late.0 <= early.0 + 64, "RSS grew by more than 64 KiB");
+    assert!(
+        late.1 <= early.1 + MAX_SCRAPE_CONNECTIONS,
+        "open file descriptors grew"
+    );
+    assert!(
+        scrapes > 0 && slowest < Duration::from_secs(1),
+        "scrapes stalled"
+    );
+    println!("soak passed: ids rose by one per event, RSS and fds did not grow, scrapes answered");
+}
+
+/// Events between two samples of RSS and open descriptors.
+const SAMPLE_EVERY: u64 = 5_000;
+/// The scrape server's cap on open connections.
+const MAX_SCRAPE_CONNECTIONS: usize = 16;
+/// Connections the scraper holds open without a word.
+const IDLE_CONNECTIONS: usize = 8;
+
+/// Scrapes every 50 ms while holding idle connections open (reopened as the server drops
+/// them), and counts the scrapes and the slowest answer.
+struct Scraper {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, Duration)>,
+}
+
+impl Scraper {
+    /// Reads the binary's stderr (`log`) for the metrics address, then scrapes it.
+    fn start(log: std::process::ChildStderr) -> Scraper {
+        let (address_tx, address) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(log).lines() {
+                let Ok(line) = line else { break };
+                if let Some(after) = line.split("serving Prometheus text at http://").nth(1) {
+                    let _ = address_tx.send(after.trim_end_matches("/metrics").to_owned());
+                }
+            }
+        });
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            let addr: String = address
+                .recv_timeout(Duration::from_secs(10))
+                .expect("address");
+            let scrapes = AtomicU64::new(0);
+            let mut slowest = Duration::ZERO;
+            let mut idle: Vec<TcpStream> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                idle.retain(|c| c.peer_addr().is_ok() && is_open(c));
+                while idle.len() < IDLE_CONNECTIONS {
+                    idle.push(TcpStream::connect(&addr).expect("connect"));
+                }
+                let started = Instant::now();
+                let (status, _) = get(&addr, "GET /metrics HTTP/1.1");
+                assert_eq!(status, "HTTP/1.1 200 OK");
+                slowest = slowest.max(started.elapsed());
+                scrapes.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (scrapes.into_inner(), slowest)
+        });
+        Scraper { done, thread }
+    }
+
+    fn stop(self) -> (u64, Duration) {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the scraper")
+    }
+}
+
+/// Whether the server has not closed `connection` (a peek would see the end).
+fn is_open(connection: &TcpStream) -> bool {
+    connection.set_nonblocking(true).is_ok()
+        && matches!(connection.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }

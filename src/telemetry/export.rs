@@ -1,8 +1,10 @@
 //! The OTLP exports: metrics pushed every interval, spans in batches, both at exit. They are
 //! idle work (see [`crate::wait::Idle`]): run while the thread sleeps, each within what is left
-//! of that sleep and at most [`EXPORT_TIMEOUT`], so an export never makes a beat late. An export
-//! is never retried: metrics are cumulative (the next push carries them), and the spans of a
-//! failed export are dropped and counted.
+//! of that sleep and at most [`EXPORT_TIMEOUT`] (the collector's name lookup included), so an
+//! export never makes a beat late. An export is never retried: metrics are cumulative (the next
+//! push carries them), and the spans of a failed export are dropped and counted. After a failure
+//! a collector is left alone for a while, doubling, so that one whose name does not resolve is
+//! not looked up at every export.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +15,7 @@ use super::Shared;
 use crate::config::observability::Otlp;
 use crate::config::url::split_userinfo;
 use crate::log::{self, Bounded};
-use crate::wait::{Idle, earliest};
+use crate::wait::{Idle, Stopped, earliest};
 
 /// The longest one export may take.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -21,38 +23,88 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(1);
 const MIN_EXPORT_TIME: Duration = Duration::from_micros(100);
 /// How much of an exporter's error a warning quotes.
 const MAX_SHOWN_ERROR: usize = 200;
+/// The wait before trying a failing collector again; it doubles with each failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait before trying a failing collector again.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Metrics pushed every `interval`.
-pub struct Push {
-    pub endpoint: Otlp,
-    pub interval: Duration,
-    pub next: Instant,
-    failing: bool,
+/// A collector's endpoint, and how exports to it have been going.
+pub struct Endpoint {
+    pub otlp: Otlp,
+    /// Exports failed in a row.
+    failures: u32,
+    /// After a failure, nothing is tried before this (a name that does not resolve is not
+    /// looked up again at every export).
+    retry_at: Option<Instant>,
 }
 
-impl Push {
-    pub fn new(endpoint: Otlp, interval: Duration) -> Push {
-        Push {
-            endpoint,
-            interval,
-            next: Instant::now() + interval,
-            failing: false,
+impl Endpoint {
+    pub fn new(otlp: Otlp) -> Endpoint {
+        Endpoint {
+            otlp,
+            failures: 0,
+            retry_at: None,
+        }
+    }
+
+    /// Notes how an export of `what` went: one line when exports start failing and one when they
+    /// work again, not one per export; after a failure the next try waits 1 s, doubling to
+    /// [`MAX_BACKOFF`].
+    fn record(&mut self, what: &str, result: &Result<(), Failure>, dropped: Option<&mut u64>) {
+        match result {
+            Ok(()) => {
+                if self.failures > 0 {
+                    match dropped {
+                        Some(dropped) => {
+                            log::line(format_args!(
+                                "exporting {what} works again ({dropped} span(s) dropped meanwhile)"
+                            ));
+                            *dropped = 0;
+                        }
+                        None => log::line(format_args!("exporting {what} works again")),
+                    }
+                }
+                self.failures = 0;
+                self.retry_at = None;
+            }
+            // Ended by a stop signal: nothing went wrong with the collector.
+            Err(Failure::Stopped) => {}
+            Err(Failure::Failed(reason)) => {
+                if self.failures == 0 {
+                    log::line(format_args!(
+                        "warning: exporting {what} failed: {reason}; will try again later"
+                    ));
+                }
+                self.failures = self.failures.saturating_add(1);
+                let backoff = FIRST_BACKOFF
+                    .saturating_mul(1 << (self.failures - 1).min(16))
+                    .min(MAX_BACKOFF);
+                self.retry_at = Some(Instant::now() + backoff);
+            }
         }
     }
 }
 
-/// Where spans go.
-pub struct SpanExport {
-    pub endpoint: Otlp,
-    failing: bool,
+/// Metrics pushed every `interval`.
+pub struct Push {
+    pub endpoint: Endpoint,
+    pub interval: Duration,
+    pub next: Instant,
 }
 
-impl SpanExport {
-    pub fn new(endpoint: Otlp) -> SpanExport {
-        SpanExport {
-            endpoint,
-            failing: false,
+impl Push {
+    pub fn new(otlp: Otlp, interval: Duration) -> Push {
+        Push {
+            endpoint: Endpoint::new(otlp),
+            interval,
+            next: Instant::now() + interval,
         }
+    }
+
+    fn due(&self) -> Instant {
+        self.endpoint
+            .retry_at
+            .map_or(self.next, |retry| retry.max(self.next))
     }
 }
 
@@ -61,7 +113,8 @@ pub struct Exporter {
     pub agent: Agent,
     pub shared: Arc<Mutex<Shared>>,
     pub push: Option<Push>,
-    pub spans: Option<SpanExport>,
+    /// Where spans go.
+    pub spans: Option<Endpoint>,
     /// Work found due with too little time left waits until this sleep ends.
     not_before: Option<Instant>,
 }
@@ -71,7 +124,7 @@ impl Exporter {
         agent: Agent,
         shared: Arc<Mutex<Shared>>,
         push: Option<Push>,
-        spans: Option<SpanExport>,
+        spans: Option<Endpoint>,
     ) -> Exporter {
         Exporter {
             agent,
@@ -89,11 +142,20 @@ impl Exporter {
     }
 
     fn spans_due(&self) -> Option<Instant> {
-        self.spans.as_ref()?;
-        self.shared().tracer.as_ref()?.due()
+        let retry_at = self.spans.as_ref()?.retry_at;
+        let due = self.shared().tracer.as_ref()?.due()?;
+        Some(retry_at.map_or(due, |retry| retry.max(due)))
     }
 
-    fn export_spans(&mut self, timeout: Duration) {
+    fn spans_pending(&self) -> bool {
+        self.shared()
+            .tracer
+            .as_ref()
+            .is_some_and(|tracer| tracer.due().is_some())
+    }
+
+    /// Exports a batch of spans, finished by `until`; whether it went through.
+    fn export_spans(&mut self, until: Instant) -> bool {
         let batch = {
             let mut shared = self.shared();
             let service_name = shared.service_name.clone();
@@ -103,28 +165,25 @@ impl Exporter {
                 .and_then(|tracer| tracer.take_batch(&service_name))
         };
         let (Some((body, count)), Some(export)) = (batch, &mut self.spans) else {
-            return;
+            return false;
         };
-        let result = post(&self.agent, &export.endpoint, &body, timeout);
+        let result = post(&self.agent, &export.otlp, &body, until);
         let mut shared = self
             .shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(tracer) = &mut shared.tracer else {
-            return;
+            return false;
         };
         if result.is_err() {
             tracer.dropped += count as u64;
         }
-        report(
-            &mut export.failing,
-            "traces",
-            result,
-            Some(&mut tracer.dropped),
-        );
+        export.record("traces", &result, Some(&mut tracer.dropped));
+        result.is_ok()
     }
 
-    fn push_metrics(&mut self, timeout: Duration) {
+    /// Pushes the metrics, finished by `until`.
+    fn push_metrics(&mut self, until: Instant) {
         let body = {
             let shared = self.shared();
             let Some(metrics) = &shared.metrics else {
@@ -135,15 +194,15 @@ impl Exporter {
         let Some(push) = &mut self.push else {
             return;
         };
-        let result = post(&self.agent, &push.endpoint, &body, timeout);
+        let result = post(&self.agent, &push.endpoint.otlp, &body, until);
         push.next = Instant::now() + push.interval;
-        report(&mut push.failing, "metrics", result, None);
+        push.endpoint.record("metrics", &result, None);
     }
 }
 
 impl Idle for Exporter {
     fn due(&self) -> Option<Instant> {
-        let due = earliest(self.push.as_ref().map(|p| p.next), self.spans_due())?;
+        let due = earliest(self.push.as_ref().map(Push::due), self.spans_due())?;
         Some(
             self.not_before
                 .map_or(due, |not_before| due.max(not_before)),
@@ -158,29 +217,43 @@ impl Idle for Exporter {
             return;
         }
         self.not_before = None;
-        let timeout = left.min(EXPORT_TIMEOUT);
+        let until = until.min(now + EXPORT_TIMEOUT);
         if self.spans_due().is_some_and(|d| d <= now) {
-            self.export_spans(timeout);
+            self.export_spans(until);
         }
-        let left = until.saturating_duration_since(Instant::now());
-        if self.push.as_ref().is_some_and(|p| p.next <= now) && !left.is_zero() {
-            self.push_metrics(left.min(EXPORT_TIMEOUT));
+        if self.push.as_ref().is_some_and(|p| p.due() <= now) && Instant::now() < until {
+            self.push_metrics(until);
         }
     }
 
     fn flush(&mut self, until: Instant) {
-        let left = || until.saturating_duration_since(Instant::now());
-        if self.spans.is_some() {
-            self.export_spans(left().min(EXPORT_TIMEOUT));
+        while self.spans.is_some() && self.spans_pending() && Instant::now() < until {
+            if !self.export_spans(until) {
+                break;
+            }
         }
-        if self.push.is_some() && !left().is_zero() {
-            self.push_metrics(left());
+        if self.push.is_some() && Instant::now() < until {
+            self.push_metrics(until);
         }
     }
 }
 
-/// POSTs one OTLP request; the error says what failed, never the endpoint's credentials.
-fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], timeout: Duration) -> Result<(), String> {
+/// Why an export did not go through.
+enum Failure {
+    /// A stop signal ended it.
+    Stopped,
+    /// What failed, for the log; never the endpoint's credentials.
+    Failed(String),
+}
+
+/// POSTs one OTLP request, finished by `until`.
+fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(), Failure> {
+    let timeout = until.saturating_duration_since(Instant::now());
+    if timeout.is_zero() {
+        return Err(Failure::Failed(
+            "no time left before the next beat".to_owned(),
+        ));
+    }
     let mut request = agent
         .post(&endpoint.url)
         .config()
@@ -192,39 +265,20 @@ fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], timeout: Duration) -> Resul
     }
     match request.send(body) {
         Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+        Ok(response) => Err(Failure::Failed(format!(
+            "HTTP {}",
+            response.status().as_u16()
+        ))),
+        Err(ureq::Error::Io(e)) if e.get_ref().is_some_and(|e| e.is::<Stopped>()) => {
+            Err(Failure::Stopped)
+        }
         Err(error) => {
             // ureq 3.5's errors do not quote the URL; should one ever, never its credentials.
             let mut text = error.to_string();
             if let (_, Some(userinfo)) = split_userinfo(&endpoint.url) {
                 text = text.replace(userinfo, "***");
             }
-            Err(Bounded(&text, MAX_SHOWN_ERROR).to_string())
+            Err(Failure::Failed(Bounded(&text, MAX_SHOWN_ERROR).to_string()))
         }
-    }
-}
-
-/// One line when an export starts failing and one when it works again, not one per export.
-fn report(failing: &mut bool, what: &str, result: Result<(), String>, dropped: Option<&mut u64>) {
-    match result {
-        Err(reason) if !*failing => {
-            *failing = true;
-            log::line(format_args!(
-                "warning: exporting {what} failed: {reason}; will try again at the next export"
-            ));
-        }
-        Ok(()) if *failing => {
-            *failing = false;
-            match dropped {
-                Some(dropped) => {
-                    log::line(format_args!(
-                        "exporting {what} works again ({dropped} span(s) dropped meanwhile)"
-                    ));
-                    *dropped = 0;
-                }
-                None => log::line(format_args!("exporting {what} works again")),
-            }
-        }
-        _ => {}
     }
 }

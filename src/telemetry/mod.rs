@@ -26,7 +26,7 @@ use crate::event::{Event, Ids};
 use crate::log;
 use crate::report::{ErrorType, Outcome, Report};
 use crate::wait::Waiter;
-use export::{Exporter, Push, SpanExport};
+use export::{Endpoint, Exporter, Push};
 use metrics::Metrics;
 use record::{AttemptRecord, Server};
 use trace::{EventTrace, Sampler, Tracer};
@@ -105,7 +105,7 @@ impl Telemetry {
                     "tracing: OTLP to {}, sampling {sampling}",
                     log::redact_userinfo(&endpoint.url)
                 ));
-                spans = Some(SpanExport::new(endpoint.clone()));
+                spans = Some(Endpoint::new(endpoint.clone()));
                 Some(Tracer::new(
                     Sampler::ratio(*sampling),
                     false,

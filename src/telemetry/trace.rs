@@ -21,7 +21,7 @@ pub const BATCH_DELAY: Duration = Duration::from_secs(5);
 /// A batch this large is exported at once.
 const BATCH_SIZE: usize = 128;
 /// Spans kept while the collector cannot be reached; more are dropped and counted.
-const MAX_PENDING: usize = 2048;
+const MAX_PENDING: usize = 4 * BATCH_SIZE;
 
 /// Which events are traced.
 #[derive(Debug, Clone, Copy)]
@@ -254,13 +254,19 @@ impl Tracer {
         Some(oldest + BATCH_DELAY)
     }
 
-    /// Takes the pending spans as an OTLP `ExportTraceServiceRequest`, with their count.
+    /// Takes the oldest pending spans, at most a batch, as an OTLP `ExportTraceServiceRequest`,
+    /// with their count.
     pub fn take_batch(&mut self, service_name: &str) -> Option<(Vec<u8>, usize)> {
         if self.pending.is_empty() {
             return None;
         }
-        self.oldest = None;
-        let spans = std::mem::take(&mut self.pending);
+        // A batch at a time: an export is bounded in time, and so is its encoding. What is
+        // left keeps the oldest span's time (it is no older), so it goes no later than due.
+        let take = self.pending.len().min(BATCH_SIZE);
+        let spans: Vec<Span> = self.pending.drain(..take).collect();
+        if self.pending.is_empty() {
+            self.oldest = None;
+        }
         let mut request = Message::with_capacity(256 + spans.len() * 320);
         request.message(trace_request::RESOURCE_SPANS, |rs| {
             rs.message(resource_spans::RESOURCE, |resource| {

@@ -2,6 +2,7 @@
 //! `heartbeats` binary with a cleared environment, started with its end reported on a channel.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod proxy;
 pub mod sink;
 
@@ -197,6 +198,28 @@ pub fn threads(pid: i32) -> usize {
         .find(|l| l.starts_with("Threads:"))
         .expect("Threads:");
     line["Threads:".len()..].trim().parse().expect("a count")
+}
+
+/// The address in `metrics: serving Prometheus text at http://ADDR/metrics`.
+pub fn metrics_address(run: &Running) -> String {
+    let line = run.line_containing("serving Prometheus text at http://");
+    let after = line.split("http://").nth(1).unwrap();
+    after.trim_end_matches("/metrics").to_owned()
+}
+
+/// One HTTP/1.1 request to `addr` (the scrape server); the status line and the body.
+pub fn get(addr: &str, request_line: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics listener");
+    write!(
+        stream,
+        "{request_line}\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
 /// Runs `command` for one event (`ONE_SHOT=true`) to the end: the one-event fixture every test

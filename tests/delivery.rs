@@ -288,7 +288,7 @@ fn idle_connections_closed_by_the_sink_are_replaced_without_an_error() {
 }
 
 #[test]
-fn a_response_cut_off_mid_way_is_retried() {
+fn a_response_cut_off_before_its_status_line_is_retried() {
     let sink = Sink::start(vec![Reply::Truncate]);
     let f = one_shot(&sink, &[]);
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
@@ -377,12 +377,8 @@ fn odd_but_unambiguous_acknowledgements_are_taken_as_go_takes_them() {
 }
 
 #[test]
-fn an_answer_that_began_but_cannot_be_read_is_reported_not_retried() {
-    for answer in [
-        "HTTP/1.1 200 OK\r\nx\u{1}y: 1\r\n\r\n",
-        "HTTP/1.1 200 OK\r\n x: folded onto the status line\r\n\r\n",
-        "HTTP/1.1 2000 OK\r\n\r\n",
-    ] {
+fn an_answer_without_a_readable_status_line_is_reported_not_retried() {
+    for answer in ["HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 OK\r\n\r\n"] {
         let sink = Sink::start(vec![raw(answer, 4096)]);
         let f = one_shot(&sink, &[]);
         assert_eq!(f.code(), Some(3), "{answer:?}: {}", f.stderr);
@@ -391,4 +387,50 @@ fn an_answer_that_began_but_cannot_be_read_is_reported_not_retried() {
         f.assert_logged("protocol: ");
         f.assert_logged("not retried: it would recur, or the sink may already have taken the event, 1 attempt(s)");
     }
+}
+
+/// Red team 3, item 2: a sink that answers 200 and then something that cannot be read got the
+/// same event eleven times. Once a complete status line says 2xx, the event is delivered.
+#[test]
+fn an_acknowledged_event_is_never_posted_again_whatever_follows_its_status_line() {
+    let big_head = format!(
+        "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n",
+        "b".repeat(130 * 1024)
+    );
+    let many_lines = format!(
+        "HTTP/1.1 200 OK\r\n{}content-length: 0\r\n\r\n",
+        "x-line: 1\r\n".repeat(200)
+    );
+    let cases = [
+        (big_head.as_str(), "a head over 128 KiB"),
+        (many_lines.as_str(), "more than 128 header lines"),
+        (
+            "HTTP/1.1 200 OK\r\nx\u{1}y: 1\r\n\r\n",
+            "a header line that cannot be read",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\n x: folded onto the status line\r\n\r\n",
+            "a header line",
+        ),
+        ("HTTP/1.1 200 OK\r\n", "nothing more within the timeout"),
+    ];
+    for (answer, what) in cases {
+        for piece in [7, 4096] {
+            let sink = Sink::start(vec![raw(answer, piece)]);
+            let f = one_shot(&sink, &["--timeout=500ms"]);
+            let shown = &answer[..answer.len().min(40)];
+            assert_eq!(f.code(), Some(0), "{shown:?}: {}", f.stderr);
+            sink.expect();
+            assert!(sink.drain().is_empty(), "{shown:?} was posted again");
+            f.assert_logged(&format!("warning: the sink answered HTTP 200, then {what}"));
+            f.assert_logged("delivered: HTTP 200, 1 attempt(s)");
+        }
+    }
+    // A close right after the status line.
+    let sink = Sink::start(vec![Reply::StatusLineThenClose(200)]);
+    let f = one_shot(&sink, &[]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    sink.expect();
+    assert!(sink.drain().is_empty());
+    f.assert_logged("warning: the sink answered HTTP 200, then the connection closed");
 }

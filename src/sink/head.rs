@@ -6,8 +6,15 @@
 //! acknowledged event again and again. The transports pass each response's bytes through a
 //! [`HeadReader`]: a head httparse takes strictly goes over untouched; otherwise it is parsed
 //! with httparse's two leniencies for exactly those forms and handed over rewritten (a fold
-//! becomes one space, the whitespace before a colon goes), the rest as it came. Anything else
-//! odd is left for ureq to refuse.
+//! becomes one space, the whitespace before a colon goes), the rest as it came.
+//!
+//! Once a complete status line has come, the sink has answered: an event it acknowledged must
+//! not be posted again. So when what follows cannot be read (a head over [`MAX_HEAD`], more
+//! header lines than ureq takes, a line httparse cannot read, a stall, a reset, a close), the
+//! status line is taken as the whole answer: ureq gets it with an empty body and
+//! `connection: close`, the connection is dropped, and one warning says what came after it. Go
+//! reads heads up to 10 MB; we stop at 128 KiB. Only what fails before a status line is complete
+//! is left for ureq to refuse.
 
 use std::io;
 
@@ -30,17 +37,18 @@ pub struct HeadReader {
     ready_at: usize,
     /// `collected` may hold a complete head: a line ended since it was last parsed.
     check: bool,
+    /// The answer was cut at its status line: nothing more is read on this connection.
+    ended: bool,
 }
 
 /// What httparse made of the start of a response.
 enum Parsed {
     /// A complete head of this many bytes; `final` unless informational.
-    Head {
-        len: usize,
-        is_final: bool,
-    },
+    Head { len: usize, is_final: bool },
+    /// Not complete yet.
     Partial,
-    Refused,
+    /// Unreadable: the status code, if the status line was complete, and what went wrong.
+    Refused(Option<u16>, &'static str),
 }
 
 impl HeadReader {
@@ -59,27 +67,51 @@ impl HeadReader {
         if self.ready_at < self.ready.len() {
             return Ok(self.hand_over(out));
         }
+        if self.ended {
+            return Ok(0);
+        }
         if !self.in_head {
             return read(out);
         }
         loop {
             if std::mem::take(&mut self.check) {
                 match parse(&self.collected, Leniency::Go) {
+                    Parsed::Head { len, .. } if len > MAX_HEAD => {
+                        return Ok(match self.status() {
+                            Some(code) => self.cut(out, code, "a head over 128 KiB"),
+                            None => self.give_up(out),
+                        });
+                    }
                     Parsed::Head { len, is_final } => {
                         self.rewrite_collected(len, is_final);
                         return Ok(self.hand_over(out));
                     }
-                    Parsed::Refused => return Ok(self.give_up(out)),
+                    Parsed::Refused(Some(code), what) if is_final(code) => {
+                        return Ok(self.cut(out, code, what));
+                    }
+                    Parsed::Refused(..) => return Ok(self.give_up(out)),
                     Parsed::Partial => {}
                 }
             }
             if self.collected.len() > MAX_HEAD {
-                return Ok(self.give_up(out));
+                return Ok(match self.status() {
+                    Some(code) => self.cut(out, code, "a head over 128 KiB"),
+                    None => self.give_up(out),
+                });
             }
-            let n = read(out)?;
+            let n = match read(out) {
+                Ok(n) => n,
+                Err(error) => match self.status() {
+                    Some(code) => return Ok(self.cut(out, code, failure(&error))),
+                    None => return Err(error),
+                },
+            };
             if n == 0 {
-                // The peer closed mid-head: hand over what came, then the end.
-                return Ok(self.give_up(out));
+                return Ok(match self.status() {
+                    Some(code) => self.cut(out, code, "the connection closed"),
+                    // The peer closed before a status line: hand over what came, then the end.
+                    None => self.give_up(out),
+                });
             }
             if self.collected.is_empty() {
                 if let Parsed::Head { is_final: true, .. } = parse(&out[..n], Leniency::None) {
@@ -92,6 +124,39 @@ impl HeadReader {
             self.check = memchr::memchr(b'\n', &out[..n]).is_some();
             self.collected.extend_from_slice(&out[..n]);
         }
+    }
+
+    /// The code of a complete, final status line at the start of what was collected.
+    fn status(&self) -> Option<u16> {
+        let line_end = memchr::memchr(b'\n', &self.collected)?;
+        // The status line alone, as a head of its own.
+        let mut line = self.collected[..=line_end].to_vec();
+        line.extend_from_slice(b"\r\n");
+        match parse(&line, Leniency::Go) {
+            Parsed::Head { .. } => {}
+            _ => return None,
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 1];
+        let mut response = httparse::Response::new(&mut headers);
+        let _ = response.parse(&line);
+        response.code.filter(|&code| is_final(code))
+    }
+
+    /// Takes the status line `code` as the whole answer (see the module documentation): one
+    /// warning saying what came after it, then an empty body and the end of the connection.
+    fn cut(&mut self, out: &mut [u8], code: u16, what: &str) -> usize {
+        crate::log::line(format_args!(
+            "warning: the sink answered HTTP {code}, then {what}: taken as its whole answer, \
+             and the connection dropped"
+        ));
+        self.in_head = false;
+        self.ended = true;
+        self.collected = Vec::new();
+        self.ready =
+            format!("HTTP/1.1 {code:03} \r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .into_bytes();
+        self.ready_at = 0;
+        self.hand_over(out)
     }
 
     /// The head of `len` bytes at the start of `collected` goes to `ready`, rewritten; after a
@@ -156,19 +221,32 @@ fn config(leniency: Leniency) -> httparse::ParserConfig {
 fn parse(bytes: &[u8], leniency: Leniency) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
-    match config(leniency).parse_response(&mut response, bytes) {
+    // httparse fills the status fields as it reads them: a code is there once its line is.
+    let result = config(leniency).parse_response(&mut response, bytes);
+    let code = response.code.filter(|_| response.reason.is_some());
+    match result {
         Ok(httparse::Status::Complete(len)) => Parsed::Head {
             len,
-            is_final: !response.code.is_some_and(is_informational),
+            is_final: code.is_none_or(is_final),
         },
         Ok(httparse::Status::Partial) => Parsed::Partial,
-        Err(_) => Parsed::Refused,
+        Err(httparse::Error::TooManyHeaders) => Parsed::Refused(code, "more than 128 header lines"),
+        Err(_) => Parsed::Refused(code, "a header line that cannot be read"),
     }
 }
 
-/// 1xx other than 101: the final head follows it.
-fn is_informational(code: u16) -> bool {
-    (100..200).contains(&code) && code != 101
+/// Not 1xx, or 101: no other head follows it.
+fn is_final(code: u16) -> bool {
+    !(100..200).contains(&code) || code == 101
+}
+
+/// What a failed read after the status line means, for the warning.
+fn failure(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "nothing more within the timeout",
+        io::ErrorKind::ConnectionReset => "a reset of the connection",
+        _ => "a failure to read the rest",
+    }
 }
 
 /// Writes the complete `head` (which [`parse`] took leniently) to `out` as httparse's strict
@@ -295,19 +373,67 @@ mod tests {
         );
     }
 
+    const CUT_200: &str = "HTTP/1.1 200 \r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
     #[test]
-    fn a_head_cut_off_or_too_long_goes_over_as_it_came() {
-        every_split(
-            "HTTP/1.1 200 OK\r\nContent-len",
-            "HTTP/1.1 200 OK\r\nContent-len",
-        );
-        let long = format!("HTTP/1.1 200 OK\r\nX : {}", "a".repeat(MAX_HEAD + 10));
-        assert_eq!(through(long.as_bytes(), 4096, 4096), long.as_bytes());
+    fn a_head_cut_off_before_its_status_line_goes_over_as_it_came() {
+        every_split("HTTP/1.1 20", "HTTP/1.1 20");
+        every_split("HTTP/1.1 200 O", "HTTP/1.1 200 O");
     }
 
     #[test]
-    fn a_fold_right_after_the_status_line_is_left_for_the_parser_to_refuse() {
-        let odd = "HTTP/1.1 200 OK\r\n X: a\r\n\r\n";
-        every_split(odd, odd);
+    fn after_a_status_line_a_close_a_long_head_or_an_unreadable_line_leave_the_status_alone() {
+        every_split("HTTP/1.1 200 OK\r\nContent-len", CUT_200);
+        every_split(
+            "HTTP/1.1 200 OK\r\n X: folded onto the status line\r\n\r\n",
+            CUT_200,
+        );
+        every_split("HTTP/1.1 200 OK\r\nx\u{1}y: 1\r\n\r\nbody", CUT_200);
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+        for long in [
+            format!(
+                "HTTP/1.1 200 OK\r\nX : {}\r\n\r\n",
+                "a".repeat(MAX_HEAD + 10)
+            ),
+            format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD)),
+            format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD * 2)),
+        ] {
+            assert_eq!(text(through(long.as_bytes(), 4096, 4096)), CUT_200);
+        }
+        let many = format!("HTTP/1.1 503 Busy\r\n{}\r\n", "x: 1\r\n".repeat(129));
+        let cut_503 = CUT_200.replace("200", "503");
+        assert_eq!(text(through(many.as_bytes(), 4096, 4096)), cut_503);
+        let exactly = format!("HTTP/1.1 200 OK\r\n{}\r\n", "x: 1\r\n".repeat(128));
+        assert!(through(exactly.as_bytes(), 4096, 4096) == exactly.as_bytes());
+    }
+
+    #[test]
+    fn a_failed_read_after_a_status_line_ends_the_answer_there() {
+        let mut reader = HeadReader::default();
+        reader.expect_head();
+        let mut given = false;
+        let mut out = [0u8; 256];
+        let n = reader
+            .read(&mut out, |buf| {
+                if std::mem::replace(&mut given, true) {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                buf[..17].copy_from_slice(b"HTTP/1.1 202 OK\r\n");
+                Ok(17)
+            })
+            .unwrap();
+        assert_eq!(&out[..n], CUT_200.replace("200", "202").as_bytes());
+        // Nothing more is read on this connection.
+        assert_eq!(
+            reader
+                .read(&mut out, |_| panic!("read after the end"))
+                .unwrap(),
+            0
+        );
+        // Before a status line, the failure is the caller's to see.
+        let mut reader = HeadReader::default();
+        reader.expect_head();
+        let error = reader.read(&mut out, |_| Err(io::ErrorKind::TimedOut.into()));
+        assert_eq!(error.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }

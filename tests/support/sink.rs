@@ -27,8 +27,10 @@ pub enum Reply {
     StatusThenClose(u16),
     /// Answer 200 as keep-alive, then close the idle connection after `Duration`, unannounced.
     OkThenIdleClose(Duration),
-    /// Send the first bytes of a response, then close mid-way.
+    /// Send the first bytes of a response's status line, then close mid-way.
     Truncate,
+    /// Send this status line alone, then close.
+    StatusLineThenClose(u16),
     /// Send these bytes as the answer, written in pieces of at most the given size (so a head
     /// can arrive split anywhere), and keep the connection.
     Raw(Vec<u8>, usize),
@@ -197,8 +199,13 @@ fn serve<S: Read + Write>(
                 thread::sleep(after);
                 return;
             }
+            Reply::StatusLineThenClose(code) => {
+                let _ = stream.write_all(format!("HTTP/1.1 {code} OK\r\n").as_bytes());
+                let _ = stream.flush();
+                return;
+            }
             Reply::Truncate => {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-len");
+                let _ = stream.write_all(b"HTTP/1.1 2");
                 let _ = stream.flush();
                 return;
             }

@@ -414,3 +414,31 @@ fn an_unreachable_collector_costs_one_warning_and_no_beat() {
     let warnings = finished.stderr.matches("exporting metrics failed").count();
     assert_eq!(warnings, 1, "{}", finished.stderr);
 }
+
+/// Red team 3, item 1: with metrics alone (no tracer), the pushes were only made at exit.
+#[test]
+fn otlp_metrics_alone_are_pushed_every_interval_while_running() {
+    for (interval_ns, variable) in [("200000000", None), ("60000000000", Some("200"))] {
+        let sink = Sink::start(vec![]);
+        let collector = Sink::start(vec![]);
+        let config = format!(
+            r#"{{"metrics":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","exportInterval":{interval_ns}}}}}"#,
+            collector.port
+        );
+        let mut command = heartbeats_to(&sink);
+        command.env(CONFIG, config).arg("--period=50ms");
+        if let Some(ms) = variable {
+            command.env("OTEL_METRIC_EXPORT_INTERVAL", ms);
+        }
+        let running = Running::start(&mut command);
+        for _ in 0..3 {
+            let push = collector
+                .next(Duration::from_secs(3))
+                .expect("a push while running, every 200 ms");
+            assert_eq!(push.path, "/v1/metrics");
+            ExportMetricsServiceRequest::decode(&push.body[..]).expect("OTLP metrics");
+        }
+        running.signal(libc::SIGTERM);
+        assert_eq!(running.finish(Duration::from_secs(5)).code(), Some(0));
+    }
+}

@@ -132,16 +132,20 @@ fn cut(text: &mut String, max: usize) {
 }
 
 /// `https://user:secret@host/` → `https://***@host/`: a URL may carry credentials, which no
-/// message shows.
+/// message shows. Everything between `://` and the last `@` goes, whatever a URL parser makes
+/// of it: a password may hold `/`, `?`, `#` or `@`, where a parser would end the userinfo.
 pub fn redact_userinfo(url: &str) -> Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Cow::Borrowed(url);
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => Cow::Owned(format!("{scheme}://***@{}", &rest[at + 1..])),
+    match userinfo_part(url) {
+        Some(secret) => Cow::Owned(url.replacen(secret, "***", 1)),
         None => Cow::Borrowed(url),
     }
+}
+
+/// What [`redact_userinfo`] hides: the text between `://` and the last `@`, if any.
+pub fn userinfo_part(url: &str) -> Option<&str> {
+    let start = url.find("://")? + 3;
+    let at = url[start..].rfind('@')?;
+    Some(&url[start..start + at])
 }
 
 /// Text from the network (a `Location`, an error from a peer) as it may appear in a line:
@@ -166,13 +170,23 @@ mod tests {
 
     #[test]
     fn credentials_in_a_url_are_not_logged() {
-        assert_eq!(
-            redact_userinfo("https://u:p@h:1/x@y"),
-            "https://***@h:1/x@y"
-        );
+        assert_eq!(redact_userinfo("https://u:p@h:1/x"), "https://***@h:1/x");
         assert_eq!(redact_userinfo("ftp://alice:secret@h"), "ftp://***@h");
-        assert_eq!(redact_userinfo("http://h/a@b"), "http://h/a@b");
+        assert_eq!(redact_userinfo("http://h/a"), "http://h/a");
         assert_eq!(redact_userinfo("no scheme@all"), "no scheme@all");
+        // Passwords with what ends a userinfo for a parser: all of it goes, to the last `@`.
+        for url in [
+            "http://u:pa/ss@h:1/x",
+            "http://u:pa?ss@h/",
+            "http://u:pa#ss@h",
+            "http://u:p@a/s?s#@h/",
+        ] {
+            let shown = redact_userinfo(url);
+            assert!(!shown.contains("pa") && !shown.contains("ss"), "{shown}");
+            assert!(shown.starts_with("http://***@"), "{shown}");
+        }
+        // An `@` in a path or query cannot be told from a password's: it is hidden too.
+        assert_eq!(redact_userinfo("http://h/a@b"), "http://***@b");
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn an_http_sink_is_reached_through_http_proxy_in_absolute_form() {
     assert_eq!(request.path, "/events");
     assert_eq!(request.header("ce-specversion"), "1.0");
     f.assert_logged(&format!(
-        "proxy=http://127.0.0.1:{} (HTTP_PROXY)",
+        "proxy=http://***@127.0.0.1:{} (HTTP_PROXY)",
         proxy.port
     ));
     assert!(
@@ -134,7 +134,7 @@ fn a_proxy_that_refuses_the_tunnel_is_retried_and_reported_without_its_credentia
     running.signal(libc::SIGTERM);
     let f = running.finish(Duration::from_secs(5));
     f.assert_logged(&format!(
-        "proxy http://127.0.0.1:{} answered CONNECT with \"HTTP/1.1 502 Bad Gateway\"",
+        "proxy http://***@127.0.0.1:{} answered CONNECT with \"HTTP/1.1 502 Bad Gateway\"",
         proxy.port
     ));
     assert!(!f.stderr.contains("hunter2"), "{}", f.stderr);

@@ -28,6 +28,9 @@ pub struct Proxy {
     pub port: u16,
     /// The proxy URL's userinfo, percent-decoded as Go does: `Proxy-Authorization: Basic`.
     pub userinfo: Option<Vec<u8>>,
+    /// The proxy URL as given (`http://` added when it has no scheme), as logs show it: its
+    /// userinfo hidden.
+    pub shown: String,
 }
 
 impl Proxy {
@@ -39,8 +42,8 @@ impl Proxy {
     }
 
     /// `http://host:port`, for the start-up line: never the credentials.
-    pub fn shown(&self) -> String {
-        format!("http://{}:{}", self.host, self.port)
+    pub fn shown(&self) -> &str {
+        &self.shown
     }
 }
 
@@ -179,6 +182,7 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
         host: host.to_owned(),
         port,
         userinfo,
+        shown,
     })
 }
 
@@ -255,7 +259,7 @@ mod tests {
         let vars = [("HTTP_PROXY", "http://al%40ce:p%23ss@proxy:3128")];
         let p = proxy_for("http://sink/", &vars).unwrap().unwrap();
         assert_eq!(p.userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
-        assert_eq!(p.shown(), "http://proxy:3128");
+        assert_eq!(p.shown(), "http://***@proxy:3128");
         for bad in [
             "socks5://u:secret@proxy:1080",
             "http://u:secret@proxy:99999",

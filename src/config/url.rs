@@ -13,6 +13,8 @@ use crate::log::redact_userinfo;
 pub struct SinkUrl {
     /// The URL as given, without its userinfo.
     pub url: String,
+    /// The URL as logs show it (see [`redact_userinfo`]).
+    shown: String,
     /// The same, parsed (a clone is a reference count).
     pub uri: Uri,
     /// The userinfo, percent-decoded (`user:password`), sent as Basic auth.
@@ -48,7 +50,12 @@ impl SinkUrl {
                 return Err(refuse("expected a port from 1 to 65535"));
             }
         }
-        Ok(SinkUrl { url, uri, userinfo })
+        Ok(SinkUrl {
+            url,
+            shown: shown.into_owned(),
+            uri,
+            userinfo,
+        })
     }
 
     pub fn is_https(&self) -> bool {
@@ -61,12 +68,9 @@ impl SinkUrl {
         host_port(&self.uri)
     }
 
-    /// The URL as logs show it: `***@` where the userinfo was.
-    pub fn shown(&self) -> String {
-        match self.userinfo {
-            Some(_) => self.url.replacen("://", "://***@", 1),
-            None => self.url.clone(),
-        }
+    /// The URL as logs show it: `***` from `://` to the last `@`.
+    pub fn shown(&self) -> &str {
+        &self.shown
     }
 }
 
@@ -155,7 +159,8 @@ mod tests {
         let sink = SinkUrl::parse("K_SINK", "https://al%40ce:p%23ss@h:8443/e?q=a@b").unwrap();
         assert_eq!(sink.url, "https://h:8443/e?q=a@b");
         assert_eq!(sink.userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
-        assert_eq!(sink.shown(), "https://***@h:8443/e?q=a@b");
+        // An `@` in the query cannot be told from one in a password: the log hides up to it.
+        assert_eq!(sink.shown(), "https://***@b");
         assert_eq!(sink.host_port(), ("h", 8443));
         let sink = SinkUrl::parse("--sink", "http://[::1]/").unwrap();
         assert_eq!((sink.host_port(), &sink.userinfo), (("[::1]", 80), &None));

@@ -140,6 +140,7 @@ mod tests {
             host: "proxy".into(),
             port: 3128,
             userinfo: userinfo.map(<[u8]>::to_vec),
+            shown: "http://proxy:3128".into(),
         }
     }
 

@@ -13,7 +13,6 @@ use ureq::Agent;
 
 use super::Shared;
 use crate::config::observability::Otlp;
-use crate::config::url::split_userinfo;
 use crate::log::{self, Bounded};
 use crate::wait::{Idle, Stopped, earliest};
 
@@ -275,8 +274,8 @@ fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(
         Err(error) => {
             // ureq 3.5's errors do not quote the URL; should one ever, never its credentials.
             let mut text = error.to_string();
-            if let (_, Some(userinfo)) = split_userinfo(&endpoint.url) {
-                text = text.replace(userinfo, "***");
+            if let Some(secret) = log::userinfo_part(&endpoint.url) {
+                text = text.replace(secret, "***");
             }
             Err(Failure::Failed(Bounded(&text, MAX_SHOWN_ERROR).to_string()))
         }

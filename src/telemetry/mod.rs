@@ -89,7 +89,8 @@ impl Telemetry {
             ));
         }
         let event = (config.source.as_str(), config.event_type.as_str());
-        let url = config.sink.url.as_str();
+        // `url.full`: as logs show it, never a credential, whatever a parser makes of it.
+        let url = config.sink.shown();
         let mut spans = None;
         shared.tracer = match &settings.tracing {
             observability::Tracing::Off => None,

@@ -72,15 +72,23 @@ pub fn for_sink(sink: &SinkUrl, env: Env) -> Result<Option<Proxy>, Error> {
     Ok(Some(proxy))
 }
 
-/// Go's `useProxy`: never for `localhost` or a loopback address; not for a host `NO_PROXY`
-/// matches: `*`, an IP, a CIDR, a host name (with its subdomains; with a leading `.` or `*.`,
-/// its subdomains only), each optionally with `:port`.
+/// Go's `useProxy` (golang.org/x/net/http/httpproxy): never for `localhost` or a loopback
+/// address (an IPv4-mapped IPv6 one included); not for a host that an entry of `NO_PROXY`
+/// matches. An entry is `*`; a CIDR; an IP (IPv6 bare or in brackets), optionally with a port;
+/// or a name, optionally with a port: `example.com` is the name and its subdomains, `.example.com`
+/// and `*.example.com` its subdomains only. A port is compared as text (`:abc` matches nothing),
+/// a `*` anywhere else is a character like any other, and an entry without a host is ignored.
 fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = bare.parse::<IpAddr>().ok();
-    if bare == "localhost" || ip.is_some_and(|ip| ip.is_loopback()) {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim()
+        .to_ascii_lowercase();
+    let ip = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+    if host == "localhost" || ip.is_some_and(|ip| ip.is_loopback()) {
         return false;
     }
+    let port = port.to_string();
     for entry in no_proxy.split(',').map(|e| e.trim().to_ascii_lowercase()) {
         if entry.is_empty() {
             continue;
@@ -88,48 +96,73 @@ fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
         if entry == "*" {
             return false;
         }
-        if let Some((net, bits)) = entry.split_once('/') {
-            if let (Some(ip), Some(net), Ok(bits)) = (ip, net.parse::<IpAddr>().ok(), bits.parse())
-            {
-                if in_cidr(ip, net, bits) {
-                    return false;
-                }
-            }
-            continue;
-        }
-        let (entry_host, entry_port) = split_host_port(&entry);
-        let entry_port = entry_port.and_then(|p| p.parse::<u16>().ok());
-        if entry_port.is_some_and(|p| p != port) {
-            continue;
-        }
-        let entry_bare = entry_host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(entry_ip) = entry_bare.parse::<IpAddr>() {
-            if ip == Some(entry_ip) {
+        if let Some((net, bits)) = cidr(&entry) {
+            if ip.is_some_and(|ip| in_cidr(ip, net, bits)) {
                 return false;
             }
             continue;
         }
-        let entry_host = entry_host.strip_prefix('*').unwrap_or(entry_host);
+        let (entry_host, entry_port) = match go_split_host_port(&entry) {
+            Some(("", _)) => continue,
+            Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p),
+            None => (entry.as_str(), ""),
+        };
+        let port_matches = entry_port.is_empty() || entry_port == port;
+        if let Ok(entry_ip) = entry_host.parse::<IpAddr>() {
+            if ip == Some(entry_ip.to_canonical()) && port_matches {
+                return false;
+            }
+            continue;
+        }
+        if entry_host.is_empty() {
+            continue;
+        }
+        // `*.example.com` is `.example.com`; `example.com` also matches itself.
+        let entry_host = entry_host
+            .strip_prefix('*')
+            .filter(|h| h.starts_with('.'))
+            .unwrap_or(entry_host);
         let matched = match entry_host.strip_prefix('.') {
-            // `.example.com`: subdomains only.
             Some(_) => host.ends_with(entry_host),
-            // `example.com`: itself and its subdomains.
             None => host == entry_host || host.ends_with(&format!(".{entry_host}")),
         };
-        if matched {
+        if matched && port_matches {
             return false;
         }
     }
     true
 }
 
+/// Go's `net.SplitHostPort`: `host:port` or `[host]:port` (the port may be any text, empty
+/// included); `None` without a port, or with more than one colon outside brackets.
+fn go_split_host_port(text: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return Some((host, after.strip_prefix(':')?));
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    (!host.contains(':')).then_some((host, port))
+}
+
+/// `ip/bits` as Go's `net.ParseCIDR` takes it.
+fn cidr(entry: &str) -> Option<(IpAddr, u32)> {
+    let (net, bits) = entry.split_once('/')?;
+    let net = net.parse::<IpAddr>().ok()?;
+    if bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let bits = bits.parse::<u32>().ok()?;
+    let max = if net.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((net, bits))
+}
+
 fn in_cidr(ip: IpAddr, net: IpAddr, bits: u32) -> bool {
     match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
             let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
             u32::from(ip) & mask == u32::from(net) & mask
         }
-        (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
             let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
             u128::from(ip) & mask == u128::from(net) & mask
         }
@@ -228,29 +261,62 @@ mod tests {
         assert!(proxy_for("http://10.0.0.1/", &vars).unwrap().is_some());
     }
 
+    /// The rules of Go's httpproxy, case by case: which hosts a list of every kind of entry
+    /// exempts from the proxy (requests on port 80).
     #[test]
     fn no_proxy_matches_as_go_httpproxy_does() {
+        let no_proxy = "one.test, .sub.test, *.wild.test, *glob.test, port.test:abc, 10.9.9.1, \
+            10.9.9.2:81, 10.9.9.3:80, 10.8.0.0/16, 2001:db8::7, [2001:db8::8]:443, \
+            [2001:db8::9]:80, 2001:db9::/32, :1, [broken";
         let cases = [
-            ("example.com", "http://example.com/", false),
-            ("example.com", "http://a.example.com/", false),
-            ("example.com", "http://notexample.com/", true),
-            (".example.com", "http://example.com/", true),
-            (".example.com", "http://a.example.com/", false),
-            ("*.example.com", "http://a.example.com/", false),
-            ("*", "http://anything/", false),
-            ("example.com:8080", "http://example.com:8080/", false),
-            ("example.com:8080", "http://example.com/", true),
-            ("10.1.2.3", "http://10.1.2.3/", false),
-            ("10.0.0.0/8", "http://10.1.2.3:99/", false),
-            ("10.0.0.0/8", "http://11.1.2.3/", true),
-            ("fd00::/8", "http://[fd12::1]/", false),
-            (" Sink.Local , other", "http://sink.local/", false),
-            ("", "http://sink/", true),
+            // Never through a proxy: localhost and loopback, however written.
+            ("localhost", false),
+            ("127.0.0.5", false),
+            ("[::1]", false),
+            ("[::ffff:127.0.0.1]", false),
+            ("[::2]", true),
+            // IPs, with and without ports, and CIDRs (IPv4-mapped IPv6 included).
+            ("10.9.9.1", false),
+            ("10.9.9.2", true),
+            ("10.9.9.3", false),
+            ("10.9.9.4", true),
+            ("10.8.3.4", false),
+            ("[::ffff:10.8.3.4]", false),
+            ("10.7.0.1", true),
+            ("[2001:db8::7]", false),
+            ("[2001:db8::8]", true),
+            ("[2001:db8::9]", false),
+            ("[2001:db9::42]", false),
+            ("[2001:dba::1]", true),
+            // Names: the name and its subdomains; `.` and `*.` subdomains only; a `*` elsewhere
+            // is a character; a port that is not 80 (or not a number) matches nothing.
+            ("one.test", false),
+            ("a.one.test", false),
+            ("xone.test", true),
+            ("sub.test", true),
+            ("a.sub.test", false),
+            ("wild.test", true),
+            ("a.wild.test", false),
+            ("glob.test", true),
+            ("aglob.test", true),
+            ("port.test", true),
         ];
-        for (no_proxy, sink, proxied) in cases {
+        for (host, proxied) in cases {
+            let sink = format!("http://{host}/");
             let vars = [("HTTP_PROXY", "proxy:3128"), ("NO_PROXY", no_proxy)];
-            let got = proxy_for(sink, &vars).unwrap().is_some();
-            assert_eq!(got, proxied, "NO_PROXY={no_proxy:?} sink={sink}");
+            let got = proxy_for(&sink, &vars).unwrap().is_some();
+            assert_eq!(got, proxied, "{host}");
+        }
+        // An IPv6 entry without brackets covers the host on any port.
+        let vars = [("HTTP_PROXY", "proxy:3128"), ("NO_PROXY", "fd00::5")];
+        assert_eq!(proxy_for("http://[fd00::5]:8080/", &vars).unwrap(), None);
+        // `*` covers everything; names are compared without case.
+        for (no_proxy, sink) in [
+            ("*", "http://anything/"),
+            (" Sink.Local ", "http://sink.local/"),
+        ] {
+            let vars = [("HTTP_PROXY", "proxy:3128"), ("NO_PROXY", no_proxy)];
+            assert_eq!(proxy_for(sink, &vars).unwrap(), None, "{no_proxy}");
         }
     }
 

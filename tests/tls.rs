@@ -223,3 +223,38 @@ fn a_bad_file_in_a_trust_bundle_is_skipped_with_a_warning_and_the_rest_trusted()
         bundles.join("team-b/ca.crt").display()
     ));
 }
+
+/// Red team 3, item 5: Go reads the TLS variables only for an https sink. For an http sink a
+/// bad one crash-looped the pod (exit 1); for an https one the wrong variable was named.
+#[test]
+fn tls_variables_are_a_warning_for_an_http_sink_and_named_right_for_an_https_one() {
+    let bad = [
+        ("TLS_MIN_VERSION", "1.1"),
+        ("TLS_CIPHER_SUITES", "bogus"),
+        ("TLS_CURVE_PREFERENCES", "CurveP999"),
+    ];
+    for (variable, value) in bad {
+        let sink = Sink::start(vec![]);
+        let f = support::one_shot(support::heartbeats_to(&sink).env(variable, value));
+        assert_eq!(f.code(), Some(0), "{variable}: {}", f.stderr);
+        f.assert_logged(&format!("warning: invalid {variable} \"{value}\""));
+        f.assert_logged("ignored, since the sink is plain http");
+        sink.expect();
+        let (ca, server) = tls_pair("127.0.0.1");
+        let sink = Sink::start_with(vec![], Some(server));
+        let f = support::one_shot(https(&sink, &ca).env(variable, value));
+        assert_eq!(f.code(), Some(1), "{variable}: {}", f.stderr);
+        f.assert_logged(&format!("invalid {variable} \"{value}\""));
+        assert!(sink.drain().is_empty());
+    }
+    // A list without a name is Go's defaults, over https too.
+    let (ca, server) = tls_pair("127.0.0.1");
+    let sink = Sink::start_with(vec![], Some(server));
+    let f = support::one_shot(
+        https(&sink, &ca)
+            .env("TLS_CURVE_PREFERENCES", ",")
+            .env("TLS_CIPHER_SUITES", " , "),
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    sink.expect();
+}

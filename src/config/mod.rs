@@ -155,6 +155,15 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
     let overrides_text = env.get(overrides::K_CE_OVERRIDES)?.unwrap_or_default();
     let (overrides, ignored) = overrides::parse(&overrides_text)?;
     warnings.extend(ignored);
+    // Go reads the TLS variables only for an https sink: for an http one a bad value is a
+    // warning (the exports, if https, then use the defaults).
+    let tls = match TlsSettings::from_env(env) {
+        Err(error) if !sink.is_https() => {
+            warnings.push(format!("{error}; ignored, since the sink is plain http"));
+            TlsSettings::default()
+        }
+        result => result?,
+    };
     // Knative writes these, not the user: problems are warnings (see the observability module).
     let (observability, more) = observability::from_env(env);
     warnings.extend(more);
@@ -172,7 +181,7 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
         encoding,
         overrides,
         token_file: PathBuf::from(flags.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE)),
-        tls: TlsSettings::from_env(env)?,
+        tls,
         trust: Trust::from_env(env, extra_ca)?,
         observability,
         names: NameService::from_env(env)?,

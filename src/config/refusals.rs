@@ -5,6 +5,9 @@ use super::tests::{host, parse};
 use super::tls::{TLS_CIPHER_SUITES, TLS_CURVE_PREFERENCES, TLS_MAX_VERSION, TLS_MIN_VERSION};
 use super::*;
 
+/// The TLS variables are only read for an https sink.
+const HTTPS: &str = "https://127.0.0.1:1/";
+
 /// The specification of refused input: one line naming the flag or variable, exit 1. The
 /// process-level test (tests/process.rs) keeps a few rows to show the same holds end to end.
 #[test]
@@ -34,7 +37,7 @@ fn every_bad_value_names_its_flag_or_variable() {
         ),
         (
             &[],
-            &[(TLS_MIN_VERSION, "1.1")],
+            &[(TLS_MIN_VERSION, "1.1"), (K_SINK, HTTPS)],
             "invalid TLS_MIN_VERSION \"1.1\"",
         ),
         (&["--eventType=  "], &[], "invalid --eventType"),
@@ -86,17 +89,17 @@ fn every_bad_value_names_its_flag_or_variable() {
         (&[], &[(ONE_SHOT, "yes")], "invalid ONE_SHOT \"yes\""),
         (
             &[],
-            &[(TLS_MAX_VERSION, "1.2")],
+            &[(TLS_MAX_VERSION, "1.2"), (K_SINK, HTTPS)],
             "invalid TLS_MIN_VERSION \"1.3\": above TLS_MAX_VERSION 1.2",
         ),
         (
             &[],
-            &[(TLS_CURVE_PREFERENCES, "X25519,CurveP521")],
+            &[(TLS_CURVE_PREFERENCES, "X25519,CurveP521"), (K_SINK, HTTPS)],
             "invalid TLS_CURVE_PREFERENCES \"CurveP521\": not supported",
         ),
         (
             &[],
-            &[(TLS_CIPHER_SUITES, "TLS_NOPE")],
+            &[(TLS_CIPHER_SUITES, "TLS_NOPE"), (K_SINK, HTTPS)],
             "invalid TLS_CIPHER_SUITES \"TLS_NOPE\": unknown",
         ),
         (&[], &[(POD_NAME, "")], "invalid POD_NAME"),

@@ -149,15 +149,19 @@ impl TlsSettings {
                 format!("above {TLS_MAX_VERSION} {}", max.name()),
             ));
         }
+        // A list with no names (`,`) is no list: Go's crypto/tls takes an empty one as its
+        // defaults.
         let cipher_suites = env
             .get(TLS_CIPHER_SUITES)?
             .map(|text| names(TLS_CIPHER_SUITES, &text, &CIPHER_SUITES, true))
             .transpose()?
+            .filter(|names| !names.is_empty())
             .map(|suites| suites.into_iter().flatten().collect());
         let curves = env
             .get(TLS_CURVE_PREFERENCES)?
             .map(|text| names(TLS_CURVE_PREFERENCES, &text, &CURVES, false))
             .transpose()?
+            .filter(|names| !names.is_empty())
             .map(|groups| groups.into_iter().flatten().collect());
         Ok(TlsSettings {
             min,
@@ -261,6 +265,12 @@ mod tests {
                 .unwrap_err()
                 .starts_with("invalid TLS_MAX_VERSION \"1.4\"")
         );
+    }
+
+    #[test]
+    fn lists_without_names_are_the_defaults_as_in_go() {
+        let s = parse(&[(TLS_CIPHER_SUITES, " , "), (TLS_CURVE_PREFERENCES, ",")]).unwrap();
+        assert_eq!((s.cipher_suites, s.curves), (None, None));
     }
 
     #[test]

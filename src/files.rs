@@ -12,7 +12,9 @@ use std::path::Path;
 pub enum Unread {
     /// It does not exist.
     Missing,
-    /// What is wrong with it: not a regular file, too long, unreadable.
+    /// It holds more than the bound.
+    TooLong(usize),
+    /// What is wrong with it: not a regular file, unreadable.
     Refused(String),
 }
 
@@ -20,6 +22,7 @@ impl std::fmt::Display for Unread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unread::Missing => f.write_str("does not exist"),
+            Unread::TooLong(limit) => write!(f, "is longer than {limit} bytes"),
             Unread::Refused(why) => f.write_str(why),
         }
     }
@@ -33,11 +36,11 @@ pub fn read(path: &Path, limit: usize) -> Result<Vec<u8>, Unread> {
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Unread::Missing,
-            kind => Unread::Refused(format!("cannot be opened: {kind}")),
+            _ => Unread::Refused(format!("cannot be opened: {}", os_reason(&e))),
         })?;
     let meta = file
         .metadata()
-        .map_err(|e| Unread::Refused(format!("cannot be examined: {}", e.kind())))?;
+        .map_err(|e| Unread::Refused(format!("cannot be examined: {}", os_reason(&e))))?;
     if meta.is_dir() {
         return Err(Unread::Refused("is a directory, not a file".to_owned()));
     }
@@ -48,11 +51,20 @@ pub fn read(path: &Path, limit: usize) -> Result<Vec<u8>, Unread> {
     let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     file.take(bound)
         .read_to_end(&mut bytes)
-        .map_err(|e| Unread::Refused(format!("cannot be read: {}", e.kind())))?;
+        .map_err(|e| Unread::Refused(format!("cannot be read: {}", os_reason(&e))))?;
     if bytes.len() > limit {
-        return Err(Unread::Refused(format!("is longer than {limit} bytes")));
+        return Err(Unread::TooLong(limit));
     }
     Ok(bytes)
+}
+
+/// What the system said, without the error number: `Input/output error`.
+fn os_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
 }
 
 /// [`read`] as text; bytes that are not UTF-8 are replaced.
@@ -71,9 +83,10 @@ mod tests {
         let path = dir.join("small");
         std::fs::write(&path, "12345").unwrap();
         assert_eq!(read(&path, 5), Ok(b"12345".to_vec()));
+        assert_eq!(read(&path, 4), Err(Unread::TooLong(4)));
         assert_eq!(
-            read(&path, 4),
-            Err(Unread::Refused("is longer than 4 bytes".into()))
+            read(&path, 4).unwrap_err().to_string(),
+            "is longer than 4 bytes"
         );
         assert_eq!(read(&dir.join("none"), 5), Err(Unread::Missing));
         assert_eq!(

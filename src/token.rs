@@ -3,12 +3,12 @@
 //! `stat` per send while the file is unchanged (same device, inode, size and times), and nothing
 //! at all while its directory does not exist (a Kubernetes volume is mounted before the
 //! container starts, so the directory is looked for again only every [`DIR_RECHECK`]). The file
-//! is opened without blocking (a FIFO would wait for a writer forever), must be a regular file,
-//! and at most [`MAX_TOKEN`] + 1 bytes are read (`/dev/zero` never ends). Why no token is sent
-//! is logged once per change, never every beat.
+//! is read as every file from outside is ([`crate::files`]: without blocking, regular files only,
+//! bounded). Why no token is sent is logged once per change, never every beat.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
+
+use crate::files::Unread;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -135,40 +135,28 @@ fn absent(why: &str) -> Result<Token, String> {
     Ok(Token::Absent(Some(why.to_owned())))
 }
 
-/// Reads the token from `path`, without blocking, from a regular file only, at most
-/// [`MAX_TOKEN`] + 1 bytes, whitespace trimmed.
+/// Reads the token from `path` (without blocking, from a regular file only, bounded: see
+/// [`crate::files`]), whitespace trimmed.
 fn read_token(path: &std::path::Path) -> Result<Token, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Token::Absent(None)),
-        Err(e) => return absent(&format!("cannot be opened: {}", e.kind())),
+    let too_long = || {
+        format!(
+            "the OIDC token in {} is longer than {MAX_TOKEN} bytes",
+            path.display()
+        )
     };
-    // Checked on the open file: it may have been replaced since it was looked at.
-    match file.metadata() {
-        Ok(meta) if meta.is_file() => {}
-        Ok(meta) if meta.is_dir() => return absent("is a directory, not a file"),
-        Ok(_) => return absent("is not a regular file"),
-        Err(e) => return absent(&format!("cannot be examined: {}", e.kind())),
-    }
-    let mut bytes = Vec::new();
-    let limit = u64::try_from(MAX_TOKEN).unwrap_or(u64::MAX) + 1;
-    if let Err(e) = file.take(limit).read_to_end(&mut bytes) {
-        return absent(&format!("cannot be read: {}", e.kind()));
-    }
+    // Room for whitespace around a token of the longest length.
+    let bytes = match crate::files::read(path, 2 * MAX_TOKEN) {
+        Ok(bytes) => bytes,
+        Err(Unread::Missing) => return Ok(Token::Absent(None)),
+        Err(Unread::TooLong(_)) => return Err(too_long()),
+        Err(unread @ Unread::Refused(_)) => return absent(&unread.to_string()),
+    };
     let token = bytes.trim_ascii();
     if token.is_empty() {
         return Ok(Token::Absent(None));
     }
     if token.len() > MAX_TOKEN {
-        return Err(format!(
-            "the OIDC token in {} is longer than {MAX_TOKEN} bytes",
-            path.display()
-        ));
+        return Err(too_long());
     }
     if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(format!(

@@ -258,3 +258,51 @@ fn tls_variables_are_a_warning_for_an_http_sink_and_named_right_for_an_https_one
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     sink.expect();
 }
+
+/// Peak resident memory of process `pid` (VmHWM), in KiB.
+fn peak_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Red team 3, item 6: SSL_CERT_FILE naming a FIFO hung in open with SIGTERM unread,
+/// /dev/zero grew to 13 GB, SSL_CERT_DIR=/proc/self read pagemap into 7 GB. Every file of
+/// certificates is now read as the token is: regular files only, without blocking, bounded.
+#[test]
+fn system_ca_paths_that_are_not_plain_files_cost_a_warning_not_a_hang_nor_memory() {
+    let dir = support::TempDir::new("ca-paths");
+    let fifo = dir.join("fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let fifo = fifo.to_str().unwrap().to_owned();
+    let cases = [
+        (
+            "SSL_CERT_FILE",
+            fifo.as_str(),
+            "fifo skipped: is not a regular file",
+        ),
+        (
+            "SSL_CERT_FILE",
+            "/dev/zero",
+            "zero skipped: is not a regular file",
+        ),
+        ("SSL_CERT_DIR", "/proc/self", "pagemap skipped: "),
+    ];
+    for (variable, value, why) in cases {
+        let sink = Sink::start(vec![]);
+        let running = support::Running::start(
+            support::heartbeats_to(&sink)
+                .env(variable, value)
+                .arg("--period=10s"),
+        );
+        running.line_containing(why);
+        running.line_containing("delivered");
+        let peak = peak_kib(running.pid);
+        assert!(peak < 64 * 1024, "{variable}={value}: peak RSS {peak} KiB");
+        running.signal(libc::SIGTERM);
+        let f = running.finish(std::time::Duration::from_secs(5));
+        assert_eq!(f.code(), Some(0), "{variable}={value}: {}", f.stderr);
+    }
+}

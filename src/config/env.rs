@@ -23,7 +23,8 @@ impl Host for Process {
         std::env::var_os(name)
     }
     fn read_file(&self, path: &str) -> Option<String> {
-        std::fs::read_to_string(path).ok()
+        // A namespace name is at most 253 bytes.
+        crate::files::read_text(path.as_ref(), 4096).ok()
     }
 }
 

@@ -15,6 +15,8 @@ use crate::error::Error;
 
 /// Directory depth searched below the trust bundle directory.
 const MAX_BUNDLE_DEPTH: usize = 8;
+/// The longest file of certificates read (a system bundle is a few hundred KiB).
+const MAX_TRUST_FILE: usize = 1024 * 1024;
 
 /// Mozilla's roots, then `extra`, `SSL_CERT_FILE`, `SSL_CERT_DIR`, and every PEM file below the
 /// bundle directory.
@@ -200,8 +202,8 @@ impl BundleWalk<'_> {
             }
             self.read.push(id);
         }
-        let added = std::fs::read(path)
-            .map_err(|e| e.to_string())
+        let added = crate::files::read(path, MAX_TRUST_FILE)
+            .map_err(|unread| unread.to_string())
             .and_then(|pem| {
                 if find(&pem, b"-----BEGIN ").is_some() {
                     add_pem(self.roots, &pem)

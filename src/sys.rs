@@ -233,6 +233,27 @@ pub fn connect_started(addr: &SocketAddr) -> io::Result<TcpStream> {
     Ok(TcpStream::from(socket))
 }
 
+/// Makes closing `stream` reset the connection (`SO_LINGER` of zero): the peer sees that the
+/// answer was dropped, not a clean end after part of it.
+pub fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid struct of the size given, alive for the call; the descriptor
+    // is open for the borrow's lifetime.
+    check(unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// `addr` as the C socket address the kernel takes, and its length.
 fn socket_address(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain old data, for which all zeroes is a valid value.

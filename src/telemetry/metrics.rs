@@ -67,11 +67,22 @@ impl Histogram {
 /// The attempts that share one set of labels.
 #[derive(Debug, Clone)]
 struct Series {
+    /// The labels: the status ([`OTHER`] for one outside 100–599) and the error type; both
+    /// `None` for the overflow series.
     status: Option<u16>,
     error_type: Option<ErrorType>,
+    /// The series of every attempt past [`MAX_SERIES`] label sets.
+    overflow: bool,
     duration: Histogram,
     body_size: Histogram,
 }
+
+/// The most label sets kept; later ones are counted in one overflow series, as the OTel SDK's
+/// cardinality limit does (`otel.metric.overflow="true"`). A sink answering hundreds of
+/// distinct codes cannot make a scrape megabytes long.
+const MAX_SERIES: usize = 32;
+/// A status code outside 100–599, shown as `_OTHER`.
+const OTHER: u16 = 0;
 
 /// A histogram every series has, under both its names.
 struct HistogramKind {
@@ -126,20 +137,30 @@ impl Metrics {
 
     pub fn attempt(&mut self, record: &AttemptRecord) {
         self.attempts += 1;
-        let index = if let Some(index) = self
-            .series
-            .iter()
-            .position(|s| s.status == record.status && s.error_type == record.error_type)
-        {
+        let known = |code: u16| (100..600).contains(&code);
+        let status = record.status.map(|c| if known(c) { c } else { OTHER });
+        let error_type = match record.error_type {
+            Some(ErrorType::Status(c)) if !known(c) => Some(ErrorType::Status(OTHER)),
+            other => other,
+        };
+        let labelled = |s: &Series| !s.overflow && s.status == status && s.error_type == error_type;
+        let index = if let Some(index) = self.series.iter().position(labelled) {
             index
         } else {
-            self.series.push(Series {
-                status: record.status,
-                error_type: record.error_type,
-                duration: Histogram::new(&DURATION_BOUNDS),
-                body_size: Histogram::new(&SIZE_BOUNDS),
-            });
-            self.series.len() - 1
+            let overflow = self.series.len() >= MAX_SERIES;
+            match self.series.iter().position(|s| s.overflow) {
+                Some(index) if overflow => index,
+                _ => {
+                    self.series.push(Series {
+                        status: if overflow { None } else { status },
+                        error_type: if overflow { None } else { error_type },
+                        overflow,
+                        duration: Histogram::new(&DURATION_BOUNDS),
+                        body_size: Histogram::new(&SIZE_BOUNDS),
+                    });
+                    self.series.len() - 1
+                }
+            }
         };
         let series = &mut self.series[index];
         series.duration.record(record.duration.as_secs_f64());
@@ -160,15 +181,24 @@ impl Metrics {
 
     /// The series' labels as (OTel name, value), in a fixed order.
     fn labels(&self, series: &Series) -> Vec<(&'static str, String)> {
+        if series.overflow {
+            return vec![("otel.metric.overflow", "true".to_owned())];
+        }
+        let code = |c: u16| match c {
+            OTHER => "_OTHER".to_owned(),
+            c => c.to_string(),
+        };
         let mut labels = vec![("http.request.method", "POST".to_owned())];
         if let Some(status) = series.status {
-            labels.push(("http.response.status_code", status.to_string()));
+            labels.push(("http.response.status_code", code(status)));
         }
         labels.push(("server.address", self.server.address.clone()));
         labels.push(("server.port", self.server.port.to_string()));
         labels.push(("url.scheme", self.server.scheme.to_owned()));
-        if let Some(error) = series.error_type {
-            labels.push(("error.type", error.to_string()));
+        match series.error_type {
+            Some(ErrorType::Status(status)) => labels.push(("error.type", code(status))),
+            Some(error) => labels.push(("error.type", error.to_string())),
+            None => {}
         }
         labels
     }
@@ -386,6 +416,44 @@ mod tests {
         assert_eq!(h.counts[1], 1);
         assert_eq!(h.counts[DURATION_BOUNDS.len()], 1, "11 s overflows");
         assert_eq!((h.count, h.min, h.max), (4, 0.0, 11.0));
+    }
+
+    fn attempt(status: u16) -> AttemptRecord {
+        AttemptRecord {
+            status: Some(status),
+            error_type: (status >= 400).then_some(ErrorType::Status(status)),
+            duration: std::time::Duration::from_millis(1),
+            body_size: 20,
+        }
+    }
+
+    #[test]
+    fn codes_outside_100_to_599_are_one_series_and_label_sets_are_capped() {
+        let server = Server {
+            address: "sink".into(),
+            port: 80,
+            scheme: "http",
+        };
+        let mut metrics = Metrics::new(server, "heartbeat", SystemTime::now());
+        for code in 600..1000 {
+            metrics.attempt(&attempt(code));
+        }
+        assert_eq!(metrics.series.len(), 1);
+        let labels = metrics.labels(&metrics.series[0]);
+        assert!(labels.contains(&("http.response.status_code", "_OTHER".into())));
+        assert!(labels.contains(&("error.type", "_OTHER".into())));
+        for code in 100..600 {
+            metrics.attempt(&attempt(code));
+        }
+        assert_eq!(metrics.series.len(), MAX_SERIES + 1);
+        let overflow = metrics.series.last().unwrap();
+        assert_eq!(overflow.duration.count, 500 - (MAX_SERIES as u64 - 1));
+        assert_eq!(
+            metrics.labels(overflow),
+            [("otel.metric.overflow", "true".to_owned())]
+        );
+        let text = metrics.prometheus();
+        assert!(text.len() < 256 * 1024, "{} bytes", text.len());
     }
 
     #[test]

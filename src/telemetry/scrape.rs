@@ -1,8 +1,9 @@
 //! The Prometheus scrape server: `GET /metrics` on the configured address, answered during
-//! every wait of the thread (see [`crate::wait::Service`]). Every connection is non-blocking,
-//! with a buffer and a deadline of its own, so an idle or trickling client delays no other
-//! scrape and no beat; the open connections are capped, the oldest one still sending its
-//! request giving way to a new one.
+//! every wait of the thread (see [`crate::wait::Service`]) as Go's `net/http` answers it (see
+//! [`ScrapeServer::answer`]). Every connection is non-blocking, with a buffer and a deadline of
+//! its own, so an idle or trickling client delays no other scrape and no beat; the open
+//! connections are capped, the oldest one still sending its request giving way to a new one. An
+//! answer not taken by its deadline is dropped with a reset.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +25,18 @@ const ANSWER_TIME: Duration = Duration::from_secs(10);
 const MAX_REQUEST_HEAD: usize = 8192;
 /// The most connections taken from the listener in one go.
 const ACCEPTS_PER_SERVE: usize = 32;
+/// The Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The path of a request target: origin form (`/metrics?x`) or absolute form
+/// (`http://host:9092/metrics`), without its query.
+fn path_of(target: &str) -> &str {
+    let path = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
+        None => target,
+    };
+    path.split(['?', '#']).next().unwrap_or_default()
+}
 
 /// See the module documentation.
 pub struct ScrapeServer {
@@ -84,38 +97,68 @@ impl ScrapeServer {
         }
     }
 
-    /// The answer to the request `head`.
+    /// The answer to the request `head` (complete, or cut at [`MAX_REQUEST_HEAD`]), as Go's
+    /// `net/http` serves knative.dev/pkg's `GET /metrics` route: HEAD as GET without the body;
+    /// an absolute-form target by its path; another method 405, another path 404, a head that
+    /// cannot be read 400, one too long 431. Every answer states its length and closes.
     fn answer(&self, head: &[u8]) -> Vec<u8> {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut request = httparse::Request::new(&mut headers);
-        let (method, path) = match request.parse(head) {
-            Ok(_) => (
-                request.method.unwrap_or_default(),
-                request.path.unwrap_or_default(),
-            ),
-            Err(_) => ("", ""),
-        };
-        let path = path.split('?').next().unwrap_or_default();
-        let (status, body) = match (method, path) {
-            ("GET", "/metrics") => {
-                let shared = self
-                    .shared
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match &shared.metrics {
-                    Some(metrics) => ("200 OK", metrics.prometheus()),
-                    None => ("404 Not Found", String::new()),
+        let parsed = request.parse(head);
+        let (method, target) = (
+            request.method.unwrap_or_default(),
+            request.path.unwrap_or_default(),
+        );
+        let plain = "text/plain; charset=utf-8";
+        let (status, kind, body, send_body) = match parsed {
+            Ok(httparse::Status::Complete(_)) => match (method, path_of(target)) {
+                ("GET" | "HEAD", "/metrics") => {
+                    let shared = self
+                        .shared
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let text = shared
+                        .metrics
+                        .as_ref()
+                        .map(super::metrics::Metrics::prometheus);
+                    (
+                        "200 OK",
+                        PROMETHEUS_TEXT,
+                        text.unwrap_or_default(),
+                        method == "GET",
+                    )
                 }
-            }
-            (_, "/metrics") => ("405 Method Not Allowed", String::new()),
-            _ => ("404 Not Found", String::new()),
+                (_, "/metrics") => (
+                    "405 Method Not Allowed\r\nallow: GET, HEAD",
+                    plain,
+                    "Method Not Allowed\n".to_owned(),
+                    method != "HEAD",
+                ),
+                _ => (
+                    "404 Not Found",
+                    plain,
+                    "404 page not found\n".to_owned(),
+                    method != "HEAD",
+                ),
+            },
+            Ok(httparse::Status::Partial) => (
+                "431 Request Header Fields Too Large",
+                plain,
+                "431 Request Header Fields Too Large".to_owned(),
+                true,
+            ),
+            Err(_) => ("400 Bad Request", plain, "400 Bad Request".to_owned(), true),
         };
-        format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        let mut answer = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\nx-content-type-options: nosniff\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         )
-        .into_bytes()
+        .into_bytes();
+        if send_body {
+            answer.extend_from_slice(body.as_bytes());
+        }
+        answer
     }
 
     /// Moves `connection` on as far as it goes without waiting; false when it is done.
@@ -186,11 +229,51 @@ impl Service for ScrapeServer {
             if is_ready && !self.progress(connection, now) {
                 return false;
             }
-            connection.deadline > now
+            if connection.deadline > now {
+                return true;
+            }
+            if let State::Writing(..) = connection.state {
+                // Not taken in time: dropped with a reset, never cut short in silence.
+                let _ = crate::sys::reset_on_close(&connection.stream);
+            }
+            false
         });
         self.connections = connections;
         if ready.first().is_some_and(|w| w.ready) {
             self.accept(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn an_answer_not_taken_by_its_deadline_is_dropped_with_a_reset() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let shared = Arc::new(Mutex::new(Shared {
+            metrics: None,
+            tracer: None,
+            service_name: String::new(),
+        }));
+        let mut server = ScrapeServer::new(listener, shared);
+        let now = Instant::now();
+        server.connections.push(Connection {
+            stream,
+            deadline: now,
+            state: State::Writing(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\npartial".to_vec(),
+                20,
+            ),
+        });
+        server.serve(&[], now + Duration::from_millis(1));
+        assert!(server.connections.is_empty());
+        let mut answer = Vec::new();
+        let error = client.read_to_end(&mut answer).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
     }
 }

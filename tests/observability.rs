@@ -578,3 +578,30 @@ fn distinct_status_codes_cannot_make_a_scrape_megabytes_long() {
     running.signal(libc::SIGTERM);
     assert_eq!(running.finish(Duration::from_secs(5)).code(), Some(0));
 }
+
+/// Red team 3, item 8: capitalised keys were silently ignored, a repeated key turned everything
+/// off, and a JSON array was taken as a config. Now as Go's encoding/json reads it.
+#[test]
+fn the_config_is_read_as_gos_encoding_json_reads_it() {
+    let sink = Sink::start(vec![]);
+    let serving = [
+        r#"{"Metrics":{"Protocol":"prometheus","ENDPOINT":"127.0.0.1:0"}}"#,
+        r#"{"metrics":{"protocol":"prometheus"},"metrics":{"endpoint":"127.0.0.1:0"}}"#,
+        r#"{"metrics":{"protocol":"none"},"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#,
+    ];
+    for config in serving {
+        let f = one_shot(heartbeats_to(&sink).env(CONFIG, config));
+        assert_eq!(f.code(), Some(0), "{config}: {}", f.stderr);
+        f.assert_logged("metrics: serving Prometheus text at http://127.0.0.1:");
+        assert!(!f.stderr.contains("warning"), "{config}: {}", f.stderr);
+    }
+    for config in [
+        r#"[{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}]"#,
+        r#""prometheus""#,
+    ] {
+        let f = one_shot(heartbeats_to(&sink).env(CONFIG, config));
+        assert_eq!(f.code(), Some(0), "{config}: {}", f.stderr);
+        f.assert_logged("K_OBSERVABILITY_CONFIG is not a JSON object; metrics and tracing are off");
+        assert!(!f.stderr.contains("serving"), "{config}: {}", f.stderr);
+    }
+}

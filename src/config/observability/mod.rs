@@ -6,12 +6,15 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use std::cell::RefCell;
+
+mod endpoint;
+mod json;
 
 use super::env::Env;
 use crate::log::Bounded;
+use endpoint::otlp;
+use json::{RawMetrics, RawTracing, Undecodable};
 
 pub const CONFIG_VAR: &str = "K_OBSERVABILITY_CONFIG";
 /// Eventing's Prometheus port when the config names none.
@@ -19,11 +22,11 @@ pub const DEFAULT_METRICS_PORT: u16 = 9092;
 /// The OTel SDK's default export interval.
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 /// Where the OTel Go SDK sends OTLP over HTTP when nothing says otherwise (https, as Go).
-const DEFAULT_OTLP_BASE: &str = "https://localhost:4318";
+pub(crate) const DEFAULT_OTLP_BASE: &str = "https://localhost:4318";
 /// Go's image names itself `heartbeat` (eventing's `resource.Default("heartbeat")`).
 pub const DEFAULT_SERVICE_NAME: &str = "heartbeat";
 /// The most characters of a config value a warning quotes.
-const MAX_SHOWN: usize = 120;
+pub(crate) const MAX_SHOWN: usize = 120;
 
 /// Everything observability does; [`Observability::default`] is all off.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,35 +99,6 @@ impl std::fmt::Debug for Otlp {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct RawConfig {
-    #[serde(default)]
-    metrics: RawMetrics,
-    #[serde(default)]
-    tracing: RawTracing,
-}
-
-#[derive(Deserialize, Default)]
-struct RawMetrics {
-    #[serde(default)]
-    protocol: String,
-    #[serde(default)]
-    endpoint: String,
-    /// A Go `time.Duration`: nanoseconds.
-    #[serde(default, rename = "exportInterval")]
-    export_interval: i64,
-}
-
-#[derive(Deserialize, Default)]
-struct RawTracing {
-    #[serde(default)]
-    protocol: String,
-    #[serde(default)]
-    endpoint: String,
-    #[serde(default, rename = "samplingRate")]
-    sampling_rate: f64,
-}
-
 /// The observability settings from the environment, and what was wrong with them.
 pub fn from_env(env: Env) -> (Observability, Vec<String>) {
     let unreadable = RefCell::new(Vec::new());
@@ -151,11 +125,23 @@ fn settings(var: &dyn Fn(&str) -> Option<String>) -> (Observability, Vec<String>
     if text.trim().is_empty() || text.trim() == "null" {
         return (settings, warnings);
     }
-    let raw: RawConfig = match serde_json::from_str(&text) {
-        Ok(raw) => raw,
-        Err(error) => {
+    let raw = match json::decode(&text) {
+        Ok((raw, skipped)) => {
+            // As Go: the value is not used, the rest of the config is.
+            for what in skipped {
+                warnings.push(format!("{CONFIG_VAR}: {what}; ignored"));
+            }
+            raw
+        }
+        Err(Undecodable::NotJson(error)) => {
             warnings.push(format!(
                 "{CONFIG_VAR} is not valid JSON ({error}); metrics and tracing are off"
+            ));
+            return (settings, warnings);
+        }
+        Err(Undecodable::NotAnObject) => {
+            warnings.push(format!(
+                "{CONFIG_VAR} is not a JSON object; metrics and tracing are off"
             ));
             return (settings, warnings);
         }
@@ -280,97 +266,16 @@ fn split_host_port(endpoint: &str) -> Option<(String, String)> {
     Some((host.to_owned(), port.to_owned()))
 }
 
-/// The OTLP URL for one signal (`METRICS`, `TRACES`): `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`
-/// as it is, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `path`, else the config's endpoint (a bare
-/// `host:port` means https, as in Go; no path means `path`), else the SDK's localhost default.
-fn otlp(
-    endpoint: &str,
-    signal: &str,
-    path: &str,
-    var: &dyn Fn(&str) -> Option<String>,
-) -> Result<Otlp, String> {
-    let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-    let specific = format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT");
-    let (url, from) = if let Some(url) = set(&specific) {
-        (url, specific.clone())
-    } else if let Some(base) = set("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        let url = format!("{}{path}", base.trim_end_matches('/'));
-        (url, "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned())
-    } else if !endpoint.is_empty() {
-        let url = if endpoint.contains("://") {
-            endpoint.to_owned()
-        } else {
-            format!("https://{endpoint}")
-        };
-        (with_default_path(&url, path), "endpoint".to_owned())
-    } else {
-        (format!("{DEFAULT_OTLP_BASE}{path}"), "default".to_owned())
-    };
-    let url = url.trim().to_owned();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!(
-            "{from} {} is not an http:// or https:// URL",
-            Bounded(&crate::log::redact_userinfo(&url), MAX_SHOWN)
-        ));
-    }
-    let mut all = headers(set("OTEL_EXPORTER_OTLP_HEADERS"))?;
-    all.extend(headers(set(&format!(
-        "OTEL_EXPORTER_OTLP_{signal}_HEADERS"
-    )))?);
-    Ok(Otlp { url, headers: all })
-}
-
-/// `OTEL_EXPORTER_OTLP_HEADERS`: `name=value` pairs separated by commas, values
-/// percent-decoded. Values are never quoted back: they hold API keys.
-fn headers(value: Option<String>) -> Result<Vec<(String, String)>, String> {
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for pair in value.split(',').filter(|p| !p.trim().is_empty()) {
-        let Some((name, value)) = pair.split_once('=') else {
-            return Err("OTEL_EXPORTER_OTLP_HEADERS has an entry without '='".to_owned());
-        };
-        let name = name.trim();
-        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        let value = super::url::unescape(value.trim())
-            .and_then(|v| String::from_utf8(v).ok())
-            .filter(|v| v.chars().all(|c| c == '\t' || (' '..='~').contains(&c)));
-        match value {
-            Some(value) if !name.is_empty() && name.chars().all(token) => {
-                out.push((name.to_ascii_lowercase(), value));
-            }
-            _ => {
-                return Err(format!(
-                    "OTEL_EXPORTER_OTLP_HEADERS entry {} is not a valid header (its value is not \
-                     shown)",
-                    Bounded(name, MAX_SHOWN)
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn with_default_path(url: &str, path: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(slash) if url.len() > after_scheme + slash + 1 => url.to_owned(),
-        Some(_) => format!("{}{path}", url.trim_end_matches('/')),
-        None => format!("{url}{path}"),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::tests::FakeHost;
 
-    fn parse(vars: &[(&'static str, &str)]) -> (Observability, Vec<String>) {
+    pub(super) fn parse(vars: &[(&'static str, &str)]) -> (Observability, Vec<String>) {
         from_env(Env(&FakeHost::new(vars)))
     }
 
-    fn config(json: &str) -> (Observability, Vec<String>) {
+    pub(super) fn config(json: &str) -> (Observability, Vec<String>) {
         parse(&[(CONFIG_VAR, json)])
     }
 
@@ -427,55 +332,6 @@ mod tests {
     }
 
     #[test]
-    fn otlp_endpoints_follow_the_config_then_the_otel_variables() {
-        let json = r#"{"metrics":{"protocol":"http/protobuf","endpoint":"http://c:4318","exportInterval":5000000000},
-                       "tracing":{"protocol":"http/protobuf","endpoint":"c:4318/custom","samplingRate":0.5}}"#;
-        let (settings, warnings) = config(json);
-        assert!(warnings.is_empty(), "{warnings:?}");
-        let Metrics::Otlp { endpoint, interval } = &settings.metrics else {
-            panic!("{settings:?}")
-        };
-        assert_eq!(endpoint.url, "http://c:4318/v1/metrics");
-        assert_eq!(*interval, Duration::from_secs(5));
-        let Tracing::Otlp { endpoint, sampling } = &settings.tracing else {
-            panic!("{settings:?}")
-        };
-        assert_eq!(endpoint.url, "https://c:4318/custom");
-        assert_eq!(*sampling, 0.5);
-
-        let (settings, _) = parse(&[
-            (CONFIG_VAR, json),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318/"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:1/x"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "Api-Key=a%20b, x-tenant=7"),
-            ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
-        ]);
-        let Metrics::Otlp { endpoint, interval } = &settings.metrics else {
-            panic!()
-        };
-        assert_eq!(endpoint.url, "http://base:4318/v1/metrics");
-        assert_eq!(
-            endpoint.headers,
-            [
-                ("api-key".into(), "a b".into()),
-                ("x-tenant".into(), "7".into())
-            ]
-        );
-        assert_eq!(*interval, Duration::from_millis(1500));
-        let Tracing::Otlp { endpoint, .. } = &settings.tracing else {
-            panic!()
-        };
-        assert_eq!(endpoint.url, "http://t:1/x");
-        // No endpoint anywhere: the SDK's default.
-        let (settings, _) = config(r#"{"tracing":{"protocol":"http/protobuf"}}"#);
-        let Tracing::Otlp { endpoint, sampling } = &settings.tracing else {
-            panic!()
-        };
-        assert_eq!(endpoint.url, "https://localhost:4318/v1/traces");
-        assert_eq!(*sampling, 0.0);
-    }
-
-    #[test]
     fn a_bad_part_turns_off_that_part_with_one_warning_naming_the_variable() {
         let cases = [
             (
@@ -525,19 +381,5 @@ mod tests {
             assert!(settings.is_off(), "{json}");
             assert_eq!(warnings.len(), 1, "{json}: {warnings:?}");
         }
-    }
-
-    #[test]
-    fn header_values_are_never_quoted() {
-        let (settings, warnings) = parse(&[
-            (CONFIG_VAR, r#"{"tracing":{"protocol":"http/protobuf"}}"#),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "authorization=Bearer%0Asecret-token",
-            ),
-        ]);
-        assert!(settings.is_off());
-        assert!(warnings[0].contains("authorization"), "{warnings:?}");
-        assert!(!warnings[0].contains("secret"), "{warnings:?}");
     }
 }

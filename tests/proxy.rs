@@ -139,3 +139,38 @@ fn a_proxy_that_refuses_the_tunnel_is_retried_and_reported_without_its_credentia
     ));
     assert!(!f.stderr.contains("hunter2"), "{}", f.stderr);
 }
+
+/// Red team 3, item 9: a proxy answering CONNECT with an oversized head was logged as
+/// `timeout: connect`. Each way a proxy can fail is named for what it is.
+#[test]
+fn a_proxy_that_fails_the_tunnel_is_named_for_what_it_did() {
+    let big = format!("HTTP/1.1 200 OK\r\nx-big: {}\r\n", "a".repeat(10 * 1024));
+    let cases = [
+        (
+            big.into_bytes(),
+            false,
+            "answered CONNECT with a head over 8192 bytes",
+        ),
+        (Vec::new(), true, "closed the connection during CONNECT"),
+        (
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec(),
+            false,
+            "answered CONNECT with something that is not HTTP",
+        ),
+        (Vec::new(), false, "did not answer CONNECT in time"),
+    ];
+    for (answer, close, what) in cases {
+        let proxy = FakeProxy::answering(answer, close);
+        let running = Running::start(
+            heartbeats()
+                .env("K_SINK", format!("https://{SINK_HOST}/"))
+                .env("HTTPS_PROXY", proxy.url(""))
+                .args(["--period=600ms", "--timeout=300ms"]),
+        );
+        let line = running.line_containing("event 1 id");
+        assert!(line.contains(what), "{what}: {line}");
+        assert!(!line.contains("timeout: connect"), "{line}");
+        running.signal(libc::SIGTERM);
+        running.finish(Duration::from_secs(5));
+    }
+}

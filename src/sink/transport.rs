@@ -244,7 +244,11 @@ impl Socket<'_> {
             }
             match (&*self.stream).read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.blocking => {
+                // Blocking, the read timed out (the socket timeout was the time left).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.blocking => {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait(Interest::Read, deadline)?;
                 }
                 result => return result,

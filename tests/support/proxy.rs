@@ -39,6 +39,34 @@ impl FakeProxy {
         FakeProxy { port, asked }
     }
 
+    /// A proxy that answers every request head with `answer` as it is, then closes the
+    /// connection when `close`, or holds it open.
+    pub fn answering(answer: Vec<u8>, close: bool) -> FakeProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        let (tx, asked) = mpsc::channel();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let (tx, answer) = (tx.clone(), answer.clone());
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    let _ = tx.send(Asked {
+                        line: line.trim_end().to_owned(),
+                        authorization: None,
+                    });
+                    let _ = client.write_all(&answer);
+                    if !close {
+                        thread::sleep(Duration::from_secs(30));
+                    }
+                });
+            }
+        });
+        FakeProxy { port, asked }
+    }
+
     /// `http://127.0.0.1:port`, with `userinfo@` when given.
     pub fn url(&self, userinfo: &str) -> String {
         format!("http://{userinfo}127.0.0.1:{}", self.port)

@@ -605,3 +605,70 @@ fn the_config_is_read_as_gos_encoding_json_reads_it() {
         assert!(!f.stderr.contains("serving"), "{config}: {}", f.stderr);
     }
 }
+
+/// Issue 23: OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, as the Go image's OTel SDK reads
+/// them. Three events traced to a local collector at the config's rate 1 (or 0), the sampler's
+/// variables set: how many requests carried a sampled `traceparent`, and how many spans came.
+#[test]
+fn otel_traces_sampler_and_its_argument_decide_which_events_are_traced() {
+    let cases = [
+        ("1", &[("OTEL_TRACES_SAMPLER", "always_off")][..], 0),
+        ("1", &[("OTEL_TRACES_SAMPLER", "parentbased_always_off")], 0),
+        (
+            "1",
+            &[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0"),
+            ],
+            0,
+        ),
+        ("1", &[("OTEL_TRACES_SAMPLER_ARG", "0")], 0),
+        ("0", &[("OTEL_TRACES_SAMPLER", "always_on")], 3),
+        (
+            "0",
+            &[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")],
+            3,
+        ),
+        ("0", &[("OTEL_TRACES_SAMPLER_ARG", "1")], 3),
+    ];
+    for (rate, vars, traced) in cases {
+        let sink = Sink::start(vec![]);
+        let collector = Sink::start(vec![]);
+        let config = format!(
+            r#"{{"tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":{rate}}}}}"#,
+            collector.port
+        );
+        let mut command = heartbeats_to(&sink);
+        command
+            .env(CONFIG, config)
+            .args(["--period=50ms", "--count=3"]);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let f = run(&mut command);
+        assert_eq!(f.code(), Some(0), "{vars:?}: {}", f.stderr);
+        let events = sink.drain();
+        let sampled = events
+            .iter()
+            .filter(|r| r.has_header("traceparent") && r.header("traceparent").ends_with("-01"))
+            .count();
+        assert_eq!(sampled, traced, "{vars:?}");
+        let spans = spans_of(&collector.drain());
+        // Each traced event: its own span and one attempt's.
+        assert_eq!(spans.len(), traced * 2, "{vars:?}");
+    }
+    // An unknown sampler: one warning, and the config's rate.
+    let sink = Sink::start(vec![]);
+    let collector = Sink::start(vec![]);
+    let config = format!(
+        r#"{{"tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":1}}}}"#,
+        collector.port
+    );
+    let f = one_shot(
+        heartbeats_to(&sink)
+            .env(CONFIG, config)
+            .env("OTEL_TRACES_SAMPLER", "jaeger_remote"),
+    );
+    f.assert_logged("warning: OTEL_TRACES_SAMPLER \"jaeger_remote\" is not always_on");
+    assert!(sink.expect().has_header("traceparent"));
+}

@@ -94,12 +94,18 @@ impl Telemetry {
         let mut spans = None;
         shared.tracer = match &settings.tracing {
             observability::Tracing::Off => None,
-            observability::Tracing::Stdout => {
+            observability::Tracing::Stdout { sampling } => {
                 log::never_block_stdout();
                 log::line(format_args!(
-                    "tracing: every event's spans as JSON lines on stdout"
+                    "tracing: spans as JSON lines on stdout, sampling {sampling}"
                 ));
-                Some(Tracer::new(Sampler::Always, true, url, server, event))
+                Some(Tracer::new(
+                    Sampler::ratio(*sampling),
+                    true,
+                    url,
+                    server,
+                    event,
+                ))
             }
             observability::Tracing::Otlp { endpoint, sampling } => {
                 log::line(format_args!(

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 
 mod endpoint;
 mod json;
+mod sampler;
 
 use super::env::Env;
 use crate::log::Bounded;
@@ -76,8 +77,11 @@ pub enum Tracing {
         endpoint: Otlp,
         sampling: f64,
     },
-    /// One JSON object per span on stdout, every event traced.
-    Stdout,
+    /// One JSON object per span on stdout; `sampling` as above (every event unless
+    /// `OTEL_TRACES_SAMPLER` says otherwise).
+    Stdout {
+        sampling: f64,
+    },
 }
 
 /// Where and how an OTLP export is POSTed.
@@ -154,6 +158,12 @@ fn settings(var: &dyn Fn(&str) -> Option<String>) -> (Observability, Vec<String>
         warnings.push(format!("{CONFIG_VAR}: tracing: {problem}; tracing is off"));
         Tracing::Off
     });
+    match &mut settings.tracing {
+        Tracing::Off => {}
+        Tracing::Otlp { sampling, .. } | Tracing::Stdout { sampling } => {
+            *sampling = sampler::from_env(*sampling, var, &mut warnings);
+        }
+    }
     (settings, warnings)
 }
 
@@ -192,7 +202,7 @@ fn metrics(raw: &RawMetrics, var: &dyn Fn(&str) -> Option<String>) -> Result<Met
 fn tracing(raw: &RawTracing, var: &dyn Fn(&str) -> Option<String>) -> Result<Tracing, String> {
     match raw.protocol.as_str() {
         "" | "none" => Ok(Tracing::Off),
-        "stdout" => Ok(Tracing::Stdout),
+        "stdout" => Ok(Tracing::Stdout { sampling: 1.0 }),
         "http/protobuf" => {
             let sampling = raw.sampling_rate;
             if !(0.0..=1.0).contains(&sampling) {
@@ -374,7 +384,7 @@ pub(super) mod tests {
         // The other part is unaffected.
         let (settings, warnings) =
             config(r#"{"metrics":{"protocol":"grpc"},"tracing":{"protocol":"stdout"}}"#);
-        assert_eq!(settings.tracing, Tracing::Stdout);
+        assert_eq!(settings.tracing, Tracing::Stdout { sampling: 1.0 });
         assert_eq!(warnings.len(), 1);
         for json in ["{", "\"on\"", r#"{"metrics":{"exportInterval":"60s"}}"#] {
             let (settings, warnings) = config(json);

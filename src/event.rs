@@ -4,6 +4,8 @@
 //! validated and encoded once at start-up in [`Template`].
 
 use std::fmt::Write as _;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -12,7 +14,8 @@ use crate::time::rfc3339_nano;
 
 /// CloudEvents spec version sent in `ce-specversion`.
 pub const SPEC_VERSION: &str = "1.0";
-/// The body's media type; binary mode carries it in `Content-Type`, not in `ce-datacontenttype`.
+/// The heartbeat body's media type; binary mode carries it in `Content-Type`, not in
+/// `ce-datacontenttype`.
 pub const CONTENT_TYPE: &str = "application/json";
 
 /// The extensions the Go image always sets, in its order; overrides may replace them.
@@ -73,8 +76,36 @@ pub struct Template {
     /// `ce-source`, `ce-type` and the extensions, as encoded `(header name, value)` pairs in the
     /// order they are sent; `ce-id` and `ce-time` go between `ce-specversion` and these.
     headers: Vec<(String, String)>,
-    label: String,
-    msg: String,
+    content: Content,
+    /// `Content-Type`, when there is one.
+    content_type: Option<String>,
+}
+
+/// What every beat's body is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// `{"id":<sequence>,"label":...,"msg":...}`, `msg` omitted when empty.
+    Heartbeat { label: String, msg: String },
+    /// The same bytes every time (`--data`, `--data-base64`).
+    Fixed(Arc<[u8]>),
+}
+
+/// A beat's body: made for it, or shared by all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Heartbeat(Vec<u8>),
+    Fixed(Arc<[u8]>),
+}
+
+impl Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Heartbeat(bytes) => bytes,
+            Body::Fixed(bytes) => bytes,
+        }
+    }
 }
 
 /// One event: the per-beat attributes and its serialized body. A retry resends it unchanged.
@@ -84,8 +115,8 @@ pub struct Event {
     pub id: String,
     /// `ce-time`: when the event was made.
     pub time: String,
-    /// The body, `{"id":<sequence>,"label":...}`.
-    pub body: Vec<u8>,
+    /// The body, `{"id":<sequence>,"label":...}` or the fixed data.
+    pub body: Body,
 }
 
 impl Event {
@@ -108,13 +139,14 @@ struct Data<'a> {
 }
 
 impl Template {
-    /// The event every beat sends. `overrides` are validated extensions (see [`crate::overrides::parse`]).
+    /// The event every beat sends. `overrides` are validated extensions (see
+    /// [`crate::config::overrides::parse`]); `content_type` is a valid header value.
     pub fn new(
         source: &str,
         event_type: &str,
         overrides: &[(String, String)],
-        label: String,
-        msg: String,
+        content: Content,
+        content_type: Option<String>,
         encoding: HeaderEncoding,
     ) -> Self {
         let mut extensions: Vec<(String, &str)> = DEFAULT_EXTENSIONS
@@ -144,8 +176,8 @@ impl Template {
         );
         Template {
             headers,
-            label,
-            msg,
+            content,
+            content_type,
         }
     }
 
@@ -156,16 +188,22 @@ impl Template {
         now: SystemTime,
         ids: &mut Ids,
     ) -> Result<Event, getrandom::Error> {
-        let data = Data {
-            id: sequence,
-            label: &self.label,
-            msg: &self.msg,
+        let body = match &self.content {
+            Content::Heartbeat { label, msg } => {
+                let data = Data {
+                    id: sequence,
+                    label,
+                    msg,
+                };
+                // Serializing a struct of an integer and two strings cannot fail.
+                Body::Heartbeat(serde_json::to_vec(&data).unwrap_or_default())
+            }
+            Content::Fixed(bytes) => Body::Fixed(bytes.clone()),
         };
         Ok(Event {
             id: ids.fresh()?,
             time: rfc3339_nano(now),
-            // Serializing a struct of an integer and two strings cannot fail.
-            body: serde_json::to_vec(&data).unwrap_or_default(),
+            body,
         })
     }
 
@@ -177,12 +215,13 @@ impl Template {
     }
 
     /// The headers that are the same on every beat, in the order sent after the event's own:
-    /// `ce-source`, `ce-type`, the extensions, `Content-Type`.
+    /// `ce-source`, `ce-type`, the extensions, `Content-Type` (if any).
     pub fn fixed_headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let content_type = self.content_type.as_deref();
         self.headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
-            .chain([("content-type", CONTENT_TYPE)])
+            .chain(content_type.map(|t| ("content-type", t)))
     }
 }
 
@@ -332,14 +371,14 @@ mod tests {
             "src",
             "type",
             &overrides,
-            "l".into(),
-            String::new(),
+            heartbeat("l", ""),
+            Some(CONTENT_TYPE.into()),
             HeaderEncoding::Compat,
         );
         let event = Event {
             id: "i".into(),
             time: "t".into(),
-            body: vec![],
+            body: Body::Heartbeat(vec![]),
         };
         let names: Vec<_> = t.headers(&event).collect();
         assert_eq!(
@@ -365,24 +404,50 @@ mod tests {
             "s",
             "t",
             &[],
-            "hi \"x\"".into(),
-            String::new(),
+            heartbeat("hi \"x\"", ""),
+            None,
             HeaderEncoding::Compat,
         );
         let e = t.event(7, UNIX_EPOCH, &mut Ids::default()).unwrap();
-        assert_eq!(e.body, br#"{"id":7,"label":"hi \"x\""}"#);
+        assert_eq!(*e.body, *br#"{"id":7,"label":"hi \"x\""}"#);
         assert_eq!(e.time, "1970-01-01T00:00:00Z");
         let t = Template::new(
             "s",
             "t",
             &[],
-            "l".into(),
-            "m".into(),
+            heartbeat("l", "m"),
+            None,
             HeaderEncoding::Compat,
         );
         assert_eq!(
-            t.event(1, UNIX_EPOCH, &mut Ids::default()).unwrap().body,
-            br#"{"id":1,"label":"l","msg":"m"}"#
+            *t.event(1, UNIX_EPOCH, &mut Ids::default()).unwrap().body,
+            *br#"{"id":1,"label":"l","msg":"m"}"#
         );
+    }
+
+    #[test]
+    fn fixed_data_is_every_body_and_its_type_may_be_none() {
+        let data: Arc<[u8]> = Arc::from(&b"bin\0ary"[..]);
+        let t = Template::new(
+            "s",
+            "t",
+            &[],
+            Content::Fixed(data),
+            None,
+            HeaderEncoding::Compat,
+        );
+        let mut ids = Ids::default();
+        for sequence in 1..3 {
+            let e = t.event(sequence, UNIX_EPOCH, &mut ids).unwrap();
+            assert_eq!(*e.body, *b"bin\0ary");
+            assert!(t.headers(&e).all(|(name, _)| name != "content-type"));
+        }
+    }
+
+    fn heartbeat(label: &str, msg: &str) -> Content {
+        Content::Heartbeat {
+            label: label.into(),
+            msg: msg.into(),
+        }
     }
 }

@@ -41,12 +41,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use config::{Command, Config, Host};
+use config::{Command, Config, Host, Preview};
 pub use error::Error;
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
-use event::{Event, Ids, Template};
+use event::{Content, Event, Ids, Template};
 use report::{Outcome, Report, Silent};
-use schedule::Schedule;
+use schedule::{Due, Schedule, Timing};
 use sink::{Delivery, Sender};
 use telemetry::Telemetry;
 use wait::{Spent, Stop, Waiter};
@@ -80,6 +80,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
             0
         }
         Ok(Command::Run(config)) => send_beats(&config),
+        Ok(Command::Next(preview)) => {
+            print!("{}", preview_text(&preview));
+            0
+        }
         Err(error) => {
             log::line(format_args!("{error}"));
             if let Error::Usage(_) = error {
@@ -102,12 +106,19 @@ pub fn send_beats(config: &Config) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    let content = match &config.payload.data {
+        Some(data) => Content::Fixed(Arc::from(&data[..])),
+        None => Content::Heartbeat {
+            label: config.label.clone(),
+            msg: config.msg.clone(),
+        },
+    };
     let template = Template::new(
         &config.source,
         &config.event_type,
         &config.overrides,
-        config.label.clone(),
-        config.msg.clone(),
+        content,
+        config.payload.content_type.clone(),
         config.encoding,
     );
     let sender = match Sender::new(config, &template, waiter.clone()) {
@@ -155,20 +166,25 @@ fn beats(
     waiter: &Waiter,
     report: &mut dyn Report,
 ) -> Result<u64, Stop> {
-    let mut schedule = Schedule::new(Instant::now(), config.period);
+    let beats = &config.beats;
+    let mut schedule = Schedule::new(&beats.timing, &beats.zone, Instant::now());
     let mut undelivered = 0u64;
     let mut last_send = Duration::ZERO;
     let mut ids = Ids::default();
     for sequence in 1u64.. {
-        let (due, skipped) = schedule.claim(Instant::now());
+        let claim = schedule.claim(Instant::now(), SystemTime::now());
         let spent = waiter.take_spent();
-        if skipped > 0 {
-            log_skipped(skipped, last_send, spent, config.period);
-            report.skipped(skipped);
+        if claim.skipped > 0 {
+            log_skipped(claim.skipped, last_send, spent, claim.interval);
+            report.skipped(claim.skipped);
         }
-        waiter.sleep_until(due)?;
+        sleep_until(waiter, claim.due)?;
         let last = config.count == Some(sequence);
-        let give_up_at = if last { None } else { schedule.next_due() };
+        let give_up_at = if last {
+            None
+        } else {
+            schedule.next_due(Instant::now(), SystemTime::now())
+        };
         let started = Instant::now();
         let outcome = match template.event(sequence, SystemTime::now(), &mut ids) {
             Ok(event) => deliver(sender, &event, sequence, give_up_at, report)?,
@@ -187,6 +203,25 @@ fn beats(
         }
     }
     Ok(undelivered)
+}
+
+/// How often a sleep until a wall-clock time looks at the clock again, so that a step of the
+/// clock (NTP, a resumed VM) moves the beat with it.
+const CLOCK_CHECK: Duration = Duration::from_secs(60);
+
+/// Sleeps until `due`; see [`Waiter::sleep_until`].
+fn sleep_until(waiter: &Waiter, due: Due) -> Result<(), Stop> {
+    match due {
+        Due::Monotonic(at) => waiter.sleep_until(at),
+        Due::Wall(None) => waiter.sleep_until(None),
+        Due::Wall(Some(at)) => loop {
+            let left = match at.duration_since(SystemTime::now()) {
+                Ok(left) if !left.is_zero() => left,
+                _ => return Ok(()),
+            };
+            waiter.sleep_until(Some(Instant::now() + left.min(CLOCK_CHECK)))?;
+        },
+    }
 }
 
 /// Delivers event `sequence` and logs how that ended, or returns the stop signal that
@@ -224,8 +259,8 @@ fn deliver(
 
 /// Says why due times passed without an event: what held the thread (the previous send, and
 /// how much of it went to looking a name up; an export; scrapes), from where the waiter says
-/// the time went. When none of them took a period, the process was not running then (SIGSTOP,
-/// a frozen cgroup, CPU starvation).
+/// the time went. When none of them took the `period` between due times, the process was not
+/// running then (SIGSTOP, a frozen cgroup, CPU starvation).
 fn log_skipped(skipped: u64, last_send: Duration, spent: Spent, period: Duration) {
     let held = if last_send >= period && spent.lookups * 2 >= last_send {
         let lookups = spent.lookups;
@@ -248,6 +283,22 @@ fn log_skipped(skipped: u64, last_send: Duration, spent: Spent, period: Duration
     ));
 }
 
+/// `--next`: one line a beat time, UTC then local time with its offset and abbreviation.
+fn preview_text(preview: &Preview) -> String {
+    let Preview { beats, from, count } = preview;
+    let mut text = String::new();
+    for at in schedule::preview(&beats.timing, &beats.zone, *from, *count) {
+        time::push_rfc3339_nano(&mut text, at);
+        let kind = beats.zone.kind_at(time::unix(at).0);
+        text.push_str("  ");
+        time::push_rfc3339_local(&mut text, at, kind.offset);
+        text.push(' ');
+        text.push_str(kind.abbr);
+        text.push('\n');
+    }
+    text
+}
+
 /// The start-up line: the effective configuration, without secrets.
 struct Startup<'a>(&'a Config);
 
@@ -257,14 +308,16 @@ impl fmt::Display for Startup<'_> {
         let names: Vec<&str> = c.overrides.iter().map(|(n, _)| n.as_str()).collect();
         write!(
             f,
-            "{VERSION} starting: sink={} source={:?} type={:?} period={:?} timeout={:?} count={} \
-             encoding={} overrides={names:?} extra_ca={} tls_min={} tls_max={} token_file={} proxy={}",
+            "{VERSION} starting: sink={} source={:?} type={:?} {} timeout={:?} count={} \
+             body={} encoding={} overrides={names:?} extra_ca={} tls_min={} tls_max={} \
+             token_file={} proxy={}",
             c.sink.shown(),
             c.source,
             c.event_type,
-            c.period,
+            Beats(&c.beats),
             c.timeout,
             c.count.map_or("unlimited".to_owned(), |n| n.to_string()),
+            Body(&c.payload),
             match c.encoding {
                 event::HeaderEncoding::Compat => "compat",
                 event::HeaderEncoding::Percent => "percent",
@@ -282,10 +335,67 @@ impl fmt::Display for Startup<'_> {
     }
 }
 
+/// `period=5s`, or `schedule="0 9 * * 1-5" zone=Europe/Berlin`.
+struct Beats<'a>(&'a config::Beats);
+
+impl fmt::Display for Beats<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let beats = self.0;
+        match (&beats.timing, &beats.schedule) {
+            (Timing::Period(period), _) => write!(f, "period={period:?}"),
+            (_, schedule) => write!(
+                f,
+                "schedule={:?} zone={}",
+                schedule.as_deref().unwrap_or_default(),
+                beats.zone.name()
+            ),
+        }
+    }
+}
+
+/// `heartbeat`, or the data's size and type (never the data: it may be anything).
+struct Body<'a>(&'a config::Payload);
+
+impl fmt::Display for Body<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let payload = self.0;
+        let content_type = payload.content_type.as_deref().unwrap_or("none");
+        match &payload.data {
+            None => write!(f, "heartbeat ({content_type})"),
+            Some(data) => write!(f, "{} bytes ({content_type})", data.len()),
+        }
+    }
+}
+
+/// What the footprint bench (`benches/footprint.rs`) reports besides the process's own figures.
+#[doc(hidden)]
+pub mod footprint {
+    pub use crate::schedule::zone::{TZDATA_VERSION, table_bytes as zone_table_bytes};
+}
+
 /// What the fuzz targets (`fuzz/`) exercise: the parsers of text from outside.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::config::goparse::{parse_duration, unquote};
     pub use crate::config::overrides::parse as parse_overrides;
     pub use crate::event::{HeaderEncoding, encode_header_value};
+
+    /// The first `n` fire times (seconds since the epoch) of `spec` in `zone` after `from`, or
+    /// `None` when either is refused.
+    pub fn schedule_fires(spec: &str, zone: &str, from: u32, n: usize) -> Option<Vec<u64>> {
+        use crate::schedule::{Timing, cron, preview, zone::Zone};
+        use std::time::{Duration, UNIX_EPOCH};
+        let when = cron::parse(spec).ok()?.when;
+        let timing = match when {
+            cron::When::Fields(fields) => Timing::Cron(fields),
+            cron::When::Every(period) => Timing::Every(period),
+        };
+        let zone = Zone::named(zone).ok()?;
+        let from = UNIX_EPOCH + Duration::from_secs(u64::from(from));
+        let fires = preview(&timing, &zone, from, n);
+        fires
+            .iter()
+            .map(|t| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs()))
+            .collect()
+    }
 }

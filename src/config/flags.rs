@@ -17,10 +17,17 @@ pub const TOKEN_FILE: &str = "oidc-token-file";
 pub const TIMEOUT: &str = "timeout";
 pub const COUNT: &str = "count";
 pub const ENCODING: &str = "ce-header-encoding";
+pub const SCHEDULE: &str = "schedule";
+pub const TIMEZONE: &str = "timezone";
+pub const NEXT: &str = "next";
+pub const FROM: &str = "from";
+pub const DATA: &str = "data";
+pub const DATA_BASE64: &str = "data-base64";
+pub const CONTENT_TYPE: &str = "content-type";
 
 /// Every flag that takes a value, with its usage line (`--help`); the others (`-h`, `--help`,
 /// `--version`) stand alone.
-const VALUE_FLAGS: [(&str, &str, &str); 11] = [
+const VALUE_FLAGS: [(&str, &str, &str); 18] = [
     (
         SINK,
         "URL",
@@ -46,6 +53,37 @@ const VALUE_FLAGS: [(&str, &str, &str); 11] = [
         PERIOD,
         "P",
         "Go duration (500ms, 1.5h) or whole seconds [5s]",
+    ),
+    (
+        SCHEDULE,
+        "CRON",
+        "cron as PingSource's, instead of --period: \"0 9 * * 1-5\", \"*/10 * * * * *\", @daily",
+    ),
+    (
+        TIMEZONE,
+        "ZONE",
+        "IANA zone of --schedule, e.g. Europe/Berlin [env TZ, else UTC]",
+    ),
+    (
+        NEXT,
+        "N",
+        "print the next N beat times and exit, sending nothing",
+    ),
+    (
+        FROM,
+        "TIME",
+        "with --next: start at this RFC 3339 time [now]",
+    ),
+    (DATA, "TEXT", "the body, instead of the heartbeat JSON"),
+    (
+        DATA_BASE64,
+        "B64",
+        "the body as standard base64 (binary payloads)",
+    ),
+    (
+        CONTENT_TYPE,
+        "TYPE",
+        "Content-Type of the body, omitted when empty [application/json]",
     ),
     (
         TIMEOUT,
@@ -77,7 +115,7 @@ const VALUE_FLAGS: [(&str, &str, &str); 11] = [
 /// The usage text `--help` prints.
 pub fn help() -> String {
     let mut text = String::from(
-        "heartbeats: sends a CloudEvent to a sink every period (Knative ContainerSource)\n\n\
+        "heartbeats: sends a CloudEvent to a sink every period or on a cron schedule (Knative ContainerSource)\n\n\
          Usage: heartbeats [flags]     (flags as -name or --name, value as =v or the next argument)\n\n\
          Flags:\n",
     );
@@ -93,6 +131,7 @@ pub fn help() -> String {
         "\nEnvironment:\n  \
          K_SINK, K_CE_OVERRIDES, K_CA_CERTS, K_SINK_TIMEOUT, POD_NAME, POD_NAMESPACE,\n  \
          ONE_SHOT (Go ParseBool), TLS_MIN_VERSION (1.2 or 1.3, default 1.3),\n  \
+         TZ (the zone of --schedule without --timezone),\n  \
          K_OBSERVABILITY_CONFIG (metrics and tracing, JSON; see the README)\n\n\
          Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered (ONE_SHOT/--count)\n",
     );
@@ -113,6 +152,13 @@ pub struct Flags {
     pub timeout: Option<String>,
     pub count: Option<String>,
     pub encoding: Option<String>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub next: Option<String>,
+    pub from: Option<String>,
+    pub data: Option<String>,
+    pub data_base64: Option<String>,
+    pub content_type: Option<String>,
     /// Arguments that were not flags, skipped: one warning each.
     pub warnings: Vec<String>,
 }
@@ -149,6 +195,13 @@ pub fn read(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, As
             Long(TIMEOUT) => &mut flags.timeout,
             Long(COUNT) => &mut flags.count,
             Long(ENCODING) => &mut flags.encoding,
+            Long(SCHEDULE) => &mut flags.schedule,
+            Long(TIMEZONE) => &mut flags.timezone,
+            Long(NEXT) => &mut flags.next,
+            Long(FROM) => &mut flags.from,
+            Long(DATA) => &mut flags.data,
+            Long(DATA_BASE64) => &mut flags.data_base64,
+            Long(CONTENT_TYPE) => &mut flags.content_type,
             // Knative's own template renders a missing value as `<no value>`; Go's flag package
             // stops there. Skip it, say so, and read the flags after it.
             Value(stray) => {
@@ -176,12 +229,16 @@ fn usage(error: lexopt::Error) -> Error {
 }
 
 /// Rewrites Go's single-dash long flags (`-period=1`) to `--period=1` for lexopt, leaving values
-/// alone (`--label -x` keeps `-x`), and drops empty arguments, which Knative's own manifests pass.
+/// alone (`--label -x` keeps `-x`), and drops empty arguments, which Knative's own manifests pass,
+/// except as a flag's value (`--data ""` is an empty body).
 fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut takes_value = false;
     let mut flags_done = false;
-    for arg in args.into_iter().filter(|a| !a.is_empty()) {
+    for arg in args {
+        if arg.is_empty() && !takes_value {
+            continue;
+        }
         let bytes = arg.as_encoded_bytes();
         if takes_value || flags_done || bytes.len() < 2 || bytes[0] != b'-' {
             takes_value = false;
@@ -232,6 +289,12 @@ mod tests {
         assert_eq!(
             (f.label.as_deref(), f.msg.as_deref()),
             (Some("-x"), Some("--period"))
+        );
+        // An empty argument is dropped, except as a flag's value.
+        let f = flags(&["--data", "", "", "--label", "x"]);
+        assert_eq!(
+            (f.data.as_deref(), f.label.as_deref()),
+            (Some(""), Some("x"))
         );
     }
 

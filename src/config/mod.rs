@@ -12,7 +12,9 @@ pub(crate) mod goparse;
 mod names;
 pub(crate) mod observability;
 pub(crate) mod overrides;
+mod payload;
 pub(crate) mod proxy;
+mod timing;
 pub(crate) mod tls;
 pub(crate) mod url;
 
@@ -30,7 +32,9 @@ pub use env::{Host, Process};
 use flags::{Asked, Flags, named};
 pub(crate) use names::NameService;
 use observability::Observability;
+pub(crate) use payload::Payload;
 use proxy::Proxy;
+pub(crate) use timing::{Beats, Preview};
 use tls::{TlsSettings, Trust};
 use url::SinkUrl;
 
@@ -69,8 +73,10 @@ pub struct Config {
     /// `--label` that looked quoted but was not a valid Go literal (sent raw), stray arguments,
     /// overrides named like core attributes, observability settings that are off.
     pub(crate) warnings: Vec<String>,
-    /// Time between beats: `--period`, default 5 s.
-    pub(crate) period: Duration,
+    /// When beats are due: `--period` (default 5 s) or `--schedule`, in a zone.
+    pub(crate) beats: Beats,
+    /// The body and its type: the heartbeat JSON, or `--data`/`--data-base64`; `--content-type`.
+    pub(crate) payload: Payload,
     /// Per-attempt request timeout: env `K_SINK_TIMEOUT`, else `--timeout`; default 10 s.
     pub(crate) timeout: Duration,
     /// Events to send before exiting: `--count`, or 1 for `ONE_SHOT`; `None` runs forever.
@@ -103,6 +109,8 @@ pub(crate) struct Named {
 #[derive(Debug)]
 pub enum Command {
     Run(Box<Config>),
+    /// `--next`: print beat times, send nothing.
+    Next(Box<Preview>),
     Help,
     Version,
 }
@@ -113,6 +121,13 @@ pub fn parse_args(
     host: &dyn Host,
 ) -> Result<Command, Error> {
     match flags::read(args)? {
+        Ok(flags) if flags.next.is_some() => {
+            let env = Env(host);
+            let beats = timing::beats(env, flags.period, flags.schedule, flags.timezone, true)?;
+            let next = flags.next.unwrap_or_default();
+            let preview = timing::preview(&next, flags.from.as_deref(), beats)?;
+            Ok(Command::Next(Box::new(preview)))
+        }
         Ok(flags) => resolve(flags, Env(host)).map(|c| Command::Run(Box::new(c))),
         Err(Asked::Help) => Ok(Command::Help),
         Err(Asked::Version) => Ok(Command::Version),
@@ -149,7 +164,16 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
     let (source, event_type) = attributes::source_and_type(env, flags.source, flags.event_type)?;
     let mut warnings = flags.warnings;
     let label = attributes::unquote_label(flags.label.unwrap_or_default(), &mut warnings);
-    let (period, timeout, count) = timing(env, flags.period, flags.timeout, flags.count)?;
+    if let Some(from) = &flags.from {
+        return Err(Error::invalid(
+            named(flags::FROM),
+            from,
+            "--from goes with --next",
+        ));
+    }
+    let beats = timing::beats(env, flags.period, flags.schedule, flags.timezone, false)?;
+    let payload = payload::payload(flags.data, flags.data_base64, flags.content_type)?;
+    let (timeout, count) = timeout_and_count(env, flags.timeout, flags.count)?;
     let encoding = encoding(flags.encoding)?;
     let extra_ca = either(env, K_CA_CERTS, flags::CACERTS, flags.cacerts)?;
     let overrides_text = env.get(overrides::K_CE_OVERRIDES)?.unwrap_or_default();
@@ -175,7 +199,8 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
         label,
         msg: flags.msg.unwrap_or_default(),
         warnings,
-        period,
+        beats,
+        payload,
         timeout,
         count,
         encoding,
@@ -188,18 +213,13 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
     })
 }
 
-/// The period (`--period`), the per-attempt timeout (`K_SINK_TIMEOUT`, else `--timeout`) and
-/// how many events to send (`ONE_SHOT` means 1, else `--count`, else unlimited).
-fn timing(
+/// The per-attempt timeout (`K_SINK_TIMEOUT`, else `--timeout`) and how many events to send
+/// (`ONE_SHOT` means 1, else `--count`, else unlimited).
+fn timeout_and_count(
     env: Env,
-    period: Option<String>,
     timeout: Option<String>,
     count: Option<String>,
-) -> Result<(Duration, Duration, Option<u64>), Error> {
-    let period = match period.filter(|p| !p.is_empty()) {
-        None => DEFAULT_PERIOD,
-        Some(p) => positive_duration(&named(flags::PERIOD), &p)?,
-    };
+) -> Result<(Duration, Option<u64>), Error> {
     let timeout = match either(env, K_SINK_TIMEOUT, flags::TIMEOUT, timeout)? {
         Some(Named { name, value }) => positive_duration(&name, &value)?,
         None => DEFAULT_TIMEOUT,
@@ -218,7 +238,7 @@ fn timing(
         })?),
         None => None,
     };
-    Ok((period, timeout, if one_shot { Some(1) } else { count }))
+    Ok((timeout, if one_shot { Some(1) } else { count }))
 }
 
 /// `--ce-header-encoding`: `compat` (the default) or `percent`.
@@ -249,7 +269,7 @@ fn positive_duration(name: &str, text: &str) -> Result<Duration, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::tls::TlsVersion;
     use std::collections::HashMap;
@@ -312,8 +332,12 @@ mod tests {
         assert_eq!(c.event_type, DEFAULT_TYPE);
         assert_eq!((c.label.as_str(), c.msg.as_str()), ("", ""));
         assert_eq!(
-            (c.period, c.timeout, c.count),
-            (DEFAULT_PERIOD, DEFAULT_TIMEOUT, None)
+            (&c.beats.timing, c.timeout, c.count),
+            (
+                &crate::schedule::Timing::Period(DEFAULT_PERIOD),
+                DEFAULT_TIMEOUT,
+                None
+            )
         );
         assert_eq!(
             (c.encoding, c.tls.min, c.tls.max),

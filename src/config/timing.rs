@@ -1,0 +1,155 @@
+//! When beats are due: `--period`, or `--schedule` with its zone (`--timezone`, the schedule's
+//! own `CRON_TZ=`/`TZ=` prefix, else `TZ` as Go reads it, else UTC), and the `--next`/`--from`
+//! preview, which needs no sink.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::env::Env;
+use super::flags::{self, named};
+use super::{DEFAULT_PERIOD, positive_duration};
+use crate::error::Error;
+use crate::schedule::Timing;
+use crate::schedule::cron::{self, When};
+use crate::schedule::zone::{TZDATA_VERSION, Zone, ZoneError};
+
+pub const TZ: &str = "TZ";
+
+/// The most beat times `--next` prints.
+const MAX_PREVIEW: usize = 1_000_000;
+
+/// When beats are due, with the zone they are reckoned in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beats {
+    pub timing: Timing,
+    /// The zone of `--schedule`, and of the local times `--next` prints.
+    pub zone: Zone,
+    /// `--schedule` as given, for the start-up line.
+    pub schedule: Option<String>,
+}
+
+/// `--next N [--from TIME]`: print the first N beat times of a run that starts at `from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub beats: Beats,
+    pub from: SystemTime,
+    pub count: usize,
+}
+
+/// `--period`, `--schedule` and `--timezone`. `TZ` is read only when it matters: for a cron
+/// schedule without a zone of its own, or for a preview's local times.
+pub(super) fn beats(
+    env: Env,
+    period: Option<String>,
+    schedule: Option<String>,
+    timezone: Option<String>,
+    preview: bool,
+) -> Result<Beats, Error> {
+    let period = period.filter(|p| !p.is_empty());
+    let timezone = timezone
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let Some(spec) = schedule.filter(|s| !s.is_empty()) else {
+        let period = match period {
+            Some(p) => positive_duration(&named(flags::PERIOD), &p)?,
+            None => DEFAULT_PERIOD,
+        };
+        let zone = match timezone {
+            Some(name) => zone(env, &named(flags::TIMEZONE), &name, &name)?,
+            None if preview => local(env)?,
+            None => Zone::utc(),
+        };
+        return Ok(Beats {
+            timing: Timing::Period(period),
+            zone,
+            schedule: None,
+        });
+    };
+    let flag = named(flags::SCHEDULE);
+    if period.is_some() {
+        let both = "--period was given too: use one or the other";
+        return Err(Error::invalid(flag, &spec, both));
+    }
+    let parsed = cron::parse(&spec).map_err(|e| Error::invalid(&flag, &spec, e.to_string()))?;
+    let zone = match (timezone, parsed.zone) {
+        (Some(given), Some(prefix)) if given != prefix => {
+            let clash = format!("the schedule's own zone prefix says {prefix:?}");
+            return Err(Error::invalid(named(flags::TIMEZONE), &given, clash));
+        }
+        (Some(name), _) => zone(env, &named(flags::TIMEZONE), &name, &name)?,
+        (None, Some(name)) => zone(env, &flag, &spec, name)?,
+        (None, None) if preview || matches!(parsed.when, When::Fields(_)) => local(env)?,
+        (None, None) => Zone::utc(),
+    };
+    let timing = match parsed.when {
+        When::Fields(fields) => Timing::Cron(fields),
+        When::Every(period) => Timing::Every(period),
+    };
+    Ok(Beats {
+        timing,
+        zone,
+        schedule: Some(spec),
+    })
+}
+
+/// `--next` and `--from`, and the schedule they preview.
+pub(super) fn preview(next: &str, from: Option<&str>, beats: Beats) -> Result<Preview, Error> {
+    let count = next
+        .parse()
+        .ok()
+        .filter(|n| (1..=MAX_PREVIEW).contains(n))
+        .ok_or_else(|| {
+            let expected = format!("expected a whole number of beat times, 1 to {MAX_PREVIEW}");
+            Error::invalid(named(flags::NEXT), next, expected)
+        })?;
+    let from = match from {
+        Some(text) => parse_from(text)?,
+        None => SystemTime::now(),
+    };
+    Ok(Preview { beats, from, count })
+}
+
+/// `--from`: RFC 3339 (`2026-03-29T00:30:00+01:00`, `2026-06-15T10:17:23.5Z`), from 1970 on.
+fn parse_from(text: &str) -> Result<SystemTime, Error> {
+    let expected =
+        "expected an RFC 3339 time like 2026-03-29T00:30:00Z or 2026-03-29T01:30:00+01:00";
+    let (secs, nanos) = crate::time::parse_rfc3339(text)
+        .ok_or_else(|| Error::invalid(named(flags::FROM), text, expected))?;
+    u64::try_from(secs)
+        .ok()
+        .and_then(|secs| UNIX_EPOCH.checked_add(Duration::new(secs, nanos)))
+        .ok_or_else(|| Error::invalid(named(flags::FROM), text, "expected a time from 1970 on"))
+}
+
+/// The zone called `name`, from a setting named `source` that held `value`. `Local`, and
+/// `localtime` (the zoneinfo link to `/etc/localtime`), are `TZ`'s.
+fn zone(env: Env, source: &str, value: &str, name: &str) -> Result<Zone, Error> {
+    if name == "Local" || name == "localtime" {
+        return local(env);
+    }
+    Zone::named(name).map_err(|error| Error::invalid(source, value, unknown(name, error)))
+}
+
+/// Go's `Local` in a container without zoneinfo: `TZ` when set to a zone name (a leading `:`
+/// dropped, a path under a `zoneinfo/` directory read as the name after it), else UTC.
+fn local(env: Env) -> Result<Zone, Error> {
+    let Some(value) = env.get(TZ)? else {
+        return Ok(Zone::utc());
+    };
+    let name = value.strip_prefix(':').unwrap_or(&value);
+    let name = match name.rsplit_once("zoneinfo/") {
+        Some((dir, name)) if dir.starts_with('/') => name,
+        _ => name,
+    };
+    Zone::named(name).map_err(|error| Error::invalid(TZ, &value, unknown(name, error)))
+}
+
+fn unknown(name: &str, error: ZoneError) -> String {
+    let what = match error {
+        ZoneError::Invalid => "an invalid zone name",
+        ZoneError::Unknown => "an unknown time zone",
+    };
+    format!(
+        "{name:?} is {what}; expected an IANA name like Europe/Berlin, case as written in the \
+         tz database {TZDATA_VERSION}"
+    )
+}

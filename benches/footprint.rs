@@ -185,11 +185,12 @@ fn first_request(target: &Target, endpoint: &Endpoint) -> Duration {
 
 /// The binary in loop mode at `period`, straight from the bench (no launcher).
 fn spawn_loop(target: &Target, endpoint: &Endpoint, period: &str) -> Child {
+    spawn_with(target, endpoint, &[&format!("--period={period}")])
+}
+
+fn spawn_with(target: &Target, endpoint: &Endpoint, args: &[&str]) -> Child {
     let mut command = endpoint.command(target, None);
-    command
-        .arg(format!("--period={period}"))
-        .spawn()
-        .expect("spawn")
+    command.args(args).spawn().expect("spawn")
 }
 
 /// SIGTERM, then SIGKILL for a binary that ignores it (Go does, once), and reap.
@@ -281,21 +282,61 @@ fn loop_cpu_per_beat(which: &str, endpoint: &Endpoint) -> f64 {
     on_cpu_per_beat(child, endpoint)
 }
 
-fn on_cpu_per_beat(mut child: Child, endpoint: &Endpoint) -> f64 {
+fn on_cpu_per_beat(child: Child, endpoint: &Endpoint) -> f64 {
+    on_cpu_over(child, endpoint, 100, 1_000)
+}
+
+/// On-CPU time per beat over `measured` beats after `warm` ones, from /proc/PID/schedstat.
+fn on_cpu_over(mut child: Child, endpoint: &Endpoint, warm: usize, measured: usize) -> f64 {
     let on_cpu = || -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", child.id())).unwrap();
         stat.split_whitespace().next().unwrap().parse().unwrap()
     };
-    for _ in 0..100 {
+    for _ in 0..warm {
         endpoint.sink.expect();
     }
     let before = on_cpu();
-    for _ in 0..1_000 {
+    for _ in 0..measured {
         endpoint.sink.expect();
     }
     let after = on_cpu();
     stop(&mut child);
-    (after - before) as f64 / 1e9 / 1_000.0
+    (after - before) as f64 / 1e9 / measured as f64
+}
+
+/// Beats measured per run of [`schedule_against_period`], after two to warm up; and pairs.
+const CRON_BEATS: usize = 12;
+const CRON_PAIRS: usize = 4;
+
+/// On-CPU time per beat of `--schedule "* * * * * *"` against `--period 1s`, run A B A B over
+/// http: a cron fire time (wall clock, zone arithmetic) should cost what a period's does.
+fn schedule_against_period(target: &Target) {
+    println!(
+        "\n## --schedule \"* * * * * *\" against --period 1s (http, {CRON_PAIRS} pairs of {CRON_BEATS} beats)"
+    );
+    let mut ratios = Vec::new();
+    for _ in 0..CRON_PAIRS {
+        let endpoint = Endpoint::new(false);
+        let period = spawn_with(target, &endpoint, &["--period=1s"]);
+        let period = on_cpu_over(period, &endpoint, 2, CRON_BEATS);
+        let endpoint = Endpoint::new(false);
+        let cron = spawn_with(target, &endpoint, &["--schedule=* * * * * *"]);
+        let cron = on_cpu_over(cron, &endpoint, 2, CRON_BEATS);
+        println!(
+            "  period {:.1} us, schedule {:.1} us per beat: {:.3}",
+            period * 1e6,
+            cron * 1e6,
+            cron / period
+        );
+        ratios.push(cron / period);
+    }
+    let (min, median, max) = stats(ratios);
+    println!("schedule / period, per pair: median {median:.3} (min {min:.3}, max {max:.3})");
+    println!(
+        "zone table compiled in: {} bytes (tz database {})",
+        heartbeats::footprint::zone_table_bytes(),
+        heartbeats::footprint::TZDATA_VERSION
+    );
 }
 
 /// The floor program: the cheapest possible keep-alive POST loop, three system calls a beat. It
@@ -641,4 +682,5 @@ fn main() {
     );
     report(&targets, false);
     report(&targets, true);
+    schedule_against_period(&targets[0]);
 }

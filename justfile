@@ -238,9 +238,11 @@ image-test: image
         --format '{{"{{"}}.Architecture{{"}}"}} {{"{{"}}.Size{{"}}"}} bytes, user {{"{{"}}.Config.User{{"}}"}}'
     cargo test --test image -- --ignored --nocapture
 
-# Footprint benchmark (binary size, RSS, start-up, CPU per beat, schedule, threads), http and https.
+# Footprint benchmark (binary size, RSS, private memory, start-up, CPU per beat, schedule,
+# threads), http and https; then who holds the heap (DHAT).
 bench: build-static
     cargo bench --bench footprint
+    cargo bench --bench heap 2> /dev/null
 
 # One million beats at 1 ms with injected faults: RSS, fds and sequence checked at the end.
 soak:

@@ -201,6 +201,51 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// How long the working set is measured into a run of beats every [`WORKING_SET_PERIOD`].
+const WORKING_SET_AFTER: Duration = Duration::from_secs(2);
+const WORKING_SET_PERIOD: &str = "50ms";
+
+/// Private memory while beating: the sum of `Anonymous:` in /proc/PID/smaps 2 s into beats every
+/// 50 ms (the binary's own pages are shared page cache, and not counted), and the largest
+/// anonymous mappings, named (the stack, the binary's data, the heap's mappings).
+fn working_set(target: &Target, endpoint: &Endpoint) -> (f64, String) {
+    endpoint.clear();
+    let mut child = spawn_loop(target, endpoint, WORKING_SET_PERIOD);
+    std::thread::sleep(WORKING_SET_AFTER);
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", child.id())).unwrap_or_default();
+    stop(&mut child);
+    let mut total = 0;
+    let mut mappings: Vec<(u64, String)> = Vec::new();
+    let mut name = String::new();
+    for line in smaps.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols
+            .first()
+            .is_some_and(|c| c.contains('-') && !c.ends_with(':'))
+        {
+            name = match cols.get(5) {
+                Some(path) if path.starts_with('[') => path.trim_matches(['[', ']']).to_owned(),
+                Some(_) => "binary data".to_owned(),
+                None => "heap (mmap)".to_owned(),
+            };
+        } else if cols.first() == Some(&"Anonymous:") {
+            let kib: u64 = cols.get(1).and_then(|k| k.parse().ok()).unwrap_or(0);
+            total += kib;
+            match mappings.iter_mut().find(|(_, n)| *n == name) {
+                Some(entry) => entry.0 += kib,
+                None if kib > 0 => mappings.push((kib, name.clone())),
+                None => {}
+            }
+        }
+    }
+    mappings.sort_by_key(|m| std::cmp::Reverse(m.0));
+    let named: Vec<String> = mappings
+        .iter()
+        .map(|(kib, n)| format!("{n} {kib}"))
+        .collect();
+    (total as f64, named.join(", "))
+}
+
 /// Threads and context switches per beat while idle between beats at a 10 s period.
 fn idle(target: &Target, endpoint: &Endpoint) -> (u64, f64) {
     endpoint.clear();
@@ -524,9 +569,15 @@ fn one_run(target: &Target, tls: bool) -> Vec<(&'static str, f64)> {
     });
     let (threads, switches) = idle(target, &fresh());
     let first = first_request(target, &fresh());
+    let (private, mappings) = working_set(target, &fresh());
+    println!(
+        "  {} private memory by mapping (KiB): {mappings}",
+        target.name
+    );
     vec![
         ("peak RSS, ONE_SHOT (KiB)", one.max_rss_kib as f64),
         ("peak RSS, 1,000 beats (KiB)", many.max_rss_kib as f64),
+        ("private memory, 2 s into 50 ms beats (KiB)", private),
         ("exec to first request (ms)", first.as_secs_f64() * 1e3),
         (
             "CPU per beat: (1,000 beats - ONE_SHOT)/999 (us)",
@@ -648,8 +699,19 @@ fn main() {
             collector.next(Duration::from_secs(3600));
         }
     });
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            let line = c.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output();
+    let date = date.map_or(String::new(), |o| {
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    });
     println!(
-        "# heartbeats footprint ({} cores)",
+        "# heartbeats footprint ({date}, {machine}, {} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     for target in &targets {

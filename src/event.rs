@@ -22,8 +22,8 @@ pub const CONTENT_TYPE: &str = "application/json";
 const DEFAULT_EXTENSIONS: [(&str, &str); 3] = [("the", "42"), ("heart", "yes"), ("beats", "true")];
 
 /// The longest header value taken from configuration, before encoding (which can triple it).
-/// Together with the token limit this keeps a request's head well inside ureq's 128 KiB buffer;
-/// sinks commonly refuse header lines over 8–16 KiB anyway.
+/// Together with the token limit this bounds the longest head line (which the connection's
+/// output buffer must hold whole); sinks commonly refuse header lines over 8–16 KiB anyway.
 pub const MAX_HEADER_VALUE: usize = 4 * 1024;
 
 /// How header values are written: `--ce-header-encoding`.

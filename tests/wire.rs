@@ -393,3 +393,57 @@ fn unusable_ca_material_is_only_a_warning_for_an_http_sink() {
         "warning: invalid K_CA_CERTS: no PEM certificate found; ignored, since the sink is plain http",
     );
 }
+
+/// The longest lines and the largest body a request can have, on connections whose buffers
+/// start small: a 16 KiB token, a 4 KiB source percent-encoded to 12 KiB, the largest body one
+/// argument can carry (Linux limits an argument to 128 KiB, below the 256 KiB cap); twice on one
+/// connection (the second after the buffers gave back what they grew by), over http and https;
+/// then an answer head of 127 KiB is still read.
+#[test]
+fn the_longest_lines_and_the_largest_body_go_out_whole_over_http_and_https() {
+    let dir = TempDir::new("wire-longest");
+    let token_path = dir.join("token");
+    let token = "t".repeat(16 * 1024);
+    std::fs::write(&token_path, &token).unwrap();
+    let body: Vec<u8> = (0..128 * 1024 - 16)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let data = String::from_utf8(body.clone()).unwrap();
+    let source = " ".repeat(4 * 1024);
+    let (ca, server) = support::tls_pair("127.0.0.1");
+    for tls in [None, Some(server)] {
+        let https = tls.is_some();
+        let sink = Sink::start_with(vec![], tls);
+        let scheme = if https { "https" } else { "http" };
+        let f = run(heartbeats()
+            .env("K_SINK", format!("{scheme}://127.0.0.1:{}/", sink.port))
+            .env("K_CA_CERTS", &ca)
+            .args(["--count=2", "--period=50ms", "--ce-header-encoding=percent"])
+            .arg(format!("--oidc-token-file={}", token_path.display()))
+            .arg(format!("--eventSource={source}"))
+            .arg(format!("--data={data}")));
+        assert_eq!(f.code(), Some(0), "{scheme}: {}", f.stderr);
+        for _ in 0..2 {
+            let r = sink.expect();
+            assert_eq!(r.body, body, "{scheme}");
+            assert_eq!(
+                r.header("authorization"),
+                format!("Bearer {token}"),
+                "{scheme}"
+            );
+            assert_eq!(r.header("ce-source"), "%20".repeat(4 * 1024), "{scheme}");
+        }
+        assert_eq!(
+            sink.connections.load(std::sync::atomic::Ordering::SeqCst),
+            1
+        );
+    }
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n",
+        "b".repeat(127 * 1024)
+    );
+    let sink = Sink::start(vec![support::Reply::Raw(head.into_bytes(), 4096)]);
+    let f = support::one_shot(&mut heartbeats_to(&sink));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert!(!f.stderr.contains("warning"), "{}", f.stderr);
+}

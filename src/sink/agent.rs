@@ -11,6 +11,7 @@ use ureq::config::ConfigBuilder;
 use ureq::typestate::AgentScope;
 use ureq::unversioned::transport::Connector;
 
+use super::buffers::LineRoom;
 use super::head::MAX_HEAD;
 use super::resolve::Resolver;
 use super::tls::TlsConnector;
@@ -20,17 +21,20 @@ use crate::wait::{OnStop, Waiter};
 
 /// Idle keep-alive connections are kept this long, as Go's `http.Transport`.
 const MAX_IDLE: Duration = Duration::from_secs(90);
-/// The export agent's input and output buffers: a collector's answer is small.
-const EXPORT_BUFFER: usize = 16 * 1024;
+/// The longest line an export may write (its request line, with the collector's path), and the
+/// longest head it reads: a collector's answer is small.
+const EXPORT_LINE: usize = 16 * 1024;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
 
 /// Where an agent's connections come from: its proxy, if any, how names are looked up, the
-/// waiter its sockets wait through, and what a stop signal does to its exchanges.
+/// waiter its sockets wait through, what a stop signal does to its exchanges, and how long
+/// their output buffers are.
 pub struct Connections {
     pub proxy: Option<Proxy>,
     pub resolver: Resolver,
     pub waiter: Arc<Waiter>,
     pub on_stop: OnStop,
+    pub room: LineRoom,
 }
 
 /// The sink's agent: each attempt within `timeout`.
@@ -38,24 +42,24 @@ pub fn sink(timeout: Duration, connections: Connections, tls: &Arc<rustls::Clien
     let settings = Agent::config_builder()
         .timeout_global(Some(timeout))
         .max_idle_age(MAX_IDLE)
-        // As much head as the input buffer holds: twice ureq's default (Go takes 10 MB).
+        // Twice ureq's default (Go takes 10 MB); the input buffer grows to it only when needed.
         .max_response_header_size(MAX_HEAD);
-    agent(settings, connections, tls)
+    agent(settings, connections, tls, MAX_HEAD)
 }
 
-/// The exports' agent: the sink's TLS trust, small buffers.
-pub fn export(connections: Connections, tls: &Arc<rustls::ClientConfig>) -> Agent {
-    let settings = Agent::config_builder()
-        .input_buffer_size(EXPORT_BUFFER)
-        .output_buffer_size(EXPORT_BUFFER)
-        .max_response_header_size(EXPORT_BUFFER);
-    agent(settings, connections, tls)
+/// The exports' agent: the sink's TLS trust, a small head limit.
+pub fn export(mut connections: Connections, tls: &Arc<rustls::ClientConfig>) -> Agent {
+    connections.room = LineRoom::new(EXPORT_LINE);
+    let settings = Agent::config_builder().max_response_header_size(EXPORT_LINE);
+    agent(settings, connections, tls, EXPORT_LINE)
 }
 
+/// An agent whose connections read heads of up to `max_head` bytes.
 fn agent(
     settings: ConfigBuilder<AgentScope>,
     connections: Connections,
     tls: &Arc<rustls::ClientConfig>,
+    max_head: usize,
 ) -> Agent {
     let config = settings
         .http_status_as_error(false)
@@ -69,7 +73,14 @@ fn agent(
         resolver: connections.resolver,
         waiter: connections.waiter,
         on_stop: connections.on_stop,
+        room: connections.room.clone(),
+        max_head,
     };
-    let connector = ().chain(tcp).chain(TlsConnector(tls.clone()));
+    let tls = TlsConnector {
+        config: tls.clone(),
+        room: connections.room,
+        max_head,
+    };
+    let connector = ().chain(tcp).chain(tls);
     Agent::with_parts(config, connector, ConnectorResolves)
 }

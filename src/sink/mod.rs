@@ -5,6 +5,7 @@
 //! [`crate::report::Report`], and every wait goes through the [`Waiter`].
 
 mod agent;
+mod buffers;
 mod credentials;
 mod head;
 mod resolve;
@@ -27,6 +28,7 @@ use crate::report::{ErrorType, Report};
 use crate::token::{Token, TokenFile};
 use crate::wait::{OnStop, Stop, Waiter};
 use agent::Connections;
+use buffers::LineRoom;
 use resolve::Resolver;
 use retry::{Attempt, MAX_RETRIES};
 
@@ -34,6 +36,18 @@ use retry::{Attempt, MAX_RETRIES};
 pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";
 /// Headers a request carries besides the extensions: ours, the token, `traceparent`, ureq's.
 const HEADER_ROOM: usize = 16;
+
+/// The longest line `request`'s head can have as ureq writes it: the request line, `host`, a
+/// header (`name: value`), or one of ureq's own (a user agent, a length), with room to spare.
+fn longest_line(request: &Request<&[u8]>) -> usize {
+    const SPARE: usize = 128;
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let host = uri.authority().map_or(0, |a| a.as_str().len());
+    let headers = request.headers().iter();
+    let header = headers.map(|(n, v)| n.as_str().len() + v.len()).max();
+    target.max(host).max(header.unwrap_or(0)) + SPARE
+}
 
 /// How the delivery of one event ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,6 +73,8 @@ pub struct Sender {
     /// The template's fixed headers, parsed once: a clone is a reference count, where parsing
     /// them on every beat would allocate for each.
     fixed_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The longest line of the request about to go out: its connection's output buffer.
+    room: LineRoom,
     waiter: Arc<Waiter>,
 }
 
@@ -98,12 +114,14 @@ impl Sender {
             None => None,
         };
         let resolver = Resolver::new(config.names.clone());
+        let room = LineRoom::new(0);
         let connections = Connections {
             proxy: config.proxy.clone(),
             resolver: resolver.clone(),
             waiter: waiter.clone(),
             // An exchange with the sink may finish: the event is not left half-sent.
             on_stop: OnStop::Defer,
+            room: room.clone(),
         };
         Ok(Sender {
             agent: agent::sink(config.timeout, connections, &tls),
@@ -113,6 +131,7 @@ impl Sender {
             tls,
             resolver,
             fixed_headers,
+            room,
             waiter,
         })
     }
@@ -125,6 +144,7 @@ impl Sender {
             resolver: self.resolver.clone(),
             waiter: self.waiter.clone(),
             on_stop: OnStop::End,
+            room: LineRoom::new(0),
         };
         agent::export(connections, &self.tls)
     }
@@ -210,6 +230,7 @@ impl Sender {
             value.set_sensitive(true);
             headers.append(ureq::http::header::AUTHORIZATION, value);
         }
+        self.room.set(longest_line(&request));
         let body = event.body.len();
         match self.agent.run(request) {
             Ok(response) => {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ureq::Timeout;
 
+use super::buffers::{Buffers, INPUT_START, LineRoom};
 use super::head::HeadReader;
 use super::resolve::{LookupError, Resolver};
 use super::tunnel::{self, AbsoluteForm};
@@ -29,7 +30,7 @@ use crate::wait::{Interest, OnStop, Purpose, Unready, Waiter, Watched, deadline_
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver as UreqResolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    Buffers as UreqBuffers, ConnectionDetails, Connector, Either, NextTimeout, Transport,
 };
 
 /// Leaves names to [`TcpConnector`]. ureq asks its resolver before every request, even one a
@@ -74,7 +75,16 @@ pub struct TcpConnector {
     pub waiter: Arc<Waiter>,
     /// What a stop signal does to this agent's exchanges (the sink's: [`OnStop::Defer`]).
     pub on_stop: OnStop,
+    /// How long a plain connection's output buffer is (under TLS, ciphertext goes out in
+    /// pieces, and the TLS transport's own buffers follow it).
+    pub room: LineRoom,
+    /// The longest answer head a plain connection reads.
+    pub max_head: usize,
 }
+
+/// What a connection's gathered output starts with, and the most it keeps between requests.
+const PENDING_START: usize = 1024;
+const PENDING_KEPT: usize = 16 * 1024;
 
 /// The most addresses of one name tried, as ureq keeps.
 const MAX_ADDRESSES: usize = 16;
@@ -163,9 +173,12 @@ impl<In: Transport> Connector<In> for TcpConnector {
                     continue;
                 }
             };
-            let config = details.config;
-            let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
             let tls = details.needs_tls();
+            let buffers = if tls {
+                Buffers::new(LineRoom::new(0), INPUT_START)
+            } else {
+                Buffers::new(self.room.clone(), self.max_head)
+            };
             // Block in the kernel only when nothing else needs watching meanwhile.
             let blocking = self.on_stop == OnStop::Defer && !self.waiter.serves_while_waiting();
             let mut transport = TcpTransport::new(
@@ -190,7 +203,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
 /// One TCP connection: output is gathered until input is awaited, then written at once.
 pub struct TcpTransport {
     stream: TcpStream,
-    buffers: LazyBuffers,
+    buffers: Buffers,
     pending: Vec<u8>,
     waiter: Arc<Waiter>,
     on_stop: OnStop,
@@ -283,7 +296,7 @@ impl Socket<'_> {
 impl TcpTransport {
     fn new(
         stream: TcpStream,
-        buffers: LazyBuffers,
+        buffers: Buffers,
         plain: bool,
         waiter: Arc<Waiter>,
         on_stop: OnStop,
@@ -295,7 +308,7 @@ impl TcpTransport {
         Ok(TcpTransport {
             stream,
             buffers,
-            pending: Vec::with_capacity(1024),
+            pending: Vec::with_capacity(PENDING_START),
             waiter,
             on_stop,
             blocking,
@@ -308,7 +321,7 @@ impl TcpTransport {
         })
     }
 
-    fn socket(&mut self) -> (Socket<'_>, &mut LazyBuffers, &mut HeadReader) {
+    fn socket(&mut self) -> (Socket<'_>, &mut Buffers, &mut HeadReader) {
         (
             Socket {
                 stream: &self.stream,
@@ -378,7 +391,7 @@ fn timed_out(error: io::Error, reason: Timeout) -> ureq::Error {
 }
 
 impl Transport for TcpTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
+    fn buffers(&mut self) -> &mut dyn UreqBuffers {
         &mut self.buffers
     }
 
@@ -417,6 +430,10 @@ impl Transport for TcpTransport {
         self.buffers.input_appended(amount);
         self.pending = pending;
         self.pending.clear();
+        if self.pending.capacity() > PENDING_KEPT {
+            // A large body went out: its memory is given back.
+            self.pending = Vec::with_capacity(PENDING_START);
+        }
         self.answered = amount > 0;
         if let Some(absolute) = &mut self.absolute {
             // Whatever is written next starts the next request.
@@ -440,7 +457,7 @@ mod tests {
     use super::super::resolve::testing::FakeDns;
     use super::*;
     use std::net::TcpListener;
-    use ureq::unversioned::transport::{LazyBuffers, NextTimeout};
+    use ureq::unversioned::transport::NextTimeout;
 
     /// A transport on a fresh connection, blocking or not, with the peer's end.
     fn connected(blocking: bool) -> (TcpTransport, TcpStream) {
@@ -449,7 +466,7 @@ mod tests {
         stream.set_nonblocking(!blocking).unwrap();
         let (peer, _) = listener.accept().unwrap();
         let waiter = Arc::new(Waiter::new().unwrap());
-        let buffers = LazyBuffers::new(4096, 4096);
+        let buffers = Buffers::new(LineRoom::new(4096), 4096);
         let transport =
             TcpTransport::new(stream, buffers, true, waiter, OnStop::Defer, blocking).unwrap();
         (transport, peer)
@@ -503,6 +520,8 @@ mod tests {
             resolver: dns.resolver(),
             waiter: Arc::new(Waiter::new().unwrap()),
             on_stop: OnStop::Defer,
+            room: LineRoom::new(1024),
+            max_head: 4096,
         };
         let agent = ureq::Agent::with_parts(
             ureq::Agent::config_builder().build(),

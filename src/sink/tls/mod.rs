@@ -13,10 +13,11 @@ use std::time::Instant;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
+    Buffers as UreqBuffers, ConnectionDetails, Connector, Either, NextTimeout, Transport,
     TransportAdapter, time,
 };
 
+use super::buffers::{Buffers, LineRoom};
 use super::head::HeadReader;
 use crate::config::Named;
 use crate::config::tls::{Group, TLS_CIPHER_SUITES, TlsSettings, TlsVersion, Trust};
@@ -66,8 +67,13 @@ fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
     provider
 }
 
-/// Wraps the TCP transport of https connections in rustls with our [`ClientConfig`].
-pub struct TlsConnector(pub Arc<ClientConfig>);
+/// Wraps the TCP transport of https connections in rustls with our [`ClientConfig`]; the
+/// plaintext buffers are as long as `room` says, and take heads of up to `max_head` bytes.
+pub struct TlsConnector {
+    pub config: Arc<ClientConfig>,
+    pub room: LineRoom,
+    pub max_head: usize,
+}
 
 impl fmt::Debug for TlsConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,14 +100,11 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
             .map_err(|_| ureq::Error::BadUri(format!("not a TLS server name: {host}")))?;
-        let mut conn = ClientConnection::new(self.0.clone(), name).map_err(io_error)?;
+        let mut conn = ClientConnection::new(self.config.clone(), name).map_err(io_error)?;
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         conn.complete_io(&mut sock)?;
-        let buffers = LazyBuffers::new(
-            details.config.input_buffer_size(),
-            details.config.output_buffer_size(),
-        );
+        let buffers = Buffers::new(self.room.clone(), self.max_head);
         let stream = StreamOwned { conn, sock };
         let head = HeadReader::default();
         Ok(Some(Either::B(TlsTransport {
@@ -118,7 +121,7 @@ fn io_error(e: rustls::Error) -> ureq::Error {
 
 /// An established TLS connection.
 pub struct TlsTransport {
-    buffers: LazyBuffers,
+    buffers: Buffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
     head: HeadReader,
 }
@@ -130,7 +133,7 @@ impl fmt::Debug for TlsTransport {
 }
 
 impl Transport for TlsTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
+    fn buffers(&mut self) -> &mut dyn UreqBuffers {
         &mut self.buffers
     }
 

@@ -7,19 +7,34 @@ source_date_epoch := `git log -1 --format=%ct 2>/dev/null || echo 0`
 image := "localhost/heartbeats:" + version
 # Where `just push` sends the images: `just push REGISTRY=registry.example.com/team`.
 REGISTRY := ""
+# Every platform of the image, as podman's platform, the binary's name in dist/ and the Rust
+# target: those of the Go image (distroless/static's list, and riscv64).
+platforms := "linux/amd64,amd64,x86_64-unknown-linux-musl linux/arm64,arm64,aarch64-unknown-linux-musl linux/arm/v7,armv7,armv7-unknown-linux-musleabihf linux/ppc64le,ppc64le,powerpc64le-unknown-linux-musl linux/s390x,s390x,s390x-unknown-linux-musl linux/riscv64,riscv64,riscv64gc-unknown-linux-musl"
+# The targets whose standard library is built from source (`-Z build-std`) on a pinned nightly:
+# s390x has none from Rust (tier 3), and the registry mirror this project builds against carries
+# none for the other three; one way for all four keeps every machine's build the same.
+from_source := "armv7-unknown-linux-musleabihf powerpc64le-unknown-linux-musl s390x-unknown-linux-musl riscv64gc-unknown-linux-musl"
+nightly := "nightly-2026-05-19"
 
 # Debug build of the binary for this machine.
 build:
     cargo build
 
-# Static musl release binaries for both arches, into dist/heartbeats-{amd64,arm64}. Built with
-# cargo-auditable, so each binary carries its dependency list for scanners (trivy, grype, syft).
+# Static musl release binaries for every platform, into dist/heartbeats-{amd64,arm64,armv7,
+# ppc64le,s390x,riscv64}. Built with cargo-auditable, so each binary carries its dependency list
+# for scanners (trivy, grype, syft).
 build-static:
-    cargo auditable build --release --locked --target x86_64-unknown-linux-musl
-    cargo auditable build --release --locked --target aarch64-unknown-linux-musl
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo auditable build --release --locked --target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl
+    for triple in {{from_source}}; do bash .cargo/musl-sysroot.sh "$triple" "{{nightly}}"; done
+    cargo +{{nightly}} auditable build --release --locked -Z build-std=std,panic_abort \
+        $(printf -- '--target %s ' {{from_source}})
     mkdir -p dist
-    cp target/x86_64-unknown-linux-musl/release/heartbeats dist/heartbeats-amd64
-    cp target/aarch64-unknown-linux-musl/release/heartbeats dist/heartbeats-arm64
+    for p in {{platforms}}; do
+        IFS=, read -r platform arch triple <<< "$p"
+        cp "${CARGO_TARGET_DIR:-target}/$triple/release/heartbeats" "dist/heartbeats-$arch"
+    done
     ls -l dist
 
 # The whole test suite (the README's test command).
@@ -157,59 +172,69 @@ lint:
 demo:
     cargo run --example demo
 
-# Images for amd64 and arm64 from the static binaries (offline: the `prebuilt` stage), and the
-# manifest list {{image}} over both. Timestamps are the commit's: same commit, same digests.
+# Images for every platform from the static binaries (offline: the `prebuilt` stage), and the
+# manifest list {{image}} over them. Timestamps are the commit's: same commit, same digests.
 image: build-static
     #!/usr/bin/env bash
     set -euo pipefail
     # A list left by an earlier build goes first (`manifest create` below fails if one is left).
     podman manifest rm "{{image}}" > /dev/null 2>&1 || true
-    for arch in amd64 arm64; do just _image-arch "$arch" "{{image}}-$arch"; done
     podman manifest create "{{image}}" > /dev/null
-    for arch in amd64 arm64; do
+    for p in {{platforms}}; do
+        IFS=, read -r platform arch triple <<< "$p"
+        just _image-arch "$platform" "{{image}}-$arch"
         podman manifest add "{{image}}" "containers-storage:{{image}}-$arch" > /dev/null
     done
     # Not `podman images`: once a reproducible rebuild has given an image the ID it had, podman
     # 4.3 cannot list a manifest list over it (the list itself still inspects and pushes).
-    podman image inspect "{{image}}-amd64" "{{image}}-arm64" --format '{{"{{"}}.RepoTags{{"}}"}} {{"{{"}}.Id{{"}}"}}'
-    podman manifest inspect "{{image}}" | grep -E '"(architecture|digest)"'
+    for p in {{platforms}}; do
+        IFS=, read -r platform arch triple <<< "$p"
+        podman image inspect "{{image}}-$arch" --format "{{"{{"}}.RepoTags{{"}}"}} $platform {{"{{"}}.Id{{"}}"}}"
+    done
+    podman manifest inspect "{{image}}" | grep -E '"(architecture|variant|digest)"'
 
-# One arch's image from dist/heartbeats-ARCH, tagged TAG. Never from the layer cache: a cached
-# stage would carry the IDs of whatever build made it, and the digest would depend on history.
-_image-arch arch tag:
-    podman build --quiet --no-cache --target prebuilt --platform linux/{{arch}} \
+# One platform's image from dist/heartbeats-ARCH (the Containerfile maps the platform to it),
+# tagged TAG. Never from the layer cache: a cached stage would carry the IDs of whatever build
+# made it, and the digest would depend on history.
+_image-arch platform tag:
+    podman build --quiet --no-cache --target prebuilt --platform {{platform}} \
         --timestamp {{source_date_epoch}} --build-arg VERSION={{version}} \
         --build-arg REVISION={{revision}} -t {{tag}} .
 
-# Builds everything a second time from the same commit, the binary in a clean target directory
-# and the images again, and fails unless the bytes and image IDs are the same.
+# Builds everything a second time from the same commit, every binary in a clean target
+# directory and every image again, and fails unless the bytes and image IDs are the same.
 image-reproducible: image
     #!/usr/bin/env bash
     set -euo pipefail
-    CARGO_TARGET_DIR=target/reproducible cargo auditable build --release --locked \
-        --target x86_64-unknown-linux-musl
-    cmp target/reproducible/x86_64-unknown-linux-musl/release/heartbeats dist/heartbeats-amd64
-    for arch in amd64 arm64; do
-        just _image-arch "$arch" "{{image}}-$arch-again" > /dev/null
+    export CARGO_TARGET_DIR=target/reproducible
+    cargo auditable build --release --locked --target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl
+    cargo +{{nightly}} auditable build --release --locked -Z build-std=std,panic_abort \
+        $(printf -- '--target %s ' {{from_source}})
+    for p in {{platforms}}; do
+        IFS=, read -r platform arch triple <<< "$p"
+        cmp "target/reproducible/$triple/release/heartbeats" "dist/heartbeats-$arch"
+        just _image-arch "$platform" "{{image}}-$arch-again" > /dev/null
         first=$(podman image inspect --format '{{"{{"}}.Id{{"}}"}}' "{{image}}-$arch")
         again=$(podman image inspect --format '{{"{{"}}.Id{{"}}"}}' "{{image}}-$arch-again")
         podman rmi "{{image}}-$arch-again" > /dev/null
-        echo "$arch: $first, again $again"
-        [ "$first" = "$again" ] || { echo "$arch: two builds of one commit differ" >&2; exit 1; }
+        echo "$platform: $first, again $again"
+        [ "$first" = "$again" ] || { echo "$platform: two builds of one commit differ" >&2; exit 1; }
     done
-    echo "reproducible: same binary bytes (amd64), same image IDs (amd64, arm64)"
+    echo "reproducible: same binary bytes and same image IDs on every platform"
 
-# Pushes both images and the manifest list over them: `just push REGISTRY=registry.example.com/team`.
+# Pushes every platform's image and the manifest list over them:
+# `just push REGISTRY=registry.example.com/team`.
 push: image
     #!/usr/bin/env bash
     set -euo pipefail
     registry="{{REGISTRY}}"
     [ -n "$registry" ] || { echo "set the registry: just push REGISTRY=registry.example.com/team" >&2; exit 1; }
-    for arch in amd64 arm64; do
+    for p in {{platforms}}; do
+        IFS=, read -r platform arch triple <<< "$p"
         podman push "{{image}}-$arch" "docker://$registry/heartbeats:{{version}}-$arch"
     done
     podman manifest push --all "{{image}}" "docker://$registry/heartbeats:{{version}}"
-    echo "pushed $registry/heartbeats:{{version}} (linux/amd64, linux/arm64)"
+    echo "pushed $registry/heartbeats:{{version}} ($(printf '%s ' {{platforms}} | sed 's/,[^ ]*//g'))"
 
 # A CycloneDX SBOM of the binary's dependencies (what `cargo auditable` embeds), into dist/.
 sbom:
@@ -222,20 +247,22 @@ sbom:
     mv heartbeats_bin.cdx.json dist/heartbeats-{{version}}.cdx.json
     echo "dist/heartbeats-{{version}}.cdx.json"
 
-# Export each image's root filesystem and run the real image tests against it.
+# Export each image's root filesystem and run the real image tests against it (every platform
+# but amd64 under qemu-user).
 image-test: image
     #!/usr/bin/env bash
     set -euo pipefail
-    for arch in amd64 arm64; do
+    for p in {{platforms}}; do
+        IFS=, read -r platform arch triple <<< "$p"
         root="target/image-root/$arch"
         rm -rf "$root" && mkdir -p "$root"
-        container=$(podman create --platform "linux/$arch" "{{image}}-$arch")
+        container=$(podman create --platform "$platform" "{{image}}-$arch")
         podman export "$container" | tar -C "$root" -xf -
         podman rm "$container" > /dev/null
         export "HEARTBEATS_IMAGE_ROOT_${arch^^}=$PWD/$root"
+        podman image inspect "{{image}}-$arch" \
+            --format "$platform: {{"{{"}}.Size{{"}}"}} bytes, user {{"{{"}}.Config.User{{"}}"}}"
     done
-    podman image inspect "{{image}}-amd64" "{{image}}-arm64" \
-        --format '{{"{{"}}.Architecture{{"}}"}} {{"{{"}}.Size{{"}}"}} bytes, user {{"{{"}}.Config.User{{"}}"}}'
     cargo test --test image -- --ignored --nocapture
 
 # Footprint benchmark (binary size, RSS, private memory, start-up, CPU per beat, schedule,

@@ -81,7 +81,8 @@ fn timespec(left: Duration) -> libc::timespec {
     libc::timespec {
         // Capped at 68 years, which fits every time_t; the callers wait again if need be.
         tv_sec: left.as_secs().min(i32::MAX as u64) as _,
-        tv_nsec: left.subsec_nanos().into(),
+        // Below 10^9, which fits a 32-bit `long` too.
+        tv_nsec: left.subsec_nanos() as _,
     }
 }
 

@@ -388,7 +388,10 @@ pub mod fuzzing {
         let when = cron::parse(spec).ok()?.when;
         let timing = match when {
             cron::When::Fields(fields) => Timing::Cron(fields),
-            cron::When::Every(period) => Timing::Every(period),
+            cron::When::Every(text) => {
+                let nanos = crate::config::goparse::parse_duration(text).filter(|n| *n > 0)?;
+                Timing::Every(Duration::from_nanos(nanos as u64))
+            }
         };
         let zone = Zone::named(zone).ok()?;
         let from = UNIX_EPOCH + Duration::from_secs(u64::from(from));

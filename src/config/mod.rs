@@ -19,6 +19,8 @@ pub(crate) mod tls;
 pub(crate) mod url;
 
 #[cfg(test)]
+mod cron_vectors;
+#[cfg(test)]
 mod refusals;
 
 use std::ffi::OsString;

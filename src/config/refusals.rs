@@ -22,6 +22,21 @@ fn every_bad_value_names_its_flag_or_variable() {
         (&["--period=-1s"], &[], "invalid --period \"-1s\""),
         (&["--period=5x"], &[], "invalid --period \"5x\""),
         (&["--period=9223372037"], &[], "invalid --period"),
+        (
+            &["--schedule=@every 1d"],
+            &[],
+            "invalid --schedule \"@every 1d\": @every \"1d\": expected a positive Go duration",
+        ),
+        (
+            &["--schedule=@every 0s"],
+            &[],
+            "invalid --schedule \"@every 0s\": @every \"0s\": expected a positive",
+        ),
+        (
+            &["--schedule=@every -1s"],
+            &[],
+            "invalid --schedule \"@every -1s\": @every \"-1s\": expected a positive",
+        ),
         (&["--timeout=0s"], &[], "invalid --timeout \"0s\""),
         (
             &[],

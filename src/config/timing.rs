@@ -82,13 +82,26 @@ pub(super) fn beats(
     };
     let timing = match parsed.when {
         When::Fields(fields) => Timing::Cron(fields),
-        When::Every(period) => Timing::Every(period),
+        When::Every(text) => Timing::Every(every(&flag, &spec, text)?),
     };
     Ok(Beats {
         timing,
         zone,
         schedule: Some(spec),
     })
+}
+
+/// `@every D`'s D: a positive Go duration, as `--period` takes (robfig rounds it to whole
+/// seconds and takes zero and less as one second; here they are refused as `--period 0` is).
+fn every(flag: &str, spec: &str, text: &str) -> Result<Duration, Error> {
+    match super::goparse::parse_duration(text) {
+        Some(nanos) if nanos > 0 => Ok(Duration::from_nanos(nanos as u64)),
+        _ => {
+            let expected =
+                format!("@every {text:?}: expected a positive Go duration like 90s or 1h30m");
+            Err(Error::invalid(flag, spec, expected))
+        }
+    }
 }
 
 /// `--next` and `--from`, and the schedule they preview.

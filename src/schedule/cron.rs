@@ -7,9 +7,6 @@
 //! fire (`0 0 30 2 *`) is refused too, where robfig would wait forever.
 
 use std::fmt;
-use std::time::Duration;
-
-use crate::config::goparse::parse_duration;
 
 /// A cron schedule's fields as bit sets (bit n set: value n matches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,17 +31,18 @@ pub struct Fields {
 
 /// What a schedule says, without its zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub enum When<'a> {
     Fields(Fields),
-    /// `@every D`: every D (not rounded to seconds, as robfig does).
-    Every(Duration),
+    /// `@every D`, with D's text: a Go duration for the caller to read (the configuration reads
+    /// it as it reads `--period`; robfig rounds it to whole seconds, we do not).
+    Every(&'a str),
 }
 
 /// A parsed `--schedule`: what it says and the zone of its `CRON_TZ=`/`TZ=` prefix, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed<'a> {
     pub zone: Option<&'a str>,
-    pub when: When,
+    pub when: When<'a>,
 }
 
 /// Why a schedule is refused.
@@ -60,8 +58,6 @@ pub enum CronError {
         problem: Problem,
     },
     Descriptor(String),
-    /// `@every` with a duration that is not a positive Go duration.
-    Every(String),
     /// No date matches the day, weekday and month fields together (or a field is empty).
     Never,
 }
@@ -145,7 +141,7 @@ pub fn parse(spec: &str) -> Result<Parsed<'_>, CronError> {
     Ok(Parsed { zone, when })
 }
 
-fn descriptor(spec: &str) -> Result<When, CronError> {
+fn descriptor(spec: &str) -> Result<When<'_>, CronError> {
     let (dom, month, dow) = (DOM.all(), MONTH.all(), DOW.all());
     // Second 0, minute 0, at `hour`, every day.
     let every_day = |hour| Fields {
@@ -179,12 +175,9 @@ fn descriptor(spec: &str) -> Result<When, CronError> {
         "@daily" | "@midnight" => every_day(1),
         "@hourly" => every_day(HOUR.all()),
         _ => {
-            let Some(text) = spec.strip_prefix("@every ") else {
-                return Err(CronError::Descriptor(spec.to_owned()));
-            };
-            return match parse_duration(text) {
-                Some(nanos) if nanos > 0 => Ok(When::Every(Duration::from_nanos(nanos as u64))),
-                _ => Err(CronError::Every(text.to_owned())),
+            return match spec.strip_prefix("@every ") {
+                Some(text) => Ok(When::Every(text)),
+                None => Err(CronError::Descriptor(spec.to_owned())),
             };
         }
     };
@@ -359,10 +352,6 @@ impl fmt::Display for CronError {
                 "unrecognized descriptor {d:?}; expected @yearly, @annually, @monthly, @weekly, \
                  @daily, @midnight, @hourly or @every DURATION"
             ),
-            CronError::Every(d) => write!(
-                f,
-                "@every {d:?}: expected a positive Go duration like 90s or 1h30m"
-            ),
             CronError::Never => write!(
                 f,
                 "never fires: no date has that day and month (robfig/cron would wait forever)"
@@ -438,13 +427,10 @@ mod tests {
         assert_eq!(fields_of("@monthly"), fields_of("0 0 0 1 * *"));
         assert_eq!(fields_of("@yearly"), fields_of("0 0 0 1 1 *"));
         assert_eq!(fields_of("@annually"), fields_of("@yearly"));
+        assert_eq!(parse("@every 1h30m").unwrap().when, When::Every("1h30m"));
         assert_eq!(
-            parse("@every 1h30m").unwrap().when,
-            When::Every(Duration::from_secs(5400))
-        );
-        assert_eq!(
-            parse("@every 500ms").unwrap().when,
-            When::Every(Duration::from_millis(500))
+            parse("@every").unwrap_err(),
+            CronError::Descriptor("@every".into())
         );
     }
 
@@ -487,11 +473,6 @@ mod tests {
             ("*/5/2 * * * *", "too many slashes"),
             ("99999999999999999999 * * * *", "is not a number"),
             ("@Daily", "unrecognized descriptor \"@Daily\""),
-            (
-                "@every 1d",
-                "@every \"1d\": expected a positive Go duration",
-            ),
-            ("@every 0s", "@every \"0s\""),
             ("0 0 30 2 *", "never fires"),
             ("0 0 31 4,6 *", "never fires"),
             ("0 0 , * *", "never fires"),

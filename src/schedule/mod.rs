@@ -6,8 +6,6 @@
 
 pub mod cron;
 mod next;
-#[cfg(test)]
-mod vectors;
 pub mod zone;
 mod zones;
 

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::protobuf::Message;
 
-/// `service.version` and the instrumentation scope's version: the crate's (as `crate::VERSION`,
-/// written here so that the exports do not reach up into lib.rs).
+/// `service.version` and the instrumentation scope's version: the crate's, the same as the one
+/// lib.rs prints (read here from Cargo, so that the exports do not reach up into lib.rs).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The instrumentation scope named in exports.
 pub const SCOPE: &str = "heartbeats";

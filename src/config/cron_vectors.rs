@@ -10,9 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::cron::{CronError, parse};
-use crate::config::tests::FakeHost;
-use crate::config::{Command, parse_args};
+use super::tests::FakeHost;
+use super::{Command, parse_args};
+use crate::schedule::cron::{CronError, parse};
 use crate::time::{parse_rfc3339, rfc3339_nano};
 
 #[derive(Deserialize)]
@@ -45,7 +45,7 @@ fn spec(line: &Line) -> String {
 
 /// What `heartbeats --next N --from FROM --schedule SPEC` prints (the UTC column), or its
 /// refusal; `TZ` is unset, so `Local` is UTC, as where the vectors were made.
-fn ours(line: &Line, n: usize) -> Result<Vec<String>, crate::Error> {
+fn ours(line: &Line, n: usize) -> Result<Vec<String>, crate::error::Error> {
     let n = n.to_string();
     preview(&[
         "--next",
@@ -58,19 +58,19 @@ fn ours(line: &Line, n: usize) -> Result<Vec<String>, crate::Error> {
 }
 
 /// The same with the zone given as `--timezone`, as PingSource's `spec.timezone`.
-fn ours_with_flag(line: &Line, n: usize) -> Result<Vec<String>, crate::Error> {
+fn ours_with_flag(line: &Line, n: usize) -> Result<Vec<String>, crate::error::Error> {
     let n = n.to_string();
     let schedule = ["--schedule", &line.schedule, "--timezone", &line.timezone];
     preview(&[&["--next", &n, "--from", &line.from][..], &schedule].concat())
 }
 
-fn preview(args: &[&str]) -> Result<Vec<String>, crate::Error> {
+fn preview(args: &[&str]) -> Result<Vec<String>, crate::error::Error> {
     let command = parse_args(args.iter().map(OsString::from), &FakeHost::new(&[]))?;
     let Command::Next(preview) = command else {
         panic!("{args:?}: not a preview");
     };
     let beats = &preview.beats;
-    let times = super::preview(&beats.timing, &beats.zone, preview.from, preview.count);
+    let times = crate::schedule::preview(&beats.timing, &beats.zone, preview.from, preview.count);
     Ok(times.into_iter().map(rfc3339_nano).collect())
 }
 
@@ -532,7 +532,7 @@ fn every_vector_line_gives_gos_instants_or_our_documented_rule() {
 /// takes them as 1 s).
 fn every(line: &Line, go: &[String], context: &str) {
     let text = line.schedule.trim_start_matches("@every ");
-    let nanos = crate::config::goparse::parse_duration(text).expect(context);
+    let nanos = super::goparse::parse_duration(text).expect(context);
     if nanos <= 0 {
         let error = ours(line, 1).expect_err(context).to_string();
         assert!(

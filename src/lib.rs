@@ -380,9 +380,9 @@ pub mod fuzzing {
     pub use crate::config::overrides::parse as parse_overrides;
     pub use crate::event::{HeaderEncoding, encode_header_value};
 
-    /// The first `n` fire times (seconds since the epoch) of `spec` in `zone` after `from`, or
-    /// `None` when either is refused.
-    pub fn schedule_fires(spec: &str, zone: &str, from: u32, n: usize) -> Option<Vec<u64>> {
+    /// The first `n` fire times (nanoseconds since the epoch) of `spec` in `zone` after `from`
+    /// (seconds), or `None` when either is refused.
+    pub fn schedule_fires(spec: &str, zone: &str, from: u32, n: usize) -> Option<Vec<u128>> {
         use crate::schedule::{Timing, cron, preview, zone::Zone};
         use std::time::{Duration, UNIX_EPOCH};
         let when = cron::parse(spec).ok()?.when;
@@ -398,7 +398,7 @@ pub mod fuzzing {
         let fires = preview(&timing, &zone, from, n);
         fires
             .iter()
-            .map(|t| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs()))
+            .map(|t| t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_nanos()))
             .collect()
     }
 }

@@ -20,7 +20,7 @@ fuzz_target!(|input: (&str, u8, u32)| {
     let zone = ZONES[usize::from(zone) % ZONES.len()];
     if let Some(fires) = schedule_fires(spec, zone, from, 4) {
         assert_eq!(fires.len(), 4, "{spec:?} in {zone} from {from}");
-        let mut last = u64::from(from);
+        let mut last = u128::from(from) * 1_000_000_000;
         for fire in fires {
             assert!(fire > last, "{spec:?} in {zone} from {from}: {fire} after {last}");
             last = fire;

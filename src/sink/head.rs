@@ -75,29 +75,12 @@ impl HeadReader {
         }
         loop {
             if std::mem::take(&mut self.check) {
-                match parse(&self.collected, Leniency::Go) {
-                    Parsed::Head { len, .. } if len > MAX_HEAD => {
-                        return Ok(match self.status() {
-                            Some(code) => self.cut(out, code, "a head over 128 KiB"),
-                            None => self.give_up(out),
-                        });
-                    }
-                    Parsed::Head { len, is_final } => {
-                        self.rewrite_collected(len, is_final);
-                        return Ok(self.hand_over(out));
-                    }
-                    Parsed::Refused(Some(code), what) if is_final(code) => {
-                        return Ok(self.cut(out, code, what));
-                    }
-                    Parsed::Refused(..) => return Ok(self.give_up(out)),
-                    Parsed::Partial => {}
+                if let Some(n) = self.take_collected(out) {
+                    return Ok(n);
                 }
             }
             if self.collected.len() > MAX_HEAD {
-                return Ok(match self.status() {
-                    Some(code) => self.cut(out, code, "a head over 128 KiB"),
-                    None => self.give_up(out),
-                });
+                return Ok(self.too_long(out));
             }
             let n = match read(out) {
                 Ok(n) => n,
@@ -123,6 +106,29 @@ impl HeadReader {
             // A head can only be complete once another line has ended.
             self.check = memchr::memchr(b'\n', &out[..n]).is_some();
             self.collected.extend_from_slice(&out[..n]);
+        }
+    }
+
+    /// Parses what was collected: `Some` of what was handed over into `out` once the head is
+    /// complete or unreadable, `None` while it is still partial.
+    fn take_collected(&mut self, out: &mut [u8]) -> Option<usize> {
+        match parse(&self.collected, Leniency::Go) {
+            Parsed::Head { len, .. } if len > MAX_HEAD => Some(self.too_long(out)),
+            Parsed::Head { len, is_final } => {
+                self.rewrite_collected(len, is_final);
+                Some(self.hand_over(out))
+            }
+            Parsed::Refused(Some(code), what) if is_final(code) => Some(self.cut(out, code, what)),
+            Parsed::Refused(..) => Some(self.give_up(out)),
+            Parsed::Partial => None,
+        }
+    }
+
+    /// A head over [`MAX_HEAD`]: cut at its status line if that came, else left to ureq.
+    fn too_long(&mut self, out: &mut [u8]) -> usize {
+        match self.status() {
+            Some(code) => self.cut(out, code, "a head over 128 KiB"),
+            None => self.give_up(out),
         }
     }
 

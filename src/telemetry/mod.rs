@@ -61,66 +61,14 @@ impl Telemetry {
             return None;
         }
         let server = Server::of(&config.sink);
-        let mut shared = Shared {
-            metrics: None,
-            tracer: None,
+        let (listener, push) = metrics_outlets(&settings.metrics);
+        let metrics = (listener.is_some() || push.is_some())
+            .then(|| Metrics::new(server.clone(), &settings.service_name, SystemTime::now()));
+        let (tracer, spans) = tracer(config, server);
+        let shared = Shared {
+            metrics,
+            tracer,
             service_name: settings.service_name.clone(),
-        };
-        let mut listener = None;
-        let mut push = None;
-        match &settings.metrics {
-            observability::Metrics::Off => {}
-            observability::Metrics::Prometheus { host, port } => {
-                listener = serve_prometheus(host, *port);
-            }
-            observability::Metrics::Otlp { endpoint, interval } => {
-                log::line(format_args!(
-                    "metrics: pushing OTLP to {} every {interval:?}",
-                    log::redact_userinfo(&endpoint.url)
-                ));
-                push = Some(Push::new(endpoint.clone(), *interval));
-            }
-        }
-        if listener.is_some() || push.is_some() {
-            shared.metrics = Some(Metrics::new(
-                server.clone(),
-                &settings.service_name,
-                SystemTime::now(),
-            ));
-        }
-        let event = (config.source.as_str(), config.event_type.as_str());
-        // `url.full`: as logs show it, never a credential, whatever a parser makes of it.
-        let url = config.sink.shown();
-        let mut spans = None;
-        shared.tracer = match &settings.tracing {
-            observability::Tracing::Off => None,
-            observability::Tracing::Stdout { sampling } => {
-                log::never_block_stdout();
-                log::line(format_args!(
-                    "tracing: spans as JSON lines on stdout, sampling {sampling}"
-                ));
-                Some(Tracer::new(
-                    Sampler::ratio(*sampling),
-                    true,
-                    url,
-                    server,
-                    event,
-                ))
-            }
-            observability::Tracing::Otlp { endpoint, sampling } => {
-                log::line(format_args!(
-                    "tracing: OTLP to {}, sampling {sampling}",
-                    log::redact_userinfo(&endpoint.url)
-                ));
-                spans = Some(Endpoint::new(endpoint.clone()));
-                Some(Tracer::new(
-                    Sampler::ratio(*sampling),
-                    false,
-                    url,
-                    server,
-                    event,
-                ))
-            }
         };
         if shared.metrics.is_none() && shared.tracer.is_none() {
             return None;
@@ -148,6 +96,49 @@ impl Telemetry {
         self.shared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Where metrics go: the Prometheus listener, or the OTLP push; neither when metrics are off or
+/// the listener cannot be had.
+fn metrics_outlets(metrics: &observability::Metrics) -> (Option<TcpListener>, Option<Push>) {
+    match metrics {
+        observability::Metrics::Off => (None, None),
+        observability::Metrics::Prometheus { host, port } => (serve_prometheus(host, *port), None),
+        observability::Metrics::Otlp { endpoint, interval } => {
+            log::line(format_args!(
+                "metrics: pushing OTLP to {} every {interval:?}",
+                log::redact_userinfo(&endpoint.url)
+            ));
+            (None, Some(Push::new(endpoint.clone(), *interval)))
+        }
+    }
+}
+
+/// The tracer `config` asks for, and the OTLP endpoint its spans go to when they do not go to
+/// stdout.
+fn tracer(config: &Config, server: Server) -> (Option<Tracer>, Option<Endpoint>) {
+    let event = (config.source.as_str(), config.event_type.as_str());
+    // `url.full`: as logs show it, never a credential, whatever a parser makes of it.
+    let url = config.sink.shown();
+    match &config.observability.tracing {
+        observability::Tracing::Off => (None, None),
+        observability::Tracing::Stdout { sampling } => {
+            log::never_block_stdout();
+            log::line(format_args!(
+                "tracing: spans as JSON lines on stdout, sampling {sampling}"
+            ));
+            let tracer = Tracer::new(Sampler::ratio(*sampling), true, url, server, event);
+            (Some(tracer), None)
+        }
+        observability::Tracing::Otlp { endpoint, sampling } => {
+            log::line(format_args!(
+                "tracing: OTLP to {}, sampling {sampling}",
+                log::redact_userinfo(&endpoint.url)
+            ));
+            let tracer = Tracer::new(Sampler::ratio(*sampling), false, url, server, event);
+            (Some(tracer), Some(Endpoint::new(endpoint.clone())))
+        }
     }
 }
 

@@ -185,6 +185,18 @@ fn exchange(
         }
         return Ok(());
     }
+    over_udp(waiter, server, fqdn, questions, until)
+}
+
+/// [`exchange`] over UDP: every unanswered question on a socket of its own at once, a truncated
+/// answer asked again over TCP.
+fn over_udp(
+    waiter: &Waiter,
+    server: SocketAddr,
+    fqdn: &str,
+    questions: &mut [Question],
+    until: Instant,
+) -> Result<(), LookupError> {
     let mut sockets = Vec::with_capacity(questions.len());
     for (index, question) in questions.iter().enumerate() {
         if question.answer.is_none() {
@@ -212,24 +224,18 @@ fn exchange(
                 continue;
             }
             let question = &mut questions[*index];
-            let answer = match socket.recv(&mut buffer) {
-                Ok(n) => message::answer(&buffer[..n], question.id, fqdn, question.qtype),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                // Nothing listens there (an ICMP port unreachable): this server is done.
-                Err(e) => {
-                    problem = Some(LookupError::Failed(format!(
-                        "name server {server}: {}",
-                        e.kind()
-                    )));
+            let answer = match receive(socket, &mut buffer, question, fqdn, server) {
+                // Not (yet) the answer to this question: wait on.
+                Received::Nothing => continue,
+                Received::Answer(Answer::Truncated) => {
+                    over_tcp(waiter, server, question, fqdn, until)?
+                }
+                Received::Answer(answer) => answer,
+                Received::Unreachable(error) => {
+                    problem = Some(error);
                     done.push(*index);
                     continue;
                 }
-            };
-            let answer = match answer {
-                // Not the answer to this question: wait on.
-                None => continue,
-                Some(Answer::Truncated) => over_tcp(waiter, server, question, fqdn, until)?,
-                Some(answer) => answer,
             };
             if let Err(error) = settle(question, answer) {
                 problem = Some(error);
@@ -239,6 +245,34 @@ fn exchange(
         sockets.retain(|(index, _)| !done.contains(index));
     }
     problem.map_or(Ok(()), Err)
+}
+
+/// What a ready UDP socket gave for its question.
+enum Received {
+    /// Nothing, or a datagram that does not answer the question.
+    Nothing,
+    Answer(Answer),
+    /// Nothing listens there (an ICMP port unreachable): this server is done.
+    Unreachable(LookupError),
+}
+
+/// Takes one datagram from `socket` and reads it as the answer to `question`.
+fn receive(
+    socket: &UdpSocket,
+    buffer: &mut [u8],
+    question: &Question,
+    fqdn: &str,
+    server: SocketAddr,
+) -> Received {
+    match socket.recv(buffer) {
+        Ok(n) => message::answer(&buffer[..n], question.id, fqdn, question.qtype)
+            .map_or(Received::Nothing, Received::Answer),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::Nothing,
+        Err(e) => Received::Unreachable(LookupError::Failed(format!(
+            "name server {server}: {}",
+            e.kind()
+        ))),
+    }
 }
 
 /// Records `answer` as `question`'s for good, or says why this server did not give one.

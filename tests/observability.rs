@@ -473,15 +473,7 @@ fn split_answer(answer: &str) -> (String, HashMap<String, String>, String) {
 #[test]
 fn scrapes_are_answered_as_gos_net_http_answers_them() {
     let sink = Sink::start(vec![]);
-    let running = Running::start(
-        heartbeats_to(&sink)
-            .env(
-                CONFIG,
-                r#"{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#,
-            )
-            .arg("--period=10s"),
-    );
-    let addr = metrics_address(&running);
+    let (running, addr) = serving_prometheus(&sink, &["--period=10s"]);
     running.line_containing("delivered");
     let cases = [
         (
@@ -556,15 +548,7 @@ fn distinct_status_codes_cannot_make_a_scrape_megabytes_long() {
     let mut script: Vec<Reply> = (230..294).map(status).collect();
     script.extend((600..606).map(status));
     let sink = Sink::start(script);
-    let running = Running::start(
-        heartbeats_to(&sink)
-            .env(
-                CONFIG,
-                r#"{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#,
-            )
-            .arg("--period=5ms"),
-    );
-    let addr = metrics_address(&running);
+    let (running, addr) = serving_prometheus(&sink, &["--period=5ms"]);
     running.line_containing("event 75 id");
     let scrape = scrape(&addr);
     let (_, body) = get(&addr, "GET /metrics HTTP/1.1");

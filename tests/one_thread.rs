@@ -13,7 +13,6 @@ use support::dns::{Behaviour, FakeDns};
 use support::*;
 
 const CONFIG: &str = "K_OBSERVABILITY_CONFIG";
-const PROMETHEUS: &str = r#"{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#;
 
 /// A scrape of `addr`: how long the answer took, and its status line.
 fn timed_scrape(addr: &str) -> (Duration, String) {
@@ -39,12 +38,7 @@ fn gaps(requests: &[Request]) -> Vec<Duration> {
 #[test]
 fn a_hundred_idle_connections_delay_neither_a_scrape_nor_a_beat() {
     let sink = Sink::start(vec![]);
-    let running = Running::start(
-        heartbeats_to(&sink)
-            .env(CONFIG, PROMETHEUS)
-            .arg("--period=50ms"),
-    );
-    let addr = metrics_address(&running);
+    let (running, addr) = serving_prometheus(&sink, &["--period=50ms"]);
     let idle: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(&addr).expect("connect"))
         .collect();
@@ -74,12 +68,7 @@ fn a_hundred_idle_connections_delay_neither_a_scrape_nor_a_beat() {
 #[test]
 fn clients_trickling_bytes_do_not_make_beats_late() {
     let sink = Sink::start(vec![]);
-    let running = Running::start(
-        heartbeats_to(&sink)
-            .env(CONFIG, PROMETHEUS)
-            .arg("--period=50ms"),
-    );
-    let addr = metrics_address(&running);
+    let (running, addr) = serving_prometheus(&sink, &["--period=50ms"]);
     let trickling: Vec<_> = (0..20)
         .map(|_| {
             let addr = addr.clone();
@@ -119,12 +108,7 @@ fn clients_trickling_bytes_do_not_make_beats_late() {
 #[test]
 fn scrapes_are_answered_while_the_sink_holds_an_attempt_open() {
     let sink = Sink::start(vec![Reply::Hang]);
-    let running = Running::start(
-        heartbeats_to(&sink)
-            .env(CONFIG, PROMETHEUS)
-            .args(["--period=10s", "--timeout=5s"]),
-    );
-    let addr = metrics_address(&running);
+    let (running, addr) = serving_prometheus(&sink, &["--period=10s", "--timeout=5s"]);
     sink.expect();
     // The attempt now waits for the sink's answer, for up to 5 s.
     for _ in 0..3 {

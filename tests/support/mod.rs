@@ -207,6 +207,20 @@ pub fn metrics_address(run: &Running) -> String {
     after.trim_end_matches("/metrics").to_owned()
 }
 
+/// `K_OBSERVABILITY_CONFIG` serving Prometheus text on an ephemeral loopback port.
+pub const PROMETHEUS: &str = r#"{"metrics":{"protocol":"prometheus","endpoint":"127.0.0.1:0"}}"#;
+
+/// The binary beating to `sink` with `args`, serving Prometheus text; the address it serves at.
+pub fn serving_prometheus(sink: &Sink, args: &[&str]) -> (Running, String) {
+    let running = Running::start(
+        heartbeats_to(sink)
+            .env("K_OBSERVABILITY_CONFIG", PROMETHEUS)
+            .args(args),
+    );
+    let addr = metrics_address(&running);
+    (running, addr)
+}
+
 /// One HTTP/1.1 request to `addr` (the scrape server); the status line and the body.
 pub fn get(addr: &str, request_line: &str) -> (String, String) {
     use std::io::{Read, Write};

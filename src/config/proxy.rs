@@ -11,7 +11,7 @@ pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
 pub const NO_PROXY: &str = "NO_PROXY";
 
 use super::env::Env;
-use super::url::{SinkUrl, split_host_port, unescape};
+use super::url::{SinkUrl, go_split_host_port, split_host_port, unescape};
 use crate::error::Error;
 use crate::log::redact_userinfo;
 
@@ -131,17 +131,6 @@ fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
         }
     }
     true
-}
-
-/// Go's `net.SplitHostPort`: `host:port` or `[host]:port` (the port may be any text, empty
-/// included); `None` without a port, or with more than one colon outside brackets.
-fn go_split_host_port(text: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return Some((host, after.strip_prefix(':')?));
-    }
-    let (host, port) = text.rsplit_once(':')?;
-    (!host.contains(':')).then_some((host, port))
 }
 
 /// `ip/bits` as Go's `net.ParseCIDR` takes it.

@@ -94,6 +94,19 @@ pub fn split_host_port(text: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Go's `net.SplitHostPort`: `host:port`, `:port` or `[host]:port` (the port may be any text,
+/// empty included) → the host without brackets and the port; `None` where Go returns an error
+/// (no port, more than one colon outside brackets, text between `]` and the port's colon).
+pub fn go_split_host_port(text: &str) -> Option<(&str, &str)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    Some((host, port))
+}
+
 /// `scheme://user:pass@host/path` → (`scheme://host/path`, `user:pass`), as Go's `net/url`
 /// splits it: the authority ends at the first `/`, `?` or `#`, the userinfo at its last `@`.
 pub fn split_userinfo(url: &str) -> (String, Option<&str>) {
@@ -152,6 +165,17 @@ mod tests {
         assert_eq!(split_host_port("h"), ("h", None));
         assert_eq!(split_host_port(":9092"), ("", Some("9092")));
         assert_eq!(split_host_port("h:"), ("h", Some("")));
+    }
+
+    #[test]
+    fn go_split_host_port_refuses_what_gos_refuses() {
+        assert_eq!(go_split_host_port("h:80"), Some(("h", "80")));
+        assert_eq!(go_split_host_port(":9092"), Some(("", "9092")));
+        assert_eq!(go_split_host_port("[::1]:9"), Some(("::1", "9")));
+        assert_eq!(go_split_host_port("h:"), Some(("h", "")));
+        for refused in ["h", "[::1]", "::1:80", "[::1]x:80", "[::1]:80:90"] {
+            assert_eq!(go_split_host_port(refused), None, "{refused}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod json;
 mod sampler;
 
 use super::env::Env;
+use super::url::go_split_host_port;
 use crate::log::Bounded;
 use endpoint::otlp;
 use json::{RawMetrics, RawTracing, Undecodable};
@@ -242,12 +243,14 @@ fn prometheus(endpoint: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Me
     let (mut host, mut port) = if endpoint.is_empty() {
         (String::new(), DEFAULT_METRICS_PORT.to_string())
     } else {
-        split_host_port(endpoint).ok_or_else(|| {
-            format!(
-                "endpoint {} is not \"host:port\", \":port\" or \"[host]:port\"",
-                Bounded(endpoint, MAX_SHOWN)
-            )
-        })?
+        go_split_host_port(endpoint)
+            .map(|(host, port)| (host.to_owned(), port.to_owned()))
+            .ok_or_else(|| {
+                format!(
+                    "endpoint {} is not \"host:port\", \":port\" or \"[host]:port\"",
+                    Bounded(endpoint, MAX_SHOWN)
+                )
+            })?
     };
     if let Some(h) = set("METRICS_PROMETHEUS_HOST") {
         host = h;
@@ -263,17 +266,6 @@ fn prometheus(endpoint: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Me
             Bounded(&port, MAX_SHOWN)
         )),
     }
-}
-
-/// `host:port`, `:port`, `[v6]:port` as Go's `net.SplitHostPort`.
-fn split_host_port(endpoint: &str) -> Option<(String, String)> {
-    let (host, port) = endpoint.rsplit_once(':')?;
-    let host = match host.strip_prefix('[') {
-        Some(inner) => inner.strip_suffix(']')?,
-        None if host.contains(':') => return None,
-        None => host,
-    };
-    Some((host.to_owned(), port.to_owned()))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::Agent;
 
-use super::Shared;
+use super::{Shared, lock};
 use crate::config::observability::Otlp;
 use crate::log::{self, Bounded};
 use crate::wait::{Idle, Stopped, earliest};
@@ -134,20 +134,14 @@ impl Exporter {
         }
     }
 
-    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     fn spans_due(&self) -> Option<Instant> {
         let retry_at = self.spans.as_ref()?.retry_at;
-        let due = self.shared().tracer.as_ref()?.due()?;
+        let due = lock(&self.shared).tracer.as_ref()?.due()?;
         Some(retry_at.map_or(due, |retry| retry.max(due)))
     }
 
     fn spans_pending(&self) -> bool {
-        self.shared()
+        lock(&self.shared)
             .tracer
             .as_ref()
             .is_some_and(|tracer| tracer.due().is_some())
@@ -156,7 +150,7 @@ impl Exporter {
     /// Exports a batch of spans, finished by `until`; whether it went through.
     fn export_spans(&mut self, until: Instant) -> bool {
         let batch = {
-            let mut shared = self.shared();
+            let mut shared = lock(&self.shared);
             let service_name = shared.service_name.clone();
             shared
                 .tracer
@@ -167,10 +161,7 @@ impl Exporter {
             return false;
         };
         let result = post(&self.agent, &export.otlp, &body, until);
-        let mut shared = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shared = lock(&self.shared);
         let Some(tracer) = &mut shared.tracer else {
             return false;
         };
@@ -184,7 +175,7 @@ impl Exporter {
     /// Pushes the metrics, finished by `until`.
     fn push_metrics(&mut self, until: Instant) {
         let body = {
-            let shared = self.shared();
+            let shared = lock(&self.shared);
             let Some(metrics) = &shared.metrics else {
                 return;
             };

@@ -15,7 +15,7 @@ mod trace;
 
 use std::io;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use ureq::Agent;
@@ -36,6 +36,12 @@ pub struct Shared {
     metrics: Option<Metrics>,
     tracer: Option<Tracer>,
     service_name: String,
+}
+
+/// The shared records, locked. A panic while they were held is taken as over: the records are
+/// counters and queues that stay usable.
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Records what the loop and the sender report.
@@ -90,12 +96,6 @@ impl Telemetry {
             event: None,
             attempt_started: None,
         })
-    }
-
-    fn shared(&self) -> MutexGuard<'_, Shared> {
-        self.shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -177,10 +177,7 @@ fn listen(host: &str, port: u16) -> io::Result<TcpListener> {
 
 impl Report for Telemetry {
     fn start_event(&mut self, event: &Event) {
-        let mut shared = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shared = lock(&self.shared);
         if let Some(tracer) = &mut shared.tracer {
             self.event = tracer.start_event(event, &mut self.ids);
         }
@@ -189,10 +186,7 @@ impl Report for Telemetry {
     fn start_attempt(&mut self) -> Option<String> {
         self.attempt_started = Some(Instant::now());
         let trace = self.event.as_mut()?;
-        let mut shared = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shared = lock(&self.shared);
         shared.tracer.as_mut()?.start_attempt(trace, &mut self.ids)
     }
 
@@ -206,10 +200,7 @@ impl Report for Telemetry {
             duration: started.elapsed(),
             body_size,
         };
-        let mut shared = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shared = lock(&self.shared);
         if let Some(metrics) = &mut shared.metrics {
             metrics.attempt(&record);
         }
@@ -220,7 +211,7 @@ impl Report for Telemetry {
 
     fn end_event(&mut self, outcome: Outcome) {
         let trace = self.event.take();
-        let mut shared = self.shared();
+        let mut shared = lock(&self.shared);
         if let Some(metrics) = &mut shared.metrics {
             metrics.event(outcome, 1);
         }
@@ -230,7 +221,7 @@ impl Report for Telemetry {
     }
 
     fn skipped(&mut self, beats: u64) {
-        if let Some(metrics) = &mut self.shared().metrics {
+        if let Some(metrics) = &mut lock(&self.shared).metrics {
             metrics.event(Outcome::Skipped, beats);
         }
     }

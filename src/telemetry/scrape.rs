@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Shared;
+use super::{Shared, lock};
 use crate::sys::{Interest, Watched};
 use crate::wait::Service;
 
@@ -113,10 +113,7 @@ impl ScrapeServer {
         let (status, kind, body, send_body) = match parsed {
             Ok(httparse::Status::Complete(_)) => match (method, path_of(target)) {
                 ("GET" | "HEAD", "/metrics") => {
-                    let shared = self
-                        .shared
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let shared = lock(&self.shared);
                     let text = shared
                         .metrics
                         .as_ref()

@@ -135,17 +135,23 @@ fn cut(text: &mut String, max: usize) {
 /// message shows. Everything between `://` and the last `@` goes, whatever a URL parser makes
 /// of it: a password may hold `/`, `?`, `#` or `@`, where a parser would end the userinfo.
 pub fn redact_userinfo(url: &str) -> Cow<'_, str> {
-    match userinfo_part(url) {
-        Some(secret) => Cow::Owned(url.replacen(secret, "***", 1)),
+    match userinfo_span(url) {
+        // Cut out where it stands: the same text may also come earlier (`https://s@h`).
+        Some((start, end)) => Cow::Owned(format!("{}***{}", &url[..start], &url[end..])),
         None => Cow::Borrowed(url),
     }
 }
 
 /// What [`redact_userinfo`] hides: the text between `://` and the last `@`, if any.
 pub fn userinfo_part(url: &str) -> Option<&str> {
+    userinfo_span(url).map(|(start, end)| &url[start..end])
+}
+
+/// Where [`userinfo_part`] stands in `url`.
+fn userinfo_span(url: &str) -> Option<(usize, usize)> {
     let start = url.find("://")? + 3;
     let at = url[start..].rfind('@')?;
-    Some(&url[start..start + at])
+    Some((start, start + at))
 }
 
 /// Text from the network (a `Location`, an error from a peer) as it may appear in a line:
@@ -187,6 +193,9 @@ mod tests {
         }
         // An `@` in a path or query cannot be told from a password's: it is hidden too.
         assert_eq!(redact_userinfo("http://h/a@b"), "http://***@b");
+        // A userinfo that also stands in the scheme is cut where it is, not where it first is.
+        assert_eq!(redact_userinfo("https://tps@h"), "https://***@h");
+        assert_eq!(redact_userinfo("https://s:@h"), "https://***@h");
     }
 
     #[test]

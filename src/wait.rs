@@ -308,11 +308,13 @@ impl Waiter {
 /// How long idle work may take in a sleep without a deadline (waiting only for a stop).
 const IDLE_ALONE: Duration = Duration::from_secs(60);
 
+/// The longest wait [`deadline_in`] gives: a year.
+const A_YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// The instant `after` from now; a wait with no bound (ureq's "not happening") ends in a year.
 pub fn deadline_in(after: Duration) -> Instant {
     let now = Instant::now();
-    now.checked_add(after.min(IDLE_ALONE * 24 * 365))
-        .unwrap_or(now)
+    now.checked_add(after.min(A_YEAR)).unwrap_or(now)
 }
 
 /// The earlier of two optional times (`None` is never).
@@ -333,6 +335,17 @@ fn sleep_plainly(until: Option<Instant>) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_wait_without_bound_ends_in_a_year() {
+        let left = deadline_in(Duration::MAX) - Instant::now();
+        assert!(
+            left > A_YEAR - Duration::from_secs(60) && left <= A_YEAR,
+            "{left:?}"
+        );
+        let left = deadline_in(Duration::from_secs(10)) - Instant::now();
+        assert!(left <= Duration::from_secs(10), "{left:?}");
+    }
 
     #[test]
     fn the_earlier_of_two_times_and_none_is_never() {

@@ -3,7 +3,7 @@
 //! The parts that never change between beats (source, type, extensions with their overrides) are
 //! validated and encoded once at start-up in [`Template`].
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -68,6 +68,43 @@ pub fn encode_header_value(value: &str, encoding: HeaderEncoding) -> String {
         }
     }
     out
+}
+
+/// What every event says: the configuration's `event` section, checked by `config` (flags and
+/// `K_CE_OVERRIDES`), read here only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSettings {
+    /// `ce-source`: `--eventSource`; default the Go image's, from the pod's namespace and name.
+    pub source: String,
+    /// `ce-type`: `--eventType`, trimmed; default `dev.knative.eventing.samples.heartbeat`.
+    pub event_type: String,
+    /// The body: the heartbeat JSON (`--label`, `--msg`), or `--data`/`--data-base64`.
+    pub content: Content,
+    /// `Content-Type`: `--content-type`; `application/json` for the heartbeat, none for data
+    /// without one.
+    pub content_type: Option<String>,
+    /// Header value encoding: `--ce-header-encoding`, default compat.
+    pub encoding: HeaderEncoding,
+    /// Extensions from env `K_CE_OVERRIDES`, validated.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl fmt::Display for EventSettings {
+    /// The start-up line's part: never the data itself (it may be anything), only its size.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let content_type = self.content_type.as_deref().unwrap_or("none");
+        let names: Vec<&str> = self.overrides.iter().map(|(n, _)| n.as_str()).collect();
+        write!(f, "source={:?} type={:?} ", self.source, self.event_type)?;
+        match &self.content {
+            Content::Heartbeat { .. } => write!(f, "body=heartbeat ({content_type})")?,
+            Content::Fixed(data) => write!(f, "body={} bytes ({content_type})", data.len())?,
+        }
+        let encoding = match self.encoding {
+            HeaderEncoding::Compat => "compat",
+            HeaderEncoding::Percent => "percent",
+        };
+        write!(f, " encoding={encoding} overrides={names:?}")
+    }
 }
 
 /// Everything about an event that is the same on every beat, validated and encoded once.
@@ -139,21 +176,15 @@ struct Data<'a> {
 }
 
 impl Template {
-    /// The event every beat sends. `overrides` are validated extensions (see
-    /// [`crate::config::overrides::parse`]); `content_type` is a valid header value.
-    pub fn new(
-        source: &str,
-        event_type: &str,
-        overrides: &[(String, String)],
-        content: Content,
-        content_type: Option<String>,
-        encoding: HeaderEncoding,
-    ) -> Self {
+    /// The event every beat sends, as `settings` describe it (their overrides validated by
+    /// [`crate::config::overrides::parse`], their content type a valid header value).
+    pub fn new(settings: &EventSettings) -> Self {
+        let encoding = settings.encoding;
         let mut extensions: Vec<(String, &str)> = DEFAULT_EXTENSIONS
             .iter()
             .map(|(name, value)| (name.to_string(), *value))
             .collect();
-        for (name, value) in overrides {
+        for (name, value) in &settings.overrides {
             match extensions.iter_mut().find(|(n, _)| n == name) {
                 Some(slot) => slot.1 = value,
                 None => extensions.push((name.clone(), value)),
@@ -162,11 +193,11 @@ impl Template {
         let mut headers = vec![
             (
                 "ce-source".to_owned(),
-                encode_header_value(source, encoding),
+                encode_header_value(&settings.source, encoding),
             ),
             (
                 "ce-type".to_owned(),
-                encode_header_value(event_type, encoding),
+                encode_header_value(&settings.event_type, encoding),
             ),
         ];
         headers.extend(
@@ -176,8 +207,8 @@ impl Template {
         );
         Template {
             headers,
-            content,
-            content_type,
+            content: settings.content.clone(),
+            content_type: settings.content_type.clone(),
         }
     }
 
@@ -367,13 +398,12 @@ mod tests {
             crate::config::overrides::parse(r#"{"extensions":{"heart":"no","Wow":"so extended"}}"#)
                 .unwrap()
                 .0;
-        let t = Template::new(
+        let t = template(
             "src",
             "type",
             &overrides,
             heartbeat("l", ""),
             Some(CONTENT_TYPE.into()),
-            HeaderEncoding::Compat,
         );
         let event = Event {
             id: "i".into(),
@@ -400,25 +430,11 @@ mod tests {
 
     #[test]
     fn body_omits_an_empty_msg_and_counts_from_the_given_sequence() {
-        let t = Template::new(
-            "s",
-            "t",
-            &[],
-            heartbeat("hi \"x\"", ""),
-            None,
-            HeaderEncoding::Compat,
-        );
+        let t = template("s", "t", &[], heartbeat("hi \"x\"", ""), None);
         let e = t.event(7, UNIX_EPOCH, &mut Ids::default()).unwrap();
         assert_eq!(*e.body, *br#"{"id":7,"label":"hi \"x\""}"#);
         assert_eq!(e.time, "1970-01-01T00:00:00Z");
-        let t = Template::new(
-            "s",
-            "t",
-            &[],
-            heartbeat("l", "m"),
-            None,
-            HeaderEncoding::Compat,
-        );
+        let t = template("s", "t", &[], heartbeat("l", "m"), None);
         assert_eq!(
             *t.event(1, UNIX_EPOCH, &mut Ids::default()).unwrap().body,
             *br#"{"id":1,"label":"l","msg":"m"}"#
@@ -428,20 +444,31 @@ mod tests {
     #[test]
     fn fixed_data_is_every_body_and_its_type_may_be_none() {
         let data: Arc<[u8]> = Arc::from(&b"bin\0ary"[..]);
-        let t = Template::new(
-            "s",
-            "t",
-            &[],
-            Content::Fixed(data),
-            None,
-            HeaderEncoding::Compat,
-        );
+        let t = template("s", "t", &[], Content::Fixed(data), None);
         let mut ids = Ids::default();
         for sequence in 1..3 {
             let e = t.event(sequence, UNIX_EPOCH, &mut ids).unwrap();
             assert_eq!(*e.body, *b"bin\0ary");
             assert!(t.headers(&e).all(|(name, _)| name != "content-type"));
         }
+    }
+
+    /// The template of events from `source` of `event_type` with these overrides and content.
+    fn template(
+        source: &str,
+        event_type: &str,
+        overrides: &[(String, String)],
+        content: Content,
+        content_type: Option<String>,
+    ) -> Template {
+        Template::new(&EventSettings {
+            source: source.into(),
+            event_type: event_type.into(),
+            content,
+            content_type,
+            encoding: HeaderEncoding::Compat,
+            overrides: overrides.to_vec(),
+        })
     }
 
     fn heartbeat(label: &str, msg: &str) -> Content {

@@ -37,18 +37,17 @@ mod token;
 mod wait;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use config::{Command, Config, Host, Preview};
+use config::{Beats, Command, Config, Host, Preview};
 pub use error::Error;
 use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
-use event::{Content, Event, Ids, Template};
+use event::{Event, Ids, Template};
 use report::{Outcome, Report, Silent};
-use schedule::{Due, Schedule, Timing};
+use schedule::{Due, Schedule};
 use sink::{Delivery, Sender};
-use telemetry::Telemetry;
+use telemetry::{Subject, Telemetry};
 use wait::{Spent, Stop, Waiter};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -106,22 +105,8 @@ pub fn send_beats(config: &Config) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let content = match &config.payload.data {
-        Some(data) => Content::Fixed(Arc::from(&data[..])),
-        None => Content::Heartbeat {
-            label: config.label.clone(),
-            msg: config.msg.clone(),
-        },
-    };
-    let template = Template::new(
-        &config.source,
-        &config.event_type,
-        &config.overrides,
-        content,
-        config.payload.content_type.clone(),
-        config.encoding,
-    );
-    let sender = match Sender::new(config, &template, waiter.clone()) {
+    let template = Template::new(&config.event);
+    let sender = match Sender::new(&config.sink, &template, waiter.clone()) {
         Ok(sender) => sender,
         Err(error) => {
             log::line(format_args!("{error}"));
@@ -131,13 +116,32 @@ pub fn send_beats(config: &Config) -> i32 {
     for warning in &config.warnings {
         log::line(format_args!("warning: {warning}"));
     }
-    log::line(format_args!("{}", Startup(config)));
-    let mut telemetry = Telemetry::start(config, &waiter, || sender.export_agent());
+    log::line(format_args!(
+        "{VERSION} starting: {} {} {} count={}",
+        config.sink,
+        config.event,
+        config.beats,
+        config
+            .count
+            .map_or("unlimited".to_owned(), |n| n.to_string()),
+    ));
+    let subject = Subject {
+        sink: &config.sink.url,
+        event: &config.event,
+    };
+    let mut telemetry = Telemetry::start(&config.observability, subject, &waiter, |https| {
+        sender.export_agent(https)
+    });
     let report: &mut dyn Report = match &mut telemetry {
         Some(telemetry) => telemetry,
         None => &mut Silent,
     };
-    let (status, flush) = match beats(config, &sender, &template, &waiter, report) {
+    let run = Run {
+        sender: &sender,
+        template: &template,
+        waiter: &waiter,
+    };
+    let (status, flush) = match beats(&config.beats, config.count, &run, report) {
         Ok(undelivered) => {
             sender.quit_sidecar();
             let status = if undelivered == 0 {
@@ -157,16 +161,26 @@ pub fn send_beats(config: &Config) -> i32 {
     status
 }
 
+/// What the loop runs on: the sender, the event template, the one waiter.
+struct Run<'a> {
+    sender: &'a Sender,
+    template: &'a Template,
+    waiter: &'a Waiter,
+}
+
 /// The loop: claim a beat, wait for it, build the event, deliver it. Returns how many events
-/// were not delivered once `config.count` were sent, or the stop signal that ended it.
+/// were not delivered once `count` were sent, or the stop signal that ended it.
 fn beats(
-    config: &Config,
-    sender: &Sender,
-    template: &Template,
-    waiter: &Waiter,
+    beats: &Beats,
+    count: Option<u64>,
+    run: &Run,
     report: &mut dyn Report,
 ) -> Result<u64, Stop> {
-    let beats = &config.beats;
+    let Run {
+        sender,
+        template,
+        waiter,
+    } = *run;
     let mut schedule = Schedule::new(&beats.timing, &beats.zone, Instant::now());
     let mut undelivered = 0u64;
     let mut last_send = Duration::ZERO;
@@ -179,7 +193,7 @@ fn beats(
             report.skipped(claim.skipped);
         }
         sleep_until(waiter, claim.due)?;
-        let last = config.count == Some(sequence);
+        let last = count == Some(sequence);
         let give_up_at = if last {
             None
         } else {
@@ -297,74 +311,6 @@ fn preview_text(preview: &Preview) -> String {
         text.push('\n');
     }
     text
-}
-
-/// The start-up line: the effective configuration, without secrets.
-struct Startup<'a>(&'a Config);
-
-impl fmt::Display for Startup<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.0;
-        let names: Vec<&str> = c.overrides.iter().map(|(n, _)| n.as_str()).collect();
-        write!(
-            f,
-            "{VERSION} starting: sink={} source={:?} type={:?} {} timeout={:?} count={} \
-             body={} encoding={} overrides={names:?} extra_ca={} tls_min={} tls_max={} \
-             token_file={} proxy={}",
-            c.sink.shown(),
-            c.source,
-            c.event_type,
-            Beats(&c.beats),
-            c.timeout,
-            c.count.map_or("unlimited".to_owned(), |n| n.to_string()),
-            Body(&c.payload),
-            match c.encoding {
-                event::HeaderEncoding::Compat => "compat",
-                event::HeaderEncoding::Percent => "percent",
-            },
-            c.trust.extra.as_ref().map_or("none", |ca| ca.name.as_str()),
-            c.tls.min.name(),
-            c.tls.max.name(),
-            c.token_file.display(),
-            c.proxy.as_ref().map_or("none".to_owned(), |p| format!(
-                "{} ({})",
-                p.shown(),
-                p.variable
-            )),
-        )
-    }
-}
-
-/// `period=5s`, or `schedule="0 9 * * 1-5" zone=Europe/Berlin`.
-struct Beats<'a>(&'a config::Beats);
-
-impl fmt::Display for Beats<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let beats = self.0;
-        match (&beats.timing, &beats.schedule) {
-            (Timing::Period(period), _) => write!(f, "period={period:?}"),
-            (_, schedule) => write!(
-                f,
-                "schedule={:?} zone={}",
-                schedule.as_deref().unwrap_or_default(),
-                beats.zone.name()
-            ),
-        }
-    }
-}
-
-/// `heartbeat`, or the data's size and type (never the data: it may be anything).
-struct Body<'a>(&'a config::Payload);
-
-impl fmt::Display for Body<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let payload = self.0;
-        let content_type = payload.content_type.as_deref().unwrap_or("none");
-        match &payload.data {
-            None => write!(f, "heartbeat ({content_type})"),
-            Some(data) => write!(f, "{} bytes ({content_type})", data.len()),
-        }
-    }
 }
 
 /// What the footprint bench (`benches/footprint.rs`) reports besides the process's own figures.

@@ -269,6 +269,7 @@ fn peak_kib(pid: i32) -> u64 {
 /// Red team 3, item 6: SSL_CERT_FILE naming a FIFO hung in open with SIGTERM unread,
 /// /dev/zero grew to 13 GB, SSL_CERT_DIR=/proc/self read pagemap into 7 GB. Every file of
 /// certificates is now read as the token is: regular files only, without blocking, bounded.
+/// (They are read for an https sink: an http one reads none, as the next test shows.)
 #[test]
 fn system_ca_paths_that_are_not_plain_files_cost_a_warning_not_a_hang_nor_memory() {
     let dir = support::TempDir::new("ca-paths");
@@ -291,12 +292,10 @@ fn system_ca_paths_that_are_not_plain_files_cost_a_warning_not_a_hang_nor_memory
         ("SSL_CERT_DIR", "/proc/self", "pagemap skipped: "),
     ];
     for (variable, value, why) in cases {
-        let sink = Sink::start(vec![]);
-        let running = support::Running::start(
-            support::heartbeats_to(&sink)
-                .env(variable, value)
-                .arg("--period=10s"),
-        );
+        let (ca, server) = tls_pair("127.0.0.1");
+        let sink = Sink::start_with(vec![], Some(server));
+        let running =
+            support::Running::start(https(&sink, &ca).env(variable, value).arg("--period=10s"));
         running.line_containing(why);
         running.line_containing("delivered");
         let peak = peak_kib(running.pid);
@@ -305,4 +304,32 @@ fn system_ca_paths_that_are_not_plain_files_cost_a_warning_not_a_hang_nor_memory
         let f = running.finish(std::time::Duration::from_secs(5));
         assert_eq!(f.code(), Some(0), "{variable}={value}: {}", f.stderr);
     }
+}
+
+/// Issue 28: Go reads trust files only when it first verifies a certificate. For an http sink
+/// (with http exports) no TLS configuration is built, so not one file of `SSL_CERT_FILE`,
+/// `SSL_CERT_DIR` or the trust bundles is opened: a FIFO there would hang an open that happens,
+/// and none is even mentioned.
+#[test]
+fn an_http_sink_opens_no_certificate_file() {
+    let dir = support::TempDir::new("no-tls");
+    let fifo = dir.join("fifo.pem");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    std::fs::write(dir.join("broken.pem"), "-----BEGIN CERTIFICATE-----\n!!\n").unwrap();
+    let sink = Sink::start(vec![]);
+    let f = support::one_shot(
+        support::heartbeats_to(&sink)
+            .env("SSL_CERT_FILE", &fifo)
+            .env("SSL_CERT_DIR", dir.path())
+            .env("HEARTBEATS_TRUST_BUNDLE_DIR", dir.path()),
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    sink.expect();
+    assert!(
+        !f.stderr.contains("fifo") && !f.stderr.contains("broken"),
+        "{}",
+        f.stderr
+    );
 }

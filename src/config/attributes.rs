@@ -105,7 +105,7 @@ pub fn unquote_label(label: String, warnings: &mut Vec<String>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{host, parse, sinked};
+    use super::super::tests::{host, label, parse, sinked};
     use super::super::*;
 
     #[test]
@@ -124,7 +124,10 @@ mod tests {
         let mut h = host(&[(POD_NAME, ""), (POD_NAMESPACE, ""), (HOSTNAME, "hb-7d9f")]);
         h.namespace_file = Some("team-a\n".into());
         let c = parse(&["--sink=http://h/"], &h).unwrap();
-        assert_eq!(c.source, format!("{DEFAULT_SOURCE_PREFIX}team-a/hb-7d9f"));
+        assert_eq!(
+            c.event.source,
+            format!("{DEFAULT_SOURCE_PREFIX}team-a/hb-7d9f")
+        );
         h.namespace_file = None;
         let error = parse(&["--sink=http://h/"], &h).unwrap_err();
         assert!(
@@ -137,11 +140,11 @@ mod tests {
     #[test]
     fn label_is_unquoted_when_quoted_and_kept_with_a_warning_when_not_valid() {
         let c = sinked(&[r#"--label="a\tb\u00e9""#]).unwrap();
-        assert_eq!((c.label.as_str(), c.warnings.len()), ("a\tbé", 0));
+        assert_eq!((label(&c), c.warnings.len()), ("a\tbé", 0));
         let c = sinked(&[r#"--label="\xff""#]).unwrap();
-        assert_eq!(c.label, "\u{fffd}");
+        assert_eq!(label(&c), "\u{fffd}");
         let c = sinked(&[r#"--label="broken"#]).unwrap();
-        assert_eq!(c.label, "\"broken");
+        assert_eq!(label(&c), "\"broken");
         assert_eq!(c.warnings.len(), 1);
     }
 }

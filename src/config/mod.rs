@@ -24,17 +24,18 @@ mod cron_vectors;
 mod refusals;
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::event::HeaderEncoding;
+use crate::event::{Content, EventSettings, HeaderEncoding};
 use env::Env;
 pub use env::{Host, Process};
 use flags::{Asked, Flags, named};
 pub(crate) use names::NameService;
 use observability::Observability;
-pub(crate) use payload::Payload;
 use proxy::Proxy;
 pub(crate) use timing::{Beats, Preview};
 use tls::{TlsSettings, Trust};
@@ -56,37 +57,35 @@ pub const DEFAULT_TOKEN_FILE: &str = "/oidc/token";
 /// Where Kubernetes mounts the pod's namespace; the fallback for `POD_NAMESPACE`.
 pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-/// Everything the program needs, from flags and environment.
+/// Everything the program needs, from flags and environment: one section per layer, each
+/// handed only to the layer that reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where to POST: env `K_SINK` when non-empty, else `--sink`. No default.
-    pub(crate) sink: SinkUrl,
-    /// The proxy the sink is reached through: `HTTP_PROXY`/`HTTPS_PROXY` unless `NO_PROXY`.
-    pub(crate) proxy: Option<Proxy>,
-    /// `ce-source`: `--eventSource`, default [`DEFAULT_SOURCE_PREFIX`] + `namespace/pod`.
-    pub(crate) source: String,
-    /// `ce-type`: `--eventType`, trimmed; default [`DEFAULT_TYPE`].
-    pub(crate) event_type: String,
-    /// `data.label`: `--label`, Go-unquoted when it starts with `"`; default empty.
-    pub(crate) label: String,
-    /// `data.msg`: `--msg`; default empty (omitted).
-    pub(crate) msg: String,
+    /// What every event says: the event's own module reads it.
+    pub(crate) event: EventSettings,
+    /// When beats are due: `--period` (default 5 s) or `--schedule`, in a zone.
+    pub(crate) beats: Beats,
+    /// The way to the sink.
+    pub(crate) sink: SinkSettings,
+    /// Metrics and tracing: env `K_OBSERVABILITY_CONFIG` and the `OTEL_*` overrides.
+    pub(crate) observability: Observability,
+    /// Events to send before exiting: `--count`, or 1 for `ONE_SHOT`; `None` runs forever.
+    pub(crate) count: Option<u64>,
     /// What start-up tolerated rather than refused, one line each, to log as warnings: a
     /// `--label` that looked quoted but was not a valid Go literal (sent raw), stray arguments,
     /// overrides named like core attributes, observability settings that are off.
     pub(crate) warnings: Vec<String>,
-    /// When beats are due: `--period` (default 5 s) or `--schedule`, in a zone.
-    pub(crate) beats: Beats,
-    /// The body and its type: the heartbeat JSON, or `--data`/`--data-base64`; `--content-type`.
-    pub(crate) payload: Payload,
+}
+
+/// The way to the sink: the `sink` section, all that `sink/` reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkSettings {
+    /// Where to POST: env `K_SINK` when non-empty, else `--sink`. No default.
+    pub(crate) url: SinkUrl,
+    /// The proxy the sink is reached through: `HTTP_PROXY`/`HTTPS_PROXY` unless `NO_PROXY`.
+    pub(crate) proxy: Option<Proxy>,
     /// Per-attempt request timeout: env `K_SINK_TIMEOUT`, else `--timeout`; default 10 s.
     pub(crate) timeout: Duration,
-    /// Events to send before exiting: `--count`, or 1 for `ONE_SHOT`; `None` runs forever.
-    pub(crate) count: Option<u64>,
-    /// Header value encoding: `--ce-header-encoding`, default compat.
-    pub(crate) encoding: HeaderEncoding,
-    /// Extensions from env `K_CE_OVERRIDES`, validated.
-    pub(crate) overrides: Vec<(String, String)>,
     /// OIDC token file: `--oidc-token-file`, default `/oidc/token`.
     pub(crate) token_file: PathBuf,
     /// TLS versions, cipher suites and curves (`TLS_*`).
@@ -94,10 +93,31 @@ pub struct Config {
     /// Trusted CAs besides the bundled roots: `K_CA_CERTS`/`--cacerts`, `SSL_CERT_FILE`,
     /// `SSL_CERT_DIR`, Knative's trust bundles.
     pub(crate) trust: Trust,
-    /// Metrics and tracing: env `K_OBSERVABILITY_CONFIG` and the `OTEL_*` overrides.
-    pub(crate) observability: Observability,
     /// Where host names are looked up (the variables are for tests).
     pub(crate) names: NameService,
+}
+
+impl fmt::Display for SinkSettings {
+    /// The start-up line's part: never a credential.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proxy = match &self.proxy {
+            Some(proxy) => format!("{} ({})", proxy.shown(), proxy.variable),
+            None => "none".to_owned(),
+        };
+        write!(
+            f,
+            "sink={} timeout={:?} extra_ca={} tls_min={} tls_max={} token_file={} proxy={proxy}",
+            self.url.shown(),
+            self.timeout,
+            self.trust
+                .extra
+                .as_ref()
+                .map_or("none", |ca| ca.name.as_str()),
+            self.tls.min.name(),
+            self.tls.max.name(),
+            self.token_file.display(),
+        )
+    }
 }
 
 /// A value with the name of the variable or flag it came from, for messages.
@@ -158,11 +178,11 @@ fn either(
 
 /// Applies defaults and the environment to the flags and checks every value.
 fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
-    let sink = match either(env, K_SINK, flags::SINK, flags.sink)? {
+    let url = match either(env, K_SINK, flags::SINK, flags.sink)? {
         Some(Named { name, value }) => SinkUrl::parse(&name, &value)?,
         None => return Err(Error::NoSink),
     };
-    let proxy = proxy::for_sink(&sink, env)?;
+    let proxy = proxy::for_sink(&url, env)?;
     let (source, event_type) = attributes::source_and_type(env, flags.source, flags.event_type)?;
     let mut warnings = flags.warnings;
     let label = attributes::unquote_label(flags.label.unwrap_or_default(), &mut warnings);
@@ -184,7 +204,7 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
     // Go reads the TLS variables only for an https sink: for an http one a bad value is a
     // warning (the exports, if https, then use the defaults).
     let tls = match TlsSettings::from_env(env) {
-        Err(error) if !sink.is_https() => {
+        Err(error) if !url.is_https() => {
             warnings.push(format!("{error}; ignored, since the sink is plain http"));
             TlsSettings::default()
         }
@@ -193,25 +213,35 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
     // Knative writes these, not the user: problems are warnings (see the observability module).
     let (observability, more) = observability::from_env(env);
     warnings.extend(more);
+    let content = match payload.data {
+        Some(data) => Content::Fixed(Arc::from(data)),
+        None => Content::Heartbeat {
+            label,
+            msg: flags.msg.unwrap_or_default(),
+        },
+    };
     Ok(Config {
-        sink,
-        proxy,
-        source,
-        event_type,
-        label,
-        msg: flags.msg.unwrap_or_default(),
-        warnings,
+        event: EventSettings {
+            source,
+            event_type,
+            content,
+            content_type: payload.content_type,
+            encoding,
+            overrides,
+        },
         beats,
-        payload,
-        timeout,
-        count,
-        encoding,
-        overrides,
-        token_file: PathBuf::from(flags.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE)),
-        tls,
-        trust: Trust::from_env(env, extra_ca)?,
+        sink: SinkSettings {
+            url,
+            proxy,
+            timeout,
+            token_file: PathBuf::from(flags.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE)),
+            tls,
+            trust: Trust::from_env(env, extra_ca)?,
+            names: NameService::from_env(env)?,
+        },
         observability,
-        names: NameService::from_env(env)?,
+        count,
+        warnings,
     })
 }
 
@@ -318,6 +348,22 @@ pub(crate) mod tests {
         }
     }
 
+    /// The heartbeat's `data.label` and `data.msg` in `config`.
+    pub(crate) fn label(config: &Config) -> &str {
+        heartbeat(config).0
+    }
+
+    pub(crate) fn msg(config: &Config) -> &str {
+        heartbeat(config).1
+    }
+
+    fn heartbeat(config: &Config) -> (&str, &str) {
+        match &config.event.content {
+            Content::Heartbeat { label, msg } => (label, msg),
+            other => panic!("not the heartbeat: {other:?}"),
+        }
+    }
+
     pub(crate) fn sinked(args: &[&str]) -> Result<Config, Error> {
         let mut all = vec!["--sink", "http://127.0.0.1:1/"];
         all.extend_from_slice(args);
@@ -328,13 +374,13 @@ pub(crate) mod tests {
     fn defaults_match_the_go_image() {
         let c = sinked(&[]).unwrap();
         assert_eq!(
-            c.source,
+            c.event.source,
             "https://knative.dev/eventing-contrib/cmd/heartbeats/#ns/pod"
         );
-        assert_eq!(c.event_type, DEFAULT_TYPE);
-        assert_eq!((c.label.as_str(), c.msg.as_str()), ("", ""));
+        assert_eq!(c.event.event_type, DEFAULT_TYPE);
+        assert_eq!((label(&c), msg(&c)), ("", ""));
         assert_eq!(
-            (&c.beats.timing, c.timeout, c.count),
+            (&c.beats.timing, c.sink.timeout, c.count),
             (
                 &crate::schedule::Timing::Period(DEFAULT_PERIOD),
                 DEFAULT_TIMEOUT,
@@ -342,16 +388,16 @@ pub(crate) mod tests {
             )
         );
         assert_eq!(
-            (c.encoding, c.tls.min, c.tls.max),
+            (c.event.encoding, c.sink.tls.min, c.sink.tls.max),
             (HeaderEncoding::Compat, TlsVersion::V13, TlsVersion::V13)
         );
-        assert_eq!(c.token_file, PathBuf::from("/oidc/token"));
+        assert_eq!(c.sink.token_file, PathBuf::from("/oidc/token"));
     }
 
     #[test]
     fn stray_arguments_are_skipped_with_a_warning_and_the_flags_after_them_read() {
         let c = sinked(&["<no value>", "--label=x", "more"]).unwrap();
-        assert_eq!(c.label, "x");
+        assert_eq!(label(&c), "x");
         assert_eq!(
             c.warnings,
             [
@@ -361,7 +407,7 @@ pub(crate) mod tests {
         );
         // `--` still ends the flags: what follows is skipped too.
         let c = sinked(&["--", "--label=x"]).unwrap();
-        assert_eq!(c.label, "");
+        assert_eq!(label(&c), "");
         assert_eq!(
             c.warnings,
             ["ignored the argument \"--label=x\": not a flag"]
@@ -384,17 +430,17 @@ pub(crate) mod tests {
             &h,
         )
         .unwrap();
-        assert_eq!(c.sink.url, "http://127.0.0.1:2/e");
+        assert_eq!(c.sink.url.url, "http://127.0.0.1:2/e");
         let named = |name: &str, value: &str| Named {
             name: name.into(),
             value: value.into(),
         };
-        assert_eq!(c.trust.extra, Some(named("K_CA_CERTS", "envpem")));
-        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert_eq!(c.sink.trust.extra, Some(named("K_CA_CERTS", "envpem")));
+        assert_eq!(c.sink.timeout, Duration::from_secs(3));
         let h = host(&[(K_SINK, ""), (K_CA_CERTS, "")]);
         let c = parse(&["--sink=http://127.0.0.1:1/", "--cacerts=flagpem"], &h).unwrap();
-        assert_eq!(c.sink.url, "http://127.0.0.1:1/");
-        assert_eq!(c.trust.extra, Some(named("--cacerts", "flagpem")));
+        assert_eq!(c.sink.url.url, "http://127.0.0.1:1/");
+        assert_eq!(c.sink.trust.extra, Some(named("--cacerts", "flagpem")));
     }
 
     #[test]
@@ -419,11 +465,11 @@ pub(crate) mod tests {
     fn the_sink_userinfo_is_split_off_and_decoded() {
         let h = host(&[(K_SINK, "https://al%40ce:p%23ss@h:8443/e?q=a@b")]);
         let c = parse(&[], &h).unwrap();
-        assert_eq!(c.sink.url, "https://h:8443/e?q=a@b");
-        assert_eq!(c.sink.userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
+        assert_eq!(c.sink.url.url, "https://h:8443/e?q=a@b");
+        assert_eq!(c.sink.url.userinfo.as_deref(), Some(&b"al@ce:p#ss"[..]));
         let c = parse(&["--sink=http://h:65535/"], &host(&[])).unwrap();
         assert_eq!(
-            (c.sink.url.as_str(), c.sink.userinfo),
+            (c.sink.url.url.as_str(), c.sink.url.userinfo),
             ("http://h:65535/", None)
         );
     }

@@ -27,6 +27,21 @@ pub struct Beats {
     pub schedule: Option<String>,
 }
 
+impl std::fmt::Display for Beats {
+    /// `period=5s`, or `schedule="0 9 * * 1-5" zone=Europe/Berlin`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.timing, &self.schedule) {
+            (Timing::Period(period), _) => write!(f, "period={period:?}"),
+            (_, schedule) => write!(
+                f,
+                "schedule={:?} zone={}",
+                schedule.as_deref().unwrap_or_default(),
+                self.zone.name()
+            ),
+        }
+    }
+}
+
 /// `--next N [--from TIME]`: print the first N beat times of a run that starts at `from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preview {

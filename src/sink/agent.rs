@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::ClientConfig;
 use ureq::Agent;
 use ureq::config::ConfigBuilder;
 use ureq::typestate::AgentScope;
@@ -38,7 +39,7 @@ pub struct Connections {
 }
 
 /// The sink's agent: each attempt within `timeout`.
-pub fn sink(timeout: Duration, connections: Connections, tls: &Arc<rustls::ClientConfig>) -> Agent {
+pub fn sink(timeout: Duration, connections: Connections, tls: Option<Arc<ClientConfig>>) -> Agent {
     let settings = Agent::config_builder()
         .timeout_global(Some(timeout))
         .max_idle_age(MAX_IDLE)
@@ -48,17 +49,17 @@ pub fn sink(timeout: Duration, connections: Connections, tls: &Arc<rustls::Clien
 }
 
 /// The exports' agent: the sink's TLS trust, a small head limit.
-pub fn export(mut connections: Connections, tls: &Arc<rustls::ClientConfig>) -> Agent {
+pub fn export(mut connections: Connections, tls: Option<Arc<ClientConfig>>) -> Agent {
     connections.room = LineRoom::new(EXPORT_LINE);
     let settings = Agent::config_builder().max_response_header_size(EXPORT_LINE);
     agent(settings, connections, tls, EXPORT_LINE)
 }
 
-/// An agent whose connections read heads of up to `max_head` bytes.
+/// An agent whose connections read heads of up to `max_head` bytes; https only with `tls`.
 fn agent(
     settings: ConfigBuilder<AgentScope>,
     connections: Connections,
-    tls: &Arc<rustls::ClientConfig>,
+    tls: Option<Arc<ClientConfig>>,
     max_head: usize,
 ) -> Agent {
     let config = settings
@@ -77,7 +78,7 @@ fn agent(
         max_head,
     };
     let tls = TlsConnector {
-        config: tls.clone(),
+        config: tls,
         room: connections.room,
         max_head,
     };

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use ureq::Agent;
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 
-use crate::config::{Config, K_SINK};
+use crate::config::tls::{TlsSettings, Trust};
+use crate::config::{K_SINK, Named, SinkSettings};
 use crate::error::Error;
 use crate::event::{Event, Template};
 use crate::report::{ErrorType, Report};
@@ -68,7 +69,13 @@ pub struct Sender {
     /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
     basic_auth: Option<HeaderValue>,
     token: RefCell<TokenFile>,
-    tls: Arc<rustls::ClientConfig>,
+    /// The TLS client configuration: built at start for an https sink, else only when https
+    /// exports ask for it ([`Sender::export_agent`]); an http sink alone never reads a
+    /// certificate file.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// What the TLS configuration is built from, kept for the exports.
+    trust: Trust,
+    tls_settings: TlsSettings,
     resolver: Resolver,
     /// The template's fixed headers, parsed once: a clone is a reference count, where parsing
     /// them on every beat would allocate for each.
@@ -79,9 +86,13 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// The sender for `config`'s sink and `template`'s events, waiting through `waiter`; fails
-    /// on unusable CA certificates, before anything is sent.
-    pub fn new(config: &Config, template: &Template, waiter: Arc<Waiter>) -> Result<Self, Error> {
+    /// The sender for the `settings`' sink and `template`'s events, waiting through `waiter`;
+    /// fails on unusable CA certificates for an https sink, before anything is sent.
+    pub fn new(
+        settings: &SinkSettings,
+        template: &Template,
+        waiter: Arc<Waiter>,
+    ) -> Result<Self, Error> {
         let mut fixed_headers = Vec::new();
         for (name, value) in template.fixed_headers() {
             // Validated when configured (overrides, source, type): a failure here is a bug.
@@ -91,32 +102,31 @@ impl Sender {
                 .ok_or_else(|| Error::invalid(name, value, "not a valid HTTP header"))?;
             fixed_headers.push(parsed);
         }
-        let extra = config.trust.extra.as_ref();
-        let (tls, warnings) = match tls::client_config(&config.trust, extra, &config.tls) {
-            // CA material only matters for https: for an http sink a bad one is a warning.
-            Err(error) if !config.sink.is_https() && extra.is_some() => {
+        let extra = settings.trust.extra.as_ref();
+        let tls = if settings.url.is_https() {
+            Some(client_config(&settings.trust, extra, &settings.tls)?)
+        } else {
+            // CA material only matters for https: for an http sink, text that holds no usable
+            // certificate is a warning (no file is read for it).
+            if let Some(Err(error)) = extra.map(tls::check_extra) {
                 crate::log::line(format_args!(
                     "warning: {error}; ignored, since the sink is plain http"
                 ));
-                tls::client_config(&config.trust, None, &config.tls)?
             }
-            result => result?,
+            None
         };
-        for warning in warnings {
-            crate::log::line(format_args!("warning: {warning}"));
-        }
         // "Basic " and base64: always a valid value.
-        let basic_auth = match config.sink.userinfo.as_deref() {
+        let basic_auth = match settings.url.userinfo.as_deref() {
             Some(userinfo) => Some(
                 HeaderValue::try_from(credentials::basic(userinfo))
                     .map_err(|_| Error::unusable(K_SINK, "userinfo: not a header value"))?,
             ),
             None => None,
         };
-        let resolver = Resolver::new(config.names.clone());
+        let resolver = Resolver::new(settings.names.clone());
         let room = LineRoom::new(0);
         let connections = Connections {
-            proxy: config.proxy.clone(),
+            proxy: settings.proxy.clone(),
             resolver: resolver.clone(),
             waiter: waiter.clone(),
             // An exchange with the sink may finish: the event is not left half-sent.
@@ -124,11 +134,13 @@ impl Sender {
             room: room.clone(),
         };
         Ok(Sender {
-            agent: agent::sink(config.timeout, connections, &tls),
-            sink: config.sink.uri.clone(),
+            agent: agent::sink(settings.timeout, connections, tls.clone()),
+            sink: settings.url.uri.clone(),
             basic_auth,
-            token: RefCell::new(TokenFile::new(config.token_file.clone())),
+            token: RefCell::new(TokenFile::new(settings.token_file.clone())),
             tls,
+            trust: settings.trust.clone(),
+            tls_settings: settings.tls.clone(),
             resolver,
             fixed_headers,
             room,
@@ -136,9 +148,10 @@ impl Sender {
         })
     }
 
-    /// An agent for telemetry's exports: the sink's TLS trust, no proxy, every wait ended by a
-    /// stop signal.
-    pub fn export_agent(&self) -> Agent {
+    /// An agent for telemetry's exports: no proxy, every wait ended by a stop signal, and, when
+    /// an export goes to an `https` collector, the sink's TLS trust (built now if the sink is
+    /// plain http, with its warnings).
+    pub fn export_agent(&self, https: bool) -> Agent {
         let connections = Connections {
             proxy: None,
             resolver: self.resolver.clone(),
@@ -146,7 +159,29 @@ impl Sender {
             on_stop: OnStop::End,
             room: LineRoom::new(0),
         };
-        agent::export(connections, &self.tls)
+        let tls = match (&self.tls, https) {
+            (Some(tls), _) => Ok(tls.clone()),
+            (None, false) => return agent::export(connections, None),
+            (None, true) => {
+                // K_CA_CERTS was checked at start: what was a warning then is left out now.
+                let extra = self
+                    .trust
+                    .extra
+                    .as_ref()
+                    .filter(|e| tls::check_extra(e).is_ok());
+                client_config(&self.trust, extra, &self.tls_settings)
+            }
+        };
+        let tls = match tls {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                crate::log::line(format_args!(
+                    "warning: {error}; exports to https collectors will fail"
+                ));
+                None
+            }
+        };
+        agent::export(connections, tls)
     }
 
     /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
@@ -266,4 +301,18 @@ impl Sender {
             )),
         }
     }
+}
+
+/// The TLS client configuration `trust` (with `extra` for its `K_CA_CERTS`) and `settings`
+/// describe; the files of trust that were skipped are logged as warnings.
+fn client_config(
+    trust: &Trust,
+    extra: Option<&Named>,
+    settings: &TlsSettings,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let (tls, warnings) = tls::client_config(trust, extra, settings)?;
+    for warning in warnings {
+        crate::log::line(format_args!("warning: {warning}"));
+    }
+    Ok(tls)
 }

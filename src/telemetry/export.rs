@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::Agent;
 
-use super::{Shared, lock};
+use super::shared::{Shared, lock};
 use crate::config::observability::Otlp;
 use crate::log::{self, Bounded};
 use crate::wait::{Idle, Stopped, earliest};

@@ -11,37 +11,33 @@ mod process;
 mod protobuf;
 mod record;
 mod scrape;
+mod shared;
 mod trace;
 
 use std::io;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use ureq::Agent;
 
-use crate::config::Config;
-use crate::config::observability::{self, CONFIG_VAR};
-use crate::event::{Event, Ids};
+use crate::config::observability::{self, CONFIG_VAR, Observability};
+use crate::config::url::SinkUrl;
+use crate::event::{Event, EventSettings, Ids};
 use crate::log;
 use crate::report::{ErrorType, Outcome, Report};
 use crate::wait::Waiter;
 use export::{Endpoint, Exporter, Push};
 use metrics::Metrics;
 use record::{AttemptRecord, Server};
+use shared::{Shared, lock};
 use trace::{EventTrace, Sampler, Tracer};
 
-/// What the recorder, the scrape server and the exporter share.
-pub struct Shared {
-    metrics: Option<Metrics>,
-    tracer: Option<Tracer>,
-    service_name: String,
-}
-
-/// The shared records, locked. A panic while they were held is taken as over: the records are
-/// counters and queues that stay usable.
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+/// What telemetry reports on: the sink the attempts go to, and the events' source and type.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub sink: &'a SinkUrl,
+    pub event: &'a EventSettings,
 }
 
 /// Records what the loop and the sender report.
@@ -54,23 +50,24 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry as `config` asks for it, its server and exports handed to `waiter`; `None`
-    /// when observability is off, or nothing of it could be set up. `agent` makes the exports'
-    /// agent. What cannot be set up (a port in use) is a warning, and that part is off.
+    /// Telemetry as `settings` ask for it, on `subject`, its server and exports handed to
+    /// `waiter`; `None` when observability is off, or nothing of it could be set up. `agent`
+    /// makes the exports' agent (told whether an export goes to an https collector). What
+    /// cannot be set up (a port in use) is a warning, and that part is off.
     pub fn start(
-        config: &Config,
+        settings: &Observability,
+        subject: Subject,
         waiter: &Waiter,
-        agent: impl FnOnce() -> Agent,
+        agent: impl FnOnce(bool) -> Agent,
     ) -> Option<Telemetry> {
-        let settings = &config.observability;
         if settings.is_off() {
             return None;
         }
-        let server = Server::of(&config.sink);
+        let server = Server::of(subject.sink);
         let (listener, push) = metrics_outlets(&settings.metrics);
         let metrics = (listener.is_some() || push.is_some())
             .then(|| Metrics::new(server.clone(), &settings.service_name, SystemTime::now()));
-        let (tracer, spans) = tracer(config, server);
+        let (tracer, spans) = tracer(&settings.tracing, subject, server);
         let shared = Shared {
             metrics,
             tracer,
@@ -87,7 +84,11 @@ impl Telemetry {
             )));
         }
         if push.is_some() || spans.is_some() {
-            let exporter = Exporter::new(agent(), shared.clone(), push, spans);
+            let https = [push.as_ref().map(|p| &p.endpoint), spans.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|endpoint| endpoint.otlp.url.starts_with("https://"));
+            let exporter = Exporter::new(agent(https), shared.clone(), push, spans);
             waiter.set_idle(Box::new(exporter));
         }
         Some(Telemetry {
@@ -115,13 +116,20 @@ fn metrics_outlets(metrics: &observability::Metrics) -> (Option<TcpListener>, Op
     }
 }
 
-/// The tracer `config` asks for, and the OTLP endpoint its spans go to when they do not go to
+/// The tracer `tracing` asks for, and the OTLP endpoint its spans go to when they do not go to
 /// stdout.
-fn tracer(config: &Config, server: Server) -> (Option<Tracer>, Option<Endpoint>) {
-    let event = (config.source.as_str(), config.event_type.as_str());
+fn tracer(
+    tracing: &observability::Tracing,
+    subject: Subject,
+    server: Server,
+) -> (Option<Tracer>, Option<Endpoint>) {
+    let event = (
+        subject.event.source.as_str(),
+        subject.event.event_type.as_str(),
+    );
     // `url.full`: as logs show it, never a credential, whatever a parser makes of it.
-    let url = config.sink.shown();
-    match &config.observability.tracing {
+    let url = subject.sink.shown();
+    match tracing {
         observability::Tracing::Off => (None, None),
         observability::Tracing::Stdout { sampling } => {
             log::never_block_stdout();

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Shared, lock};
+use super::shared::{Shared, lock};
 use crate::sys::{Interest, Watched};
 use crate::wait::Service;
 

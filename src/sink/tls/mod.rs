@@ -45,6 +45,12 @@ pub fn client_config(
     Ok((Arc::new(config), warnings))
 }
 
+/// Whether `extra` (`K_CA_CERTS`/`--cacerts`) holds a usable certificate, without building a
+/// configuration or reading a file: for an http sink, where it is only worth a warning.
+pub fn check_extra(extra: &Named) -> Result<(), Error> {
+    roots::check_extra(extra)
+}
+
 /// The crypto provider with the suites and groups `settings` allow.
 fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
     use rustls::crypto::ring::kx_group;
@@ -69,8 +75,9 @@ fn provider(settings: &TlsSettings) -> rustls::crypto::CryptoProvider {
 
 /// Wraps the TCP transport of https connections in rustls with our [`ClientConfig`]; the
 /// plaintext buffers are as long as `room` says, and take heads of up to `max_head` bytes.
+/// Without a configuration (nothing https was configured) an https URL is refused.
 pub struct TlsConnector {
-    pub config: Arc<ClientConfig>,
+    pub config: Option<Arc<ClientConfig>>,
     pub room: LineRoom,
     pub max_head: usize,
 }
@@ -95,12 +102,15 @@ impl<In: Transport> Connector<In> for TlsConnector {
         if !details.needs_tls() || transport.is_tls() {
             return Ok(Some(Either::A(transport)));
         }
+        let Some(config) = &self.config else {
+            return Err(ureq::Error::TlsRequired);
+        };
         let host = details.uri.host().unwrap_or_default();
         // An IPv6 literal comes bracketed in the URI; the server name is the bare address.
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
             .map_err(|_| ureq::Error::BadUri(format!("not a TLS server name: {host}")))?;
-        let mut conn = ClientConnection::new(self.config.clone(), name).map_err(io_error)?;
+        let mut conn = ClientConnection::new(config.clone(), name).map_err(io_error)?;
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         conn.complete_io(&mut sock)?;

@@ -28,11 +28,8 @@ pub fn root_store(
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    if let Some(Named { name, value }) = extra {
-        let added = add_pem(&mut roots, value.as_bytes()).map_err(|e| Error::unusable(name, e))?;
-        if added == 0 {
-            return Err(Error::unusable(name, "no PEM certificate found"));
-        }
+    if let Some(extra) = extra {
+        add_extra(&mut roots, extra)?;
     }
     let mut walk = BundleWalk {
         roots: &mut roots,
@@ -61,6 +58,21 @@ pub fn root_store(
     }
     walk.dir(&trust.bundle_dir, 0);
     Ok(roots)
+}
+
+/// Adds the certificates of `extra`, which must hold at least one and nothing broken.
+fn add_extra(roots: &mut RootCertStore, extra: &Named) -> Result<(), Error> {
+    let Named { name, value } = extra;
+    let added = add_pem(roots, value.as_bytes()).map_err(|e| Error::unusable(name, e))?;
+    if added == 0 {
+        return Err(Error::unusable(name, "no PEM certificate found"));
+    }
+    Ok(())
+}
+
+/// Whether `extra` holds usable certificates (see [`add_extra`]), into a store of its own.
+pub fn check_extra(extra: &Named) -> Result<(), Error> {
+    add_extra(&mut RootCertStore::empty(), extra)
 }
 
 /// PEM labels shown by name in messages; any other label is shown as "unknown type", since

@@ -1,10 +1,10 @@
 //! The log: one line on stderr per thing worth saying, prefixed with the UTC time. This module
-//! owns what a line may hold (credentials redacted, text from the network bounded) and how it is
+//! owns what a line may hold (text from the network bounded; URLs come to it with their
+//! credentials already hidden by `config::url`) and how it is
 //! written: a log reader that stalls must never stop the beat nor delay a stop, so when stderr is
 //! a pipe or socket it is made non-blocking, and a line that cannot be written now is dropped,
 //! counted, and the count reported in the next line that can be written.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -131,29 +131,6 @@ fn cut(text: &mut String, max: usize) {
     text.push('…');
 }
 
-/// `https://user:secret@host/` → `https://***@host/`: a URL may carry credentials, which no
-/// message shows. Everything between `://` and the last `@` goes, whatever a URL parser makes
-/// of it: a password may hold `/`, `?`, `#` or `@`, where a parser would end the userinfo.
-pub fn redact_userinfo(url: &str) -> Cow<'_, str> {
-    match userinfo_span(url) {
-        // Cut out where it stands: the same text may also come earlier (`https://s@h`).
-        Some((start, end)) => Cow::Owned(format!("{}***{}", &url[..start], &url[end..])),
-        None => Cow::Borrowed(url),
-    }
-}
-
-/// What [`redact_userinfo`] hides: the text between `://` and the last `@`, if any.
-pub fn userinfo_part(url: &str) -> Option<&str> {
-    userinfo_span(url).map(|(start, end)| &url[start..end])
-}
-
-/// Where [`userinfo_part`] stands in `url`.
-fn userinfo_span(url: &str) -> Option<(usize, usize)> {
-    let start = url.find("://")? + 3;
-    let at = url[start..].rfind('@')?;
-    Some((start, start + at))
-}
-
 /// Text from the network (a `Location`, an error from a peer) as it may appear in a line:
 /// Debug-quoted (control characters escaped) and cut after `max` characters.
 pub struct Bounded<'a>(pub &'a str, pub usize);
@@ -173,30 +150,6 @@ impl fmt::Display for Bounded<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_in_a_url_are_not_logged() {
-        assert_eq!(redact_userinfo("https://u:p@h:1/x"), "https://***@h:1/x");
-        assert_eq!(redact_userinfo("ftp://alice:secret@h"), "ftp://***@h");
-        assert_eq!(redact_userinfo("http://h/a"), "http://h/a");
-        assert_eq!(redact_userinfo("no scheme@all"), "no scheme@all");
-        // Passwords with what ends a userinfo for a parser: all of it goes, to the last `@`.
-        for url in [
-            "http://u:pa/ss@h:1/x",
-            "http://u:pa?ss@h/",
-            "http://u:pa#ss@h",
-            "http://u:p@a/s?s#@h/",
-        ] {
-            let shown = redact_userinfo(url);
-            assert!(!shown.contains("pa") && !shown.contains("ss"), "{shown}");
-            assert!(shown.starts_with("http://***@"), "{shown}");
-        }
-        // An `@` in a path or query cannot be told from a password's: it is hidden too.
-        assert_eq!(redact_userinfo("http://h/a@b"), "http://***@b");
-        // A userinfo that also stands in the scheme is cut where it is, not where it first is.
-        assert_eq!(redact_userinfo("https://tps@h"), "https://***@h");
-        assert_eq!(redact_userinfo("https://s:@h"), "https://***@h");
-    }
 
     #[test]
     fn network_text_is_quoted_and_bounded() {

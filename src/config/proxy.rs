@@ -11,9 +11,10 @@ pub const HTTPS_PROXY: &str = "HTTPS_PROXY";
 pub const NO_PROXY: &str = "NO_PROXY";
 
 use super::env::Env;
-use super::url::{SinkUrl, go_split_host_port, split_host_port, unescape};
+use super::url::{
+    SinkUrl, go_split_host_port, redact_userinfo, split_host_port, split_userinfo, unescape,
+};
 use crate::error::Error;
-use crate::log::redact_userinfo;
 
 /// The proxy the sink is reached through.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,18 +170,15 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<Proxy, Error> {
     };
     let shown = redact_userinfo(&with_scheme).into_owned();
     let refuse = |why: &str| Error::invalid(variable, &shown, why);
-    let (scheme, rest) = with_scheme
+    let (without_userinfo, userinfo) = split_userinfo(&with_scheme);
+    let (scheme, rest) = without_userinfo
         .split_once("://")
-        .unwrap_or(("http", &with_scheme));
+        .unwrap_or(("http", &without_userinfo));
     if !scheme.eq_ignore_ascii_case("http") {
         return Err(refuse("only http:// proxies are supported"));
     }
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let (userinfo, host_port) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
-    };
-    let (host, port) = split_host_port(host_port);
+    let (host, port) = split_host_port(authority);
     let port = match port {
         None | Some("") => 80,
         Some(text) => match text.parse::<u16>() {

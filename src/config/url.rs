@@ -2,10 +2,11 @@
 //! pieces of URL syntax that the sink, proxies and endpoints share: the userinfo as Go's `net/url`
 //! splits and decodes it, and `host:port`.
 
+use std::borrow::Cow;
+
 use ureq::http::Uri;
 
 use crate::error::Error;
-use crate::log::redact_userinfo;
 
 /// The sink: an absolute http or https URL with a host and a port that fits 16 bits, without
 /// its userinfo (kept apart, decoded).
@@ -107,17 +108,57 @@ pub fn go_split_host_port(text: &str) -> Option<(&str, &str)> {
     Some((host, port))
 }
 
-/// `scheme://user:pass@host/path` → (`scheme://host/path`, `user:pass`), as Go's `net/url`
-/// splits it: the authority ends at the first `/`, `?` or `#`, the userinfo at its last `@`.
-pub fn split_userinfo(url: &str) -> (String, Option<&str>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_owned(), None);
+/// Which end of a URL's userinfo is meant: where Go's `net/url` ends it, or where no message
+/// may show anything up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// At the last `@` of the authority, which ends at the first `/`, `?` or `#`: what is
+    /// sent (Basic credentials) and where the request goes, as Go parses it.
+    AsParsed,
+    /// At the last `@` anywhere: a password may hold `/`, `?` or `#`, where a parser ends the
+    /// userinfo early and takes the rest for a port, a path or a query. So what a message hides
+    /// always covers what was parsed as the userinfo, and whatever may have been one.
+    Hidden,
+}
+
+/// The userinfo of `url` (the bytes between `://` and the `@` that `ends` says), if any: the
+/// one rule for where a URL's credentials stand.
+fn userinfo_span(url: &str, ends: Ends) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
+    let searched = match ends {
+        Ends::AsParsed => &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())],
+        Ends::Hidden => rest,
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => (format!("{scheme}://{}", &rest[at + 1..]), Some(&rest[..at])),
+    let at = searched.rfind('@')?;
+    Some((start, start + at))
+}
+
+/// `scheme://user:pass@host/path` → (`scheme://host/path`, `user:pass`), as Go's `net/url`
+/// splits it ([`Ends::AsParsed`]).
+pub fn split_userinfo(url: &str) -> (String, Option<&str>) {
+    match userinfo_span(url, Ends::AsParsed) {
+        Some((start, end)) => (
+            format!("{}{}", &url[..start], &url[end + 1..]),
+            Some(&url[start..end]),
+        ),
         None => (url.to_owned(), None),
     }
+}
+
+/// `https://user:secret@host/` → `https://***@host/`: a URL may carry credentials, which no
+/// message shows ([`Ends::Hidden`]: everything between `://` and the last `@` goes).
+pub fn redact_userinfo(url: &str) -> Cow<'_, str> {
+    match userinfo_span(url, Ends::Hidden) {
+        // Cut out where it stands: the same text may also come earlier (`https://s@h`).
+        Some((start, end)) => Cow::Owned(format!("{}***{}", &url[..start], &url[end..])),
+        None => Cow::Borrowed(url),
+    }
+}
+
+/// What [`redact_userinfo`] hides, if anything: to take out of text that might quote it.
+pub fn userinfo_part(url: &str) -> Option<&str> {
+    userinfo_span(url, Ends::Hidden).map(|(start, end)| &url[start..end])
 }
 
 /// `%XX` escapes decoded, as Go's `net/url` unescapes a userinfo; `None` for a `%` not followed
@@ -147,6 +188,41 @@ mod tests {
             split_userinfo("http://h/a@b"),
             ("http://h/a@b".to_owned(), None)
         );
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_not_logged() {
+        assert_eq!(redact_userinfo("https://u:p@h:1/x"), "https://***@h:1/x");
+        assert_eq!(redact_userinfo("ftp://alice:secret@h"), "ftp://***@h");
+        assert_eq!(redact_userinfo("http://h/a"), "http://h/a");
+        assert_eq!(redact_userinfo("no scheme@all"), "no scheme@all");
+        // Passwords with what ends a userinfo for a parser: all of it goes, to the last `@`.
+        for url in [
+            "http://u:pa/ss@h:1/x",
+            "http://u:pa?ss@h/",
+            "http://u:pa#ss@h",
+            "http://u:p@a/s?s#@h/",
+        ] {
+            let shown = redact_userinfo(url);
+            assert!(!shown.contains("pa") && !shown.contains("ss"), "{shown}");
+            assert!(shown.starts_with("http://***@"), "{shown}");
+        }
+        // An `@` in a path or query cannot be told from a password's: it is hidden too.
+        assert_eq!(redact_userinfo("http://h/a@b"), "http://***@b");
+        // What is hidden always covers what Go parses as the userinfo.
+        for url in [
+            "http://a@b:c@h/x@y",
+            "http://h/a@b",
+            "https://u:p@h?q@r",
+            "x://@h",
+        ] {
+            if let (_, Some(parsed)) = split_userinfo(url) {
+                assert!(userinfo_part(url).unwrap().contains(parsed), "{url}");
+            }
+        }
+        // A userinfo that also stands in the scheme is cut where it is, not where it first is.
+        assert_eq!(redact_userinfo("https://tps@h"), "https://***@h");
+        assert_eq!(redact_userinfo("https://s:@h"), "https://***@h");
     }
 
     #[test]

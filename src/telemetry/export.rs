@@ -265,7 +265,7 @@ fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(
         Err(error) => {
             // ureq 3.5's errors do not quote the URL; should one ever, never its credentials.
             let mut text = error.to_string();
-            if let Some(secret) = log::userinfo_part(&endpoint.url) {
+            if let Some(secret) = crate::config::url::userinfo_part(&endpoint.url) {
                 text = text.replace(secret, "***");
             }
             Err(Failure::Failed(Bounded(&text, MAX_SHOWN_ERROR).to_string()))

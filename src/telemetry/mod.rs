@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime};
 use ureq::Agent;
 
 use crate::config::observability::{self, CONFIG_VAR, Observability};
-use crate::config::url::SinkUrl;
+use crate::config::url::{SinkUrl, redact_userinfo};
 use crate::event::{Event, EventSettings, Ids};
 use crate::log;
 use crate::report::{ErrorType, Outcome, Report};
@@ -109,7 +109,7 @@ fn metrics_outlets(metrics: &observability::Metrics) -> (Option<TcpListener>, Op
         observability::Metrics::Otlp { endpoint, interval } => {
             log::line(format_args!(
                 "metrics: pushing OTLP to {} every {interval:?}",
-                log::redact_userinfo(&endpoint.url)
+                redact_userinfo(&endpoint.url)
             ));
             (None, Some(Push::new(endpoint.clone(), *interval)))
         }
@@ -142,7 +142,7 @@ fn tracer(
         observability::Tracing::Otlp { endpoint, sampling } => {
             log::line(format_args!(
                 "tracing: OTLP to {}, sampling {sampling}",
-                log::redact_userinfo(&endpoint.url)
+                redact_userinfo(&endpoint.url)
             ));
             let tracer = Tracer::new(Sampler::ratio(*sampling), false, url, server, event);
             (Some(tracer), Some(Endpoint::new(endpoint.clone())))

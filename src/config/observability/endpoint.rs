@@ -35,7 +35,7 @@ pub fn otlp(
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!(
             "{from} {} is not an http:// or https:// URL",
-            Bounded(&crate::log::redact_userinfo(&url), MAX_SHOWN)
+            Bounded(&crate::config::url::redact_userinfo(&url), MAX_SHOWN)
         ));
     }
     let mut all = headers(set("OTEL_EXPORTER_OTLP_HEADERS"))?;

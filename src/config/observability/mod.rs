@@ -99,7 +99,7 @@ impl std::fmt::Debug for Otlp {
         write!(
             f,
             "{} headers={names:?}",
-            crate::log::redact_userinfo(&self.url)
+            crate::config::url::redact_userinfo(&self.url)
         )
     }
 }

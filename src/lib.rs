@@ -6,7 +6,7 @@
 //! wait for it, build the event, deliver it }, then flush the telemetry.
 //!
 //! The beat's core lives at the top: the loop (here), the event, the schedule, time, the log,
-//! the token, the one waiter and the system calls. It uses three layers, a folder each:
+//! the one waiter and the system calls. It uses three layers, a folder each:
 //! `config` (flags and environment to one `Config`), `sink` (the way to the sink, over ureq) and
 //! `telemetry` (metrics and traces), which hear from the loop and the sender only through the
 //! small `report` interface and wait only through the waiter.
@@ -33,7 +33,7 @@ mod sink;
 mod sys;
 mod telemetry;
 mod time;
-mod token;
+
 mod wait;
 
 use std::ffi::OsString;

@@ -1,7 +1,7 @@
 //! The way to the sink: delivering one event ([`Sender::deliver`]) with sdk-go's retries and what
 //! users need beyond them ([`retry`]), over ureq with our own pieces: the agents ([`agent`]), a
 //! TCP transport ([`transport`]), TLS ([`tls`]), proxies ([`tunnel`]), the response head
-//! ([`head`]) and credentials ([`credentials`]). What happened is told through
+//! ([`head`]) and credentials ([`credentials`], and the OIDC [`token`]). What happened is told through
 //! [`crate::report::Report`], and every wait goes through the [`Waiter`].
 
 mod agent;
@@ -11,6 +11,7 @@ mod head;
 mod resolve;
 mod retry;
 mod tls;
+mod token;
 mod transport;
 mod tunnel;
 
@@ -26,12 +27,12 @@ use crate::config::{K_SINK, Named, SinkSettings};
 use crate::error::Error;
 use crate::event::{Event, Template};
 use crate::report::{ErrorType, Report};
-use crate::token::{Token, TokenFile};
 use crate::wait::{OnStop, Stop, Waiter};
 use agent::Connections;
 use buffers::LineRoom;
 use resolve::Resolver;
 use retry::{Attempt, MAX_RETRIES};
+use token::{Token, TokenFile};
 
 /// Istio's sidecar shutdown endpoint; an IP literal, since a scratch image has no `/etc/hosts`.
 pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";

@@ -10,8 +10,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::tests::FakeHost;
-use super::{Command, parse_args};
+use super::FakeHost;
+use crate::config::{Command, parse_args};
 use crate::schedule::cron::{CronError, parse};
 use crate::time::{parse_rfc3339, rfc3339_nano};
 

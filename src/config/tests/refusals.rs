@@ -1,9 +1,11 @@
 //! The specification of refused input, as a table: every bad value of a flag or variable a
 //! person writes exits 1 with one line naming it.
 
-use super::tests::{host, parse};
-use super::tls::{TLS_CIPHER_SUITES, TLS_CURVE_PREFERENCES, TLS_MAX_VERSION, TLS_MIN_VERSION};
-use super::*;
+use super::{host, parse};
+use crate::config::tls::{
+    TLS_CIPHER_SUITES, TLS_CURVE_PREFERENCES, TLS_MAX_VERSION, TLS_MIN_VERSION,
+};
+use crate::config::*;
 
 /// The TLS variables are only read for an https sink.
 const HTTPS: &str = "https://127.0.0.1:1/";

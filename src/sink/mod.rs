@@ -1,8 +1,8 @@
 //! The way to the sink: delivering one event ([`Sender::deliver`]) with sdk-go's retries and what
 //! users need beyond them ([`retry`]), over ureq with our own pieces: the agents ([`agent`]), a
 //! TCP transport ([`transport`]), TLS ([`tls`]), proxies ([`tunnel`]), the response head
-//! ([`head`]) and credentials ([`credentials`], and the OIDC [`token`]). What happened is told through
-//! [`crate::report::Report`], and every wait goes through the [`Waiter`].
+//! ([`head`]), credentials ([`credentials`]) and the OIDC [`token`]. What happened is told
+//! through [`crate::report::Report`], and every wait goes through the [`Waiter`].
 
 mod agent;
 mod buffers;

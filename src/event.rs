@@ -280,7 +280,7 @@ impl Ids {
     pub fn random<const N: usize>(&mut self) -> Result<[u8; N], getrandom::Error> {
         const { assert!(N <= 16) };
         if self.used + N > self.random.len() {
-            getrandom::fill(&mut self.random)?;
+            getrandom::getrandom(&mut self.random)?;
             self.used = 0;
         }
         let mut out = [0u8; N];

@@ -148,7 +148,7 @@ pub fn backoff(retry: u32, jitter: f64, retry_after: Option<Duration>) -> Durati
 pub fn jitter() -> f64 {
     let mut b = [0u8; 2];
     // Without randomness, retry unjittered rather than not at all.
-    if getrandom::fill(&mut b).is_err() {
+    if getrandom::getrandom(&mut b).is_err() {
         return 1.0;
     }
     0.8 + 0.4 * f64::from(u16::from_le_bytes(b)) / 65_536.0

@@ -384,7 +384,7 @@ fn failed(error: io::Error) -> LookupError {
 /// A random 16-bit number (a query id, a server to start at); 0 without randomness.
 fn random_u16() -> u16 {
     let mut bytes = [0u8; 2];
-    let _ = getrandom::fill(&mut bytes);
+    let _ = getrandom::getrandom(&mut bytes);
     u16::from_ne_bytes(bytes)
 }
 

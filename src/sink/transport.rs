@@ -215,10 +215,9 @@ pub struct TcpTransport {
     awaiting: bool,
     /// Input arrived since the last probe: the peer was alive a moment ago.
     answered: bool,
-    /// Response heads are read through this on a plain connection; under TLS the bytes here
-    /// are ciphertext and the TLS transport reads the heads.
-    head: HeadReader,
-    plain: bool,
+    /// Response heads are read through this on a plain connection; `None` under TLS, where the
+    /// bytes here are ciphertext and the TLS transport reads the heads.
+    head: Option<HeadReader>,
     /// Requests go to an http proxy, which wants them in absolute form.
     absolute: Option<AbsoluteForm>,
 }
@@ -315,13 +314,12 @@ impl TcpTransport {
             read_timeout: None,
             awaiting: false,
             answered: false,
-            head: HeadReader::default(),
-            plain,
+            head: plain.then(HeadReader::default),
             absolute: None,
         })
     }
 
-    fn socket(&mut self) -> (Socket<'_>, &mut Buffers, &mut HeadReader) {
+    fn socket(&mut self) -> (Socket<'_>, &mut Buffers, Option<&mut HeadReader>) {
         (
             Socket {
                 stream: &self.stream,
@@ -332,7 +330,7 @@ impl TcpTransport {
                 awaiting: &mut self.awaiting,
             },
             &mut self.buffers,
-            &mut self.head,
+            self.head.as_mut(),
         )
     }
 
@@ -401,8 +399,8 @@ impl Transport for TcpTransport {
             Some(absolute) => absolute.write(output, &mut self.pending),
             None => self.pending.extend_from_slice(output),
         }
-        if self.plain {
-            self.head.expect_head();
+        if let Some(head) = &mut self.head {
+            head.expect_head();
         }
         Ok(())
     }
@@ -424,9 +422,11 @@ impl Transport for TcpTransport {
             *socket.awaiting = true;
         }
         let input = buffers.input_append_buf();
-        let amount = head
-            .read(input, |buf| socket.read(buf, deadline))
-            .map_err(|e| timed_out(e, timeout.reason))?;
+        let amount = match head {
+            Some(head) => head.read(input, |buf| socket.read(buf, deadline)),
+            None => socket.read(input, deadline),
+        }
+        .map_err(|e| timed_out(e, timeout.reason))?;
         self.buffers.input_appended(amount);
         self.pending = pending;
         self.pending.clear();

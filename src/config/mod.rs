@@ -9,6 +9,7 @@ mod attributes;
 mod env;
 pub(crate) mod flags;
 pub(crate) mod goparse;
+mod json;
 mod names;
 pub(crate) mod observability;
 pub(crate) mod overrides;

@@ -3,8 +3,7 @@
 //! rather than refused (Knative's webhook lets them through); [`crate::event`] then only
 //! encodes the result into headers.
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-
+use super::json::Members;
 use crate::error::Error;
 use crate::event::MAX_HEADER_VALUE;
 
@@ -42,7 +41,8 @@ pub type Extension = (String, String);
 pub fn parse(json: &str) -> Result<(Vec<Extension>, Vec<String>), Error> {
     #[derive(serde::Deserialize)]
     struct Overrides {
-        extensions: Option<Extensions>,
+        /// In document order, repeats kept so that they are caught.
+        extensions: Option<Members>,
     }
     if json.trim().is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -137,29 +137,6 @@ fn value_text(name: &str, text: &str, json: &str) -> Result<String, Error> {
         ));
     }
     Ok(value)
-}
-
-/// The `extensions` object as its entries in document order, duplicates kept so they are caught.
-struct Extensions(Vec<(String, Box<serde_json::value::RawValue>)>);
-
-impl<'de> Deserialize<'de> for Extensions {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = Extensions;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object of extension names to string values")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Extensions, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Extensions(entries))
-            }
-        }
-        deserializer.deserialize_map(Entries)
-    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! field by field), `null` leaving a field as it was, and a value of the wrong type skipped while
 //! the rest is decoded. Text that is not JSON, or JSON that is not an object, decodes nothing.
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::config::json::Members;
 
 /// The fields the Go image reads, with Go's zero values.
 #[derive(Debug, Default, PartialEq)]
@@ -36,29 +37,6 @@ pub enum Undecodable {
     NotJson(String),
     /// JSON, but an array, a string, a number or a boolean.
     NotAnObject,
-}
-
-/// The members of a JSON object in order, repeated keys kept.
-struct Members(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct InOrder;
-        impl<'de> Visitor<'de> for InOrder {
-            type Value = Members;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(InOrder)
-    }
 }
 
 /// `text` decoded, with a line for each value skipped for its type.

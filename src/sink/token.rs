@@ -149,7 +149,9 @@ fn read_token(path: &std::path::Path) -> Result<Token, String> {
         Ok(bytes) => bytes,
         Err(Unread::Missing) => return Ok(Token::Absent(None)),
         Err(Unread::TooLong(_)) => return Err(too_long()),
-        Err(unread @ Unread::Refused(_)) => return absent(&unread.to_string()),
+        Err(unread @ (Unread::Refused(_) | Unread::Directory)) => {
+            return absent(&unread.to_string());
+        }
     };
     let token = bytes.trim_ascii();
     if token.is_empty() {

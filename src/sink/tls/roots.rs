@@ -12,6 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use crate::config::Named;
 use crate::config::tls::{SSL_CERT_DIR, SSL_CERT_FILE, Trust};
 use crate::error::Error;
+use crate::files::Unread;
 
 /// Directory depth searched below the trust bundle directory.
 const MAX_BUNDLE_DEPTH: usize = 8;
@@ -41,20 +42,7 @@ pub fn root_store(
         walk.file(SSL_CERT_FILE, file);
     }
     for dir in &trust.cert_dirs {
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries.flatten() {
-                    if entry.path().is_file() {
-                        walk.file(&format!("{SSL_CERT_DIR} file"), &entry.path());
-                    }
-                }
-            }
-            Err(e) => walk.warnings.push(format!(
-                "{SSL_CERT_DIR} directory {} skipped: {}",
-                dir.display(),
-                e.kind()
-            )),
-        }
+        walk.cert_dir(dir);
     }
     walk.dir(&trust.bundle_dir, 0);
     Ok(roots)
@@ -176,6 +164,27 @@ struct BundleWalk<'a> {
 }
 
 impl BundleWalk<'_> {
+    /// A directory of `SSL_CERT_DIR`: its files, not what is below it (as Go and OpenSSL).
+    fn cert_dir(&mut self, dir: &Path) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.warnings.push(format!(
+                    "{SSL_CERT_DIR} directory {} skipped: {}",
+                    dir.display(),
+                    e.kind()
+                ));
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            // The entry's type comes with the listing; a link is opened and told by its target.
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                self.file(&format!("{SSL_CERT_DIR} file"), &entry.path());
+            }
+        }
+    }
+
     fn dir(&mut self, dir: &Path, depth: usize) {
         use std::os::unix::fs::MetadataExt;
         let Ok(meta) = std::fs::metadata(dir) else {
@@ -194,35 +203,46 @@ impl BundleWalk<'_> {
                 continue;
             }
             let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
+            let is_dir = match entry.file_type() {
+                Ok(t) if t.is_symlink() => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
+                Ok(t) => t.is_dir(),
+                Err(_) => continue,
             };
-            if meta.is_dir() && depth < MAX_BUNDLE_DEPTH {
+            if is_dir && depth < MAX_BUNDLE_DEPTH {
                 self.dir(&path, depth + 1);
-            } else if meta.is_file() {
+            } else if !is_dir {
                 self.file("trust bundle file", &path);
             }
         }
     }
 
+    /// Adds the certificates of the file at `path` (`what` names it in a warning), once: it
+    /// is opened, told by its device and inode, and read, in as few system calls as that takes.
+    /// A directory reached through a link is passed over; anything else that cannot be used is
+    /// a warning.
     fn file(&mut self, what: &str, path: &Path) {
         use std::os::unix::fs::MetadataExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let id = (meta.dev(), meta.ino());
-            if self.read.contains(&id) {
-                return;
-            }
-            self.read.push(id);
-        }
-        let added = crate::files::read(path, MAX_TRUST_FILE)
-            .map_err(|unread| unread.to_string())
-            .and_then(|pem| {
-                if find(&pem, b"-----BEGIN ").is_some() {
-                    add_pem(self.roots, &pem)
-                } else {
-                    Ok(0)
+        let added = match crate::files::open(path) {
+            Err(Unread::Directory) => return,
+            Err(unread) => Err(unread.to_string()),
+            Ok(opened) => {
+                let id = (opened.meta.dev(), opened.meta.ino());
+                if self.read.contains(&id) {
+                    return;
                 }
-            });
+                self.read.push(id);
+                opened
+                    .read(MAX_TRUST_FILE)
+                    .map_err(|unread| unread.to_string())
+                    .and_then(|pem| {
+                        if find(&pem, b"-----BEGIN ").is_some() {
+                            add_pem(self.roots, &pem)
+                        } else {
+                            Ok(0)
+                        }
+                    })
+            }
+        };
         if let Err(why) = added {
             self.warnings
                 .push(format!("{what} {} skipped: {why}", path.display()));

@@ -119,14 +119,56 @@ pub fn read_text(path: &Path, limit: usize) -> Result<String, Unread> {
     read(path, limit).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// What unit tests that need files share.
+#[cfg(test)]
+pub mod testing {
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory of its own, made (never reused: `mkdir` fails on a name that exists,
+    /// and another random name is tried) and removed with everything in it when dropped, also
+    /// when the test fails. Two runs at once, or a failed one before, cannot meet in it.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> TempDir {
+            loop {
+                let mut random = [0u8; 8];
+                getrandom::getrandom(&mut random).expect("randomness");
+                let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                let path = std::env::temp_dir().join(format!("heartbeats-{name}-{suffix}"));
+                match std::fs::create_dir(&path) {
+                    Ok(()) => return TempDir(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => panic!("cannot make {}: {e}", path.display()),
+                }
+            }
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// `name` inside the directory.
+        pub fn join(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_regular_files_are_read_and_only_up_to_the_bound() {
-        let dir = std::env::temp_dir().join(format!("heartbeats-files-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = testing::TempDir::new("files");
+        let dir = temp.path();
         let path = dir.join("small");
         std::fs::write(&path, "12345").unwrap();
         assert_eq!(read(&path, 5), Ok(b"12345".to_vec()));
@@ -143,12 +185,11 @@ mod tests {
             "is longer than 4 bytes"
         );
         assert_eq!(read(&dir.join("none"), 5), Err(Unread::Missing));
-        assert_eq!(read(&dir, 5), Err(Unread::Directory));
+        assert_eq!(read(dir, 5), Err(Unread::Directory));
         assert_eq!(Unread::Directory.to_string(), "is a directory, not a file");
         assert_eq!(
             read(Path::new("/dev/zero"), 5),
             Err(Unread::Refused("is not a regular file".into()))
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

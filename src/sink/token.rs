@@ -172,12 +172,12 @@ fn read_token(path: &std::path::Path) -> Result<Token, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::testing::TempDir;
     use std::path::Path;
 
     #[test]
     fn token_is_trimmed_and_refused_when_a_header_cannot_carry_it() {
-        let dir = std::env::temp_dir().join(format!("heartbeats-token-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("token");
         let path = dir.join("token");
         assert_eq!(read_token(&path), Ok(Token::Absent(None)));
         std::fs::write(&path, " \n").unwrap();
@@ -187,7 +187,6 @@ mod tests {
         std::fs::write(&path, "abc\r\nX-Injected: 1").unwrap();
         let error = read_token(&path).unwrap_err();
         assert!(!error.contains("abc"), "{error}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -203,8 +202,7 @@ mod tests {
 
     #[test]
     fn a_changed_file_is_read_again_and_an_unchanged_one_is_not() {
-        let dir = std::env::temp_dir().join(format!("heartbeats-token-id-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("token-id");
         let path = dir.join("token");
         let mut file = TokenFile::new(path.clone());
         std::fs::write(&path, "one").unwrap();
@@ -220,7 +218,6 @@ mod tests {
         let cached = file.cached.clone();
         assert_eq!(file.read(), Ok(Token::Present("three".into())));
         assert_eq!(file.cached, cached);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -393,14 +393,16 @@ pub(crate) mod testing {
     //! A name server on 127.0.0.1 for unit tests: every name is `address` (A), with no AAAA.
 
     use super::*;
+    pub use crate::files::testing::TempDir;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// The name server's port, and how many questions it was asked.
+    /// The name server's port, how many questions it was asked, and the directory of the
+    /// resolver's files.
     pub struct FakeDns {
         pub port: u16,
         pub asked: Arc<AtomicUsize>,
-        pub dir: std::path::PathBuf,
+        pub dir: TempDir,
     }
 
     impl FakeDns {
@@ -429,8 +431,7 @@ pub(crate) mod testing {
                     let _ = socket.send_to(&reply, from);
                 }
             });
-            let dir = std::env::temp_dir().join(format!("heartbeats-dns-{port}"));
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = TempDir::new("dns");
             std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
             std::fs::write(dir.join("hosts"), "").unwrap();
             FakeDns { port, asked, dir }
@@ -449,17 +450,11 @@ pub(crate) mod testing {
             self.asked.load(Ordering::SeqCst)
         }
     }
-
-    impl Drop for FakeDns {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::FakeDns;
+    use super::testing::{FakeDns, TempDir};
     use super::*;
     use std::time::Duration;
 
@@ -490,8 +485,7 @@ mod tests {
     #[test]
     fn a_silent_name_server_is_given_up_at_the_deadline() {
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let dir = std::env::temp_dir().join(format!("heartbeats-silent-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("silent");
         std::fs::write(
             dir.join("resolv.conf"),
             "nameserver 127.0.0.1\noptions timeout:30\n",
@@ -513,6 +507,5 @@ mod tests {
             took >= Duration::from_millis(200) && took < Duration::from_secs(2),
             "{took:?}"
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -253,14 +253,7 @@ impl BundleWalk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("heartbeats-tls-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::files::testing::TempDir;
 
     fn trust(dir: &Path) -> Trust {
         Trust {
@@ -336,23 +329,22 @@ mod tests {
     #[test]
     fn bundle_files_are_found_recursively_and_kubernetes_data_links_skipped() {
         let bundled = webpki_roots::TLS_SERVER_ROOTS.len();
-        let dir = temp_dir("bundle");
+        let dir = TempDir::new("tls-bundle");
         std::fs::create_dir_all(dir.join("team/..2026_11_25/")).unwrap();
         std::fs::write(dir.join("team/ca.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("team/..2026_11_25/ca.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("notes.txt"), "no certificate here").unwrap();
-        assert_eq!(roots(None, &dir), (Ok(bundled + 1), vec![]));
+        assert_eq!(roots(None, dir.path()), (Ok(bundled + 1), vec![]));
         let two = format!("{}{KEY}{}", ca_pem(), ca_pem());
         assert_eq!(
-            roots(Some(("K_CA_CERTS", &two)), &dir),
+            roots(Some(("K_CA_CERTS", &two)), dir.path()),
             (Ok(bundled + 3), vec![])
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_broken_pem_file_in_the_bundle_dir_is_skipped_with_a_warning_naming_it() {
-        let dir = temp_dir("broken");
+        let dir = TempDir::new("tls-broken");
         std::fs::create_dir_all(dir.join("bundle")).unwrap();
         std::fs::write(
             dir.join("bundle/bad.pem"),
@@ -361,7 +353,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("bundle/good.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("README"), "not a certificate").unwrap();
-        let (added, warnings) = roots(None, &dir);
+        let (added, warnings) = roots(None, dir.path());
         assert_eq!(added, Ok(webpki_roots::TLS_SERVER_ROOTS.len() + 1));
         let [warning] = &warnings[..] else {
             panic!("{warnings:?}")
@@ -372,18 +364,17 @@ mod tests {
             "{warning}"
         );
         assert!(!warning.contains("MIG"), "{warning}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn symlinked_directories_are_entered_once_and_linked_files_read_once() {
-        let dir = temp_dir("links");
+        let dir = TempDir::new("tls-links");
         std::fs::write(dir.join("ca.pem"), ca_pem()).unwrap();
         // As c_rehash names a certificate: a hash link beside the file.
         std::os::unix::fs::symlink("ca.pem", dir.join("9d66eef0.0")).unwrap();
         // Six links to the directory itself: 6^8 paths to walk if links were followed blindly.
         for n in 0..6 {
-            std::os::unix::fs::symlink(".", dir.join(format!("l{n}"))).unwrap();
+            std::os::unix::fs::symlink(".", dir.join(&format!("l{n}"))).unwrap();
         }
         let mut store = RootCertStore::empty();
         let mut warnings = Vec::new();
@@ -393,9 +384,8 @@ mod tests {
             visited: Vec::new(),
             read: Vec::new(),
         };
-        walk.dir(&dir, 0);
+        walk.dir(dir.path(), 0);
         assert_eq!(walk.visited.len(), 1);
         assert_eq!(store.len(), 1);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -32,6 +32,8 @@ mod schedule;
 mod sink;
 mod sys;
 mod telemetry;
+#[cfg(test)]
+mod testing;
 mod time;
 
 mod wait;

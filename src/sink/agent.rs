@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use ureq::Agent;
-use ureq::config::ConfigBuilder;
+use ureq::config::{Config, ConfigBuilder};
 use ureq::typestate::AgentScope;
 use ureq::unversioned::transport::Connector;
 
@@ -40,35 +40,50 @@ pub struct Connections {
 
 /// The sink's agent: each attempt within `timeout`.
 pub fn sink(timeout: Duration, connections: Connections, tls: Option<Arc<ClientConfig>>) -> Agent {
+    agent(sink_config(timeout), connections, tls, MAX_HEAD)
+}
+
+/// The sink agent's settings.
+pub fn sink_config(timeout: Duration) -> Config {
     let settings = Agent::config_builder()
         .timeout_global(Some(timeout))
         .max_idle_age(MAX_IDLE)
         // Twice ureq's default (Go takes 10 MB); the input buffer grows to it only when needed.
         .max_response_header_size(MAX_HEAD);
-    agent(settings, connections, tls, MAX_HEAD)
+    shared(settings)
 }
 
 /// The exports' agent: the sink's TLS trust, a small head limit.
 pub fn export(mut connections: Connections, tls: Option<Arc<ClientConfig>>) -> Agent {
     connections.room = LineRoom::new(EXPORT_LINE);
-    let settings = Agent::config_builder().max_response_header_size(EXPORT_LINE);
-    agent(settings, connections, tls, EXPORT_LINE)
+    agent(export_config(), connections, tls, EXPORT_LINE)
 }
 
-/// An agent whose connections read heads of up to `max_head` bytes; https only with `tls`.
-fn agent(
-    settings: ConfigBuilder<AgentScope>,
-    connections: Connections,
-    tls: Option<Arc<ClientConfig>>,
-    max_head: usize,
-) -> Agent {
-    let config = settings
+/// The export agent's settings.
+pub fn export_config() -> Config {
+    shared(Agent::config_builder().max_response_header_size(EXPORT_LINE))
+}
+
+/// What every agent here has: a status is an answer, redirects are not followed, our user
+/// agent, no proxy of ureq's own.
+fn shared(settings: ConfigBuilder<AgentScope>) -> Config {
+    settings
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(USER_AGENT)
         // Proxies are our connector's (see the tunnel module).
         .proxy(None)
-        .build();
+        .build()
+}
+
+/// An agent of `config` whose connections read heads of up to `max_head` bytes; https only
+/// with `tls`.
+fn agent(
+    config: Config,
+    connections: Connections,
+    tls: Option<Arc<ClientConfig>>,
+    max_head: usize,
+) -> Agent {
     let tcp = TcpConnector {
         proxy: connections.proxy.map(Arc::new),
         resolver: connections.resolver,

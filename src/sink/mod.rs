@@ -317,3 +317,196 @@ fn client_config(
     }
     Ok(tls)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::sinked;
+    use crate::event::Ids;
+    use crate::report::{Outcome, Silent};
+    use crate::testing::{Answer, Memory, status};
+    use std::time::{Duration, SystemTime};
+
+    /// A sender for `args` (beside `--sink`) whose requests go to `memory`, and an event to send.
+    fn sender(args: &[&str], memory: &Memory) -> (Sender, Event) {
+        let config = sinked(args).unwrap();
+        let template = Template::new(&config.event);
+        let waiter = Arc::new(Waiter::new().unwrap());
+        let mut sender = Sender::new(&config.sink, &template, waiter).unwrap();
+        sender.agent = memory.agent(agent::sink_config(config.sink.timeout));
+        let event = template
+            .event(1, SystemTime::UNIX_EPOCH, &mut Ids::default())
+            .unwrap();
+        (sender, event)
+    }
+
+    /// What a sender told its report, in order.
+    #[derive(Default)]
+    struct Told(Vec<String>);
+
+    impl Report for Told {
+        fn start_event(&mut self, event: &Event) {
+            self.0.push(format!("event {}", event.id));
+        }
+        fn start_attempt(&mut self) -> Option<String> {
+            self.0.push("attempt".into());
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into())
+        }
+        fn end_attempt(&mut self, status: Option<u16>, error: Option<ErrorType>, body: usize) {
+            let error = error.map(|e| e.to_string());
+            self.0.push(format!("ended {status:?} {error:?} {body}"));
+        }
+        fn end_event(&mut self, outcome: Outcome) {
+            self.0.push(format!("{outcome:?}"));
+        }
+        fn skipped(&mut self, beats: u64) {
+            self.0.push(format!("skipped {beats}"));
+        }
+    }
+
+    #[test]
+    fn an_event_goes_out_as_one_post_with_every_header_once_in_order() {
+        let memory = Memory::new([]);
+        let (sender, event) = sender(&["--sink=http://al%40ce:pw@sink.test/e?q=1"], &memory);
+        let mut told = Told::default();
+        let delivery = sender.deliver(&event, None, &mut told);
+        assert_eq!(
+            delivery,
+            Delivery::Acked {
+                status: 200,
+                attempts: 1
+            }
+        );
+        let head = memory.head(0).to_ascii_lowercase();
+        let names: Vec<&str> = head
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(':').unwrap().0)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "content-length",
+                "user-agent",
+                "accept",
+                "host",
+                "ce-specversion",
+                "ce-id",
+                "ce-time",
+                "ce-source",
+                "ce-type",
+                "ce-the",
+                "ce-heart",
+                "ce-beats",
+                "content-type",
+                "traceparent",
+                "authorization",
+            ],
+            "{head}"
+        );
+        assert!(head.starts_with("post /e?q=1 http/1.1"), "{head}");
+        // `al@ce:pw` (decoded), as Go's net/http sends a URL's userinfo.
+        assert!(head.contains("authorization: basic ywxay2u6chc="), "{head}");
+        assert!(head.contains(&format!("ce-id: {}", event.id)), "{head}");
+        assert_eq!(memory.body(0), *event.body);
+        assert_eq!(told.0, ["attempt", "ended Some(200) None 19"]);
+    }
+
+    #[test]
+    fn retried_statuses_and_failures_are_retried_with_the_same_event_until_acknowledged() {
+        let memory = Memory::new([
+            status(503, &[]),
+            Answer::Fail(std::io::ErrorKind::ConnectionReset),
+            status(202, &[]),
+        ]);
+        let (sender, event) = sender(&[], &memory);
+        let mut told = Told::default();
+        let started = Instant::now();
+        let delivery = sender.deliver(&event, None, &mut told);
+        assert_eq!(
+            delivery,
+            Delivery::Acked {
+                status: 202,
+                attempts: 3
+            }
+        );
+        // Two waits: 40 ms and 80 ms, each ±20 %.
+        assert!(
+            started.elapsed() >= Duration::from_millis(96),
+            "{:?}",
+            started.elapsed()
+        );
+        let requests = memory.requests();
+        assert_eq!(requests.len(), 3);
+        // The 503's connection was kept; the reset one was replaced.
+        assert_eq!(memory.connections(), 2);
+        assert_eq!(memory.body(0), memory.body(2));
+        assert_eq!(
+            memory.head(0),
+            memory.head(2),
+            "a retry is the same request"
+        );
+        assert_eq!(
+            told.0,
+            [
+                "attempt",
+                "ended Some(503) Some(\"503\") 19",
+                "attempt",
+                "ended None Some(\"connection_reset\") 19",
+                "attempt",
+                "ended Some(202) None 19"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_status_sdk_go_does_not_retry_fails_at_once_and_a_redirect_is_not_followed() {
+        for (answer, reason) in [
+            (status(400, &[]), "HTTP 400".to_owned()),
+            (
+                status(302, &[("location", "http://elsewhere.test/")]),
+                "HTTP 302 redirect to \"http://elsewhere.test/\" (not followed)".to_owned(),
+            ),
+        ] {
+            let memory = Memory::new([answer]);
+            let (sender, event) = sender(&[], &memory);
+            let delivery = sender.deliver(&event, None, &mut Silent);
+            let attempts = 1;
+            assert_eq!(delivery, Delivery::Failed { reason, attempts });
+            assert_eq!(memory.requests().len(), 1);
+        }
+    }
+
+    #[test]
+    fn retries_end_when_the_next_wait_would_pass_the_next_beat() {
+        let memory = Memory::new(vec![status(503, &[]); 20]);
+        let (sender, event) = sender(&[], &memory);
+        // The first wait (32–48 ms) fits in 100 ms; the second (64–96 ms more) does not.
+        let give_up_at = Instant::now() + Duration::from_millis(100);
+        match sender.deliver(&event, Some(give_up_at), &mut Silent) {
+            Delivery::Failed { reason, attempts } => {
+                assert_eq!(reason, "HTTP 503; gave up: the next beat is due");
+                assert_eq!(attempts, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < give_up_at, "waited past the next beat");
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_the_backoff_is_waited_for() {
+        let memory = Memory::new([status(429, &[("retry-after", "1")])]);
+        let (sender, event) = sender(&[], &memory);
+        let started = Instant::now();
+        let delivery = sender.deliver(&event, None, &mut Silent);
+        assert!(
+            matches!(delivery, Delivery::Acked { attempts: 2, .. }),
+            "{delivery:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -272,3 +272,135 @@ fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::observability::Otlp;
+    use crate::config::tests::sinked;
+    use crate::event::{Event, Ids};
+    use crate::report::Outcome;
+    use crate::telemetry::metrics::Metrics;
+    use crate::telemetry::record::{AttemptRecord, Server};
+    use crate::telemetry::trace::{Sampler, Tracer};
+    use crate::testing::{Answer, Memory, status};
+
+    fn otlp(path: &str) -> Otlp {
+        Otlp {
+            url: format!("http://collector.test{path}"),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An exporter of spans (every event traced) and metrics (every `interval`) to `memory`.
+    fn exporter(memory: &Memory, interval: Duration) -> Exporter {
+        let config = sinked(&[]).unwrap();
+        let server = Server::of(&config.sink.url);
+        let event = (
+            config.event.source.as_str(),
+            config.event.event_type.as_str(),
+        );
+        let tracer = Tracer::new(Sampler::Always, false, "http://s/", server.clone(), event);
+        let shared = Shared {
+            metrics: Some(Metrics::new(server, "svc", SystemTime::now())),
+            tracer: Some(tracer),
+            service_name: "svc".into(),
+        };
+        let push = Push::new(otlp("/v1/metrics"), interval);
+        let spans = Endpoint::new(otlp("/v1/traces"));
+        Exporter::new(
+            memory.plain_agent(),
+            Arc::new(Mutex::new(shared)),
+            Some(push),
+            Some(spans),
+        )
+    }
+
+    /// One traced event of one attempt, finished.
+    fn traced_event(exporter: &Exporter, ids: &mut Ids) {
+        let mut shared = lock(&exporter.shared);
+        let tracer = shared.tracer.as_mut().unwrap();
+        let event = Event {
+            id: "e".into(),
+            time: String::new(),
+            body: crate::event::Body::Heartbeat(Vec::new()),
+        };
+        let mut trace = tracer.start_event(&event, ids).unwrap();
+        tracer.start_attempt(&mut trace, ids).unwrap();
+        let record = AttemptRecord {
+            status: Some(200),
+            error_type: None,
+            duration: Duration::from_millis(1),
+            body_size: 1,
+        };
+        tracer.end_attempt(&mut trace, &record);
+        tracer.end_event(trace, Outcome::Delivered);
+    }
+
+    #[test]
+    fn a_failing_collector_is_tried_again_after_a_wait_that_doubles_and_reset_when_it_works() {
+        let failing = [
+            status(500, &[]),
+            status(503, &[]),
+            Answer::Fail(std::io::ErrorKind::ConnectionRefused),
+        ];
+        let memory = Memory::new(failing);
+        let mut exporter = exporter(&memory, Duration::from_secs(3600));
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            let push = exporter.push.as_mut().unwrap();
+            push.next = Instant::now();
+            // The wait is over (time is not waited out here).
+            push.endpoint.retry_at = push.endpoint.retry_at.map(|_| Instant::now());
+            let before = Instant::now();
+            exporter.run(before + Duration::from_secs(1));
+            let push = exporter.push.as_ref().unwrap();
+            let retry_at = push.endpoint.retry_at.expect("backing off");
+            waits.push(retry_at.duration_since(before).as_secs_f64().round() as u64);
+            // Nothing is due before the wait is over, whatever the interval says.
+            assert!(exporter.due().unwrap() >= retry_at);
+        }
+        assert_eq!(waits, [1, 2, 4]);
+        // It works again: no wait, and the next push at the interval.
+        let push = exporter.push.as_mut().unwrap();
+        push.next = Instant::now();
+        push.endpoint.retry_at = Some(Instant::now());
+        exporter.run(Instant::now() + Duration::from_secs(1));
+        let push = exporter.push.as_ref().unwrap();
+        assert_eq!((push.endpoint.failures, push.endpoint.retry_at), (0, None));
+        assert!(push.next > Instant::now() + Duration::from_secs(3500));
+        assert_eq!(memory.requests().len(), 4);
+        assert!(
+            memory.head(3).starts_with("POST /v1/metrics "),
+            "{}",
+            memory.head(3)
+        );
+    }
+
+    #[test]
+    fn spans_of_a_failed_export_are_dropped_and_counted_until_exports_work_again() {
+        let memory = Memory::new([status(502, &[])]);
+        let mut exporter = exporter(&memory, Duration::from_secs(3600));
+        let mut ids = Ids::default();
+        for _ in 0..3 {
+            traced_event(&exporter, &mut ids);
+        }
+        // At exit everything pending is exported: the batch fails, and is dropped.
+        exporter.flush(Instant::now() + Duration::from_secs(1));
+        let dropped = |e: &Exporter| lock(&e.shared).tracer.as_ref().unwrap().dropped;
+        assert_eq!(dropped(&exporter), 6, "an event and an attempt span each");
+        assert_eq!(exporter.spans_due(), None, "nothing kept to send again");
+        traced_event(&exporter, &mut ids);
+        exporter.spans.as_mut().unwrap().retry_at = None;
+        exporter.flush(Instant::now() + Duration::from_secs(1));
+        assert_eq!(
+            dropped(&exporter),
+            0,
+            "reported when it works again, and reset"
+        );
+        let traces: Vec<usize> = (0..memory.requests().len())
+            .filter(|&i| memory.head(i).starts_with("POST /v1/traces "))
+            .collect();
+        assert_eq!(traces.len(), 2);
+    }
+}

@@ -234,3 +234,177 @@ impl Report for Telemetry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::observability::{Metrics as MetricsSettings, Otlp, Tracing};
+    use crate::config::tests::sinked;
+    use crate::testing::Memory;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use prost::Message;
+    use std::time::Duration;
+
+    fn otlp(path: &str) -> Otlp {
+        Otlp {
+            url: format!("http://collector.test{path}"),
+            headers: vec![("x-tenant".into(), "7".into())],
+        }
+    }
+
+    /// Telemetry tracing every event and pushing metrics over OTLP to `memory`.
+    fn started(memory: &Memory, waiter: &Waiter) -> Telemetry {
+        let config = sinked(&["--eventType=t.x"]).unwrap();
+        let settings = Observability {
+            metrics: MetricsSettings::Otlp {
+                endpoint: otlp("/v1/metrics"),
+                interval: Duration::from_secs(60),
+            },
+            tracing: Tracing::Otlp {
+                endpoint: otlp("/v1/traces"),
+                sampling: 1.0,
+            },
+            service_name: "svc".into(),
+        };
+        let subject = Subject {
+            sink: &config.sink.url,
+            event: &config.event,
+        };
+        Telemetry::start(&settings, subject, waiter, |https| {
+            assert!(!https, "no collector here is https");
+            memory.plain_agent()
+        })
+        .expect("telemetry on")
+    }
+
+    fn event(id: &str) -> Event {
+        Event {
+            id: id.into(),
+            time: String::new(),
+            body: crate::event::Body::Heartbeat(Vec::new()),
+        }
+    }
+
+    fn string(value: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+        match value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => s.clone(),
+            Some(Value::IntValue(i)) => i.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_attempt_is_a_span_under_its_events_and_its_traceparent_names_it() {
+        let memory = Memory::new([]);
+        let waiter = Waiter::new().unwrap();
+        let mut telemetry = started(&memory, &waiter);
+        telemetry.start_event(&event("e-1"));
+        let first = telemetry.start_attempt().expect("traced");
+        telemetry.end_attempt(Some(503), Some(ErrorType::Status(503)), 19);
+        let second = telemetry.start_attempt().expect("traced");
+        telemetry.end_attempt(Some(200), None, 19);
+        telemetry.end_event(Outcome::Delivered);
+        telemetry.skipped(2);
+        waiter.flush_idle(Instant::now() + Duration::from_secs(1));
+
+        let heads: Vec<String> = (0..memory.requests().len())
+            .map(|i| memory.head(i))
+            .collect();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        let traces = heads
+            .iter()
+            .position(|h| h.starts_with("POST /v1/traces "))
+            .unwrap();
+        for head in &heads {
+            let head = head.to_ascii_lowercase();
+            assert!(
+                head.contains("content-type: application/x-protobuf"),
+                "{head}"
+            );
+            assert!(head.contains("x-tenant: 7"), "{head}");
+        }
+        let body = memory.body(traces);
+        let export = ExportTraceServiceRequest::decode(&body[..]).unwrap();
+        let spans = &export.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 3, "{spans:?}");
+        let event_span = spans.iter().find(|s| s.parent_span_id.is_empty()).unwrap();
+        assert_eq!(event_span.name, "cloudevents.client.t.x");
+        let mut attempts: Vec<_> = spans
+            .iter()
+            .filter(|s| !s.parent_span_id.is_empty())
+            .collect();
+        attempts.sort_by_key(|s| s.start_time_unix_nano);
+        for (span, traceparent) in attempts.iter().zip([&first, &second]) {
+            assert_eq!(span.parent_span_id, event_span.span_id);
+            assert_eq!(span.trace_id, event_span.trace_id);
+            let (trace, id) = (hex(&span.trace_id), hex(&span.span_id));
+            assert_eq!(*traceparent, format!("00-{trace}-{id}-01"));
+        }
+        let status = |span: &opentelemetry_proto::tonic::trace::v1::Span| {
+            let attribute = span
+                .attributes
+                .iter()
+                .find(|a| a.key == "http.response.status_code");
+            string(&attribute.unwrap().value)
+        };
+        assert_eq!(
+            (status(attempts[0]), status(attempts[1])),
+            ("503".into(), "200".into())
+        );
+
+        let body = memory.body(1 - traces);
+        let export = ExportMetricsServiceRequest::decode(&body[..]).unwrap();
+        let metrics = &export.resource_metrics[0].scope_metrics[0].metrics;
+        let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+        assert!(names.contains(&"http.client.request.duration"), "{names:?}");
+    }
+
+    #[test]
+    fn events_are_not_traced_with_sampling_zero_and_no_traceparent_goes_out() {
+        let memory = Memory::new([]);
+        let waiter = Waiter::new().unwrap();
+        let config = sinked(&[]).unwrap();
+        let settings = Observability {
+            metrics: MetricsSettings::Off,
+            tracing: Tracing::Otlp {
+                endpoint: otlp("/v1/traces"),
+                sampling: 0.0,
+            },
+            service_name: "svc".into(),
+        };
+        let subject = Subject {
+            sink: &config.sink.url,
+            event: &config.event,
+        };
+        let mut telemetry =
+            Telemetry::start(&settings, subject, &waiter, |_| memory.plain_agent()).unwrap();
+        for n in 0..20 {
+            telemetry.start_event(&event(&n.to_string()));
+            assert_eq!(telemetry.start_attempt(), None);
+            telemetry.end_attempt(Some(200), None, 1);
+            telemetry.end_event(Outcome::Delivered);
+        }
+        waiter.flush_idle(Instant::now() + Duration::from_secs(1));
+        assert!(memory.requests().is_empty());
+    }
+
+    #[test]
+    fn observability_off_is_no_telemetry_at_all() {
+        let waiter = Waiter::new().unwrap();
+        let config = sinked(&[]).unwrap();
+        let subject = Subject {
+            sink: &config.sink.url,
+            event: &config.event,
+        };
+        let none = Telemetry::start(&Observability::default(), subject, &waiter, |_| {
+            panic!("no agent is made when nothing is exported")
+        });
+        assert!(none.is_none());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

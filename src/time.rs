@@ -1,14 +1,11 @@
-//! Wall-clock text: RFC 3339 as Go's `RFC3339Nano` writes it (`ce-time`, log lines) and the
-//! IMF-fixdate of `Retry-After`, on the two calendar conversions between days since the epoch and
-//! proleptic Gregorian dates (H. Hinnant's algorithms).
+//! Wall-clock text: RFC 3339 as Go's `RFC3339Nano` writes it (`ce-time`, log lines) and reads it
+//! (`--from`), on the two calendar conversions between days since the epoch and proleptic
+//! Gregorian dates (H. Hinnant's algorithms), which the schedule and HTTP dates use too.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const NANOS_PER_SEC: u32 = 1_000_000_000;
 const SECS_PER_DAY: i64 = 86_400;
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
 
 /// `time` as Go's `RFC3339Nano` in UTC: up to nine fractional digits, trailing zeros dropped.
 pub fn rfc3339_nano(time: SystemTime) -> String {
@@ -231,29 +228,6 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// RFC 9110 §5.6.7 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`, to seconds since the epoch
-/// (the obsolete RFC 850 and asctime forms are not taken; dates before 1970 give `None`).
-pub fn parse_imf_fixdate(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split(' ').collect();
-    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
-        return None;
-    };
-    let month = MONTHS.iter().zip(1..).find(|(m, _)| **m == month)?.1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, sec] = hms[..] else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,26 +315,5 @@ mod tests {
             -(9 * 3600 + 1800),
         );
         assert_eq!(out, "2026-03-28T15:30:01.5-09:30");
-    }
-
-    #[test]
-    fn imf_fixdate_is_read_and_other_forms_are_not() {
-        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_imf_fixdate("Tue, 29 Feb 2000 12:00:00 GMT"),
-            Some(951_825_600)
-        );
-        assert_eq!(
-            parse_imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        for bad in [
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
-            "Sun, 06 Nov 1994 08:49:37 UTC",
-            "Sun, 06 Nov 1969 08:49:37 GMT",
-        ] {
-            assert_eq!(parse_imf_fixdate(bad), None, "{bad}");
-        }
     }
 }

@@ -7,6 +7,7 @@
 mod agent;
 mod buffers;
 mod credentials;
+mod date;
 mod head;
 mod resolve;
 mod retry;

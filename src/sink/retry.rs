@@ -154,15 +154,18 @@ pub fn jitter() -> f64 {
     0.8 + 0.4 * f64::from(u16::from_le_bytes(b)) / 65_536.0
 }
 
-/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an IMF-fixdate relative to `now`.
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP date (any of its three forms)
+/// relative to `now`; a date past is no wait.
 fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = crate::time::parse_imf_fixdate(value)?;
-    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
+    let at = super::date::parse_http_date(value)?;
+    let now = i64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()?;
+    Some(Duration::from_secs(
+        u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+    ))
 }
 
 #[cfg(test)]
@@ -205,12 +208,21 @@ mod tests {
             parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
             Some(Duration::ZERO)
         );
+        // The obsolete forms too, as Go's net/http reads them.
+        for date in ["Sunday, 06-Nov-94 08:49:40 GMT", "Sun Nov  6 08:49:40 1994"] {
+            assert_eq!(
+                parse_retry_after(date, now),
+                Some(Duration::from_secs(3)),
+                "{date}"
+            );
+        }
         for bad in [
             "",
             "-1",
             "soon",
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sat, 31 Feb 2026 08:49:37 GMT",
         ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad}");
         }

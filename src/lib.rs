@@ -143,24 +143,34 @@ pub fn send_beats(config: &Config) -> i32 {
         template: &template,
         waiter: &waiter,
     };
-    let (status, flush) = match beats(&config.beats, config.count, &run, report) {
-        Ok(undelivered) => {
+    let ended = beats(&config.beats, config.count, &run, report);
+    let flush = match ended.stop {
+        None => {
             sender.quit_sidecar();
-            let status = if undelivered == 0 {
-                0
-            } else {
-                EXIT_UNDELIVERED
-            };
-            (status, FLUSH_BUDGET)
+            FLUSH_BUDGET
         }
-        Err(stop) => {
+        Some(stop) => {
             log::line(format_args!("{}: stopping", stop.name()));
-            (0, STOP_FLUSH_BUDGET)
+            STOP_FLUSH_BUDGET
         }
+    };
+    // A run of `count` events fails when one of them was not acknowledged, stopped or not; a
+    // run without end is ended by a stop signal, which is its normal end.
+    let status = if config.count.is_some() && ended.undelivered > 0 {
+        EXIT_UNDELIVERED
+    } else {
+        0
     };
     waiter.drain();
     waiter.flush_idle(Instant::now() + flush);
     status
+}
+
+/// How the loop ended: the events that were not delivered, and the stop signal that ended it,
+/// if one did (else `count` events were sent).
+struct Ended {
+    undelivered: u64,
+    stop: Option<Stop>,
 }
 
 /// What the loop runs on: the sender, the event template, the one waiter.
@@ -170,21 +180,19 @@ struct Run<'a> {
     waiter: &'a Waiter,
 }
 
-/// The loop: claim a beat, wait for it, build the event, deliver it. Returns how many events
-/// were not delivered once `count` were sent, or the stop signal that ended it.
-fn beats(
-    beats: &Beats,
-    count: Option<u64>,
-    run: &Run,
-    report: &mut dyn Report,
-) -> Result<u64, Stop> {
+/// The loop: claim a beat, wait for it, build the event, deliver it, until `count` events were
+/// sent or a stop signal ends it.
+fn beats(beats: &Beats, count: Option<u64>, run: &Run, report: &mut dyn Report) -> Ended {
     let Run {
         sender,
         template,
         waiter,
     } = *run;
     let mut schedule = Schedule::new(&beats.timing, &beats.zone, Instant::now());
-    let mut undelivered = 0u64;
+    let mut ended = Ended {
+        undelivered: 0,
+        stop: None,
+    };
     let mut last_send = Duration::ZERO;
     let mut ids = Ids::default();
     for sequence in 1u64.. {
@@ -194,7 +202,10 @@ fn beats(
             log_skipped(claim.skipped, last_send, spent, claim.interval);
             report.skipped(claim.skipped);
         }
-        sleep_until(waiter, claim.due)?;
+        if let Err(stop) = sleep_until(waiter, claim.due) {
+            ended.stop = Some(stop);
+            return ended;
+        }
         let last = count == Some(sequence);
         let give_up_at = if last {
             None
@@ -202,23 +213,24 @@ fn beats(
             schedule.next_due(Instant::now(), SystemTime::now())
         };
         let started = Instant::now();
-        let outcome = match template.event(sequence, SystemTime::now(), &mut ids) {
-            Ok(event) => deliver(sender, &event, sequence, give_up_at, report)?,
+        let (outcome, stop) = match template.event(sequence, SystemTime::now(), &mut ids) {
+            Ok(event) => deliver(sender, &event, sequence, give_up_at, report),
             Err(error) => {
                 log::line(format_args!(
                     "event {sequence} not built: no randomness for its id: {error}"
                 ));
                 report.end_event(Outcome::Failed);
-                Outcome::Failed
+                (Outcome::Failed, None)
             }
         };
         last_send = started.elapsed();
-        undelivered += u64::from(outcome != Outcome::Delivered);
-        if last {
-            return Ok(undelivered);
+        ended.undelivered += u64::from(outcome != Outcome::Delivered);
+        if stop.is_some() || last {
+            ended.stop = stop;
+            return ended;
         }
     }
-    Ok(undelivered)
+    ended
 }
 
 /// How often a sleep until a wall-clock time looks at the clock again, so that a step of the
@@ -240,37 +252,41 @@ fn sleep_until(waiter: &Waiter, due: Due) -> Result<(), Stop> {
     }
 }
 
-/// Delivers event `sequence` and logs how that ended, or returns the stop signal that
-/// interrupted its retries.
+/// Delivers event `sequence` and logs how that ended, in one line whatever the end: with the
+/// stop signal that interrupted its retries, if one did.
 fn deliver(
     sender: &Sender,
     event: &Event,
     sequence: u64,
     give_up_at: Option<Instant>,
     report: &mut dyn Report,
-) -> Result<Outcome, Stop> {
+) -> (Outcome, Option<Stop>) {
     report.start_event(event);
     let id = &event.id;
-    let outcome = match sender.deliver(event, give_up_at, report) {
+    let (outcome, stop) = match sender.deliver(event, give_up_at, report) {
         Delivery::Acked { status, attempts } => {
             log::line(format_args!(
                 "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"
             ));
-            Outcome::Delivered
+            (Outcome::Delivered, None)
         }
         Delivery::Failed { reason, attempts } => {
             log::line(format_args!(
                 "event {sequence} id {id} failed: {reason}, {attempts} attempt(s)"
             ));
-            Outcome::Failed
+            (Outcome::Failed, None)
         }
-        Delivery::Stopped(stop) => {
-            report.end_event(Outcome::Failed);
-            return Err(stop);
+        Delivery::Stopped { stop, attempts } => {
+            log::line(format_args!(
+                "event {sequence} id {id} not delivered: stopped by {} after {attempts} \
+                 attempt(s)",
+                stop.name()
+            ));
+            (Outcome::Failed, Some(stop))
         }
     };
     report.end_event(outcome);
-    Ok(outcome)
+    (outcome, stop)
 }
 
 /// Says why due times passed without an event: what held the thread (the previous send, and

@@ -68,21 +68,42 @@ fn sigint_while_sleeping_exits_zero() {
     stops_within(libc::SIGINT, Duration::from_millis(500));
 }
 
+/// Issue 33: a ONE_SHOT Job whose deadline stops it while its event is retrying ended 0, with no
+/// line for the event. The event's line now says it was not delivered, and the exit is 3.
 #[test]
-fn sigterm_during_backoff_exits_zero_at_once() {
+fn sigterm_during_backoff_ends_at_once_and_a_one_shot_event_not_delivered_exits_3() {
     let sink = Sink::start(vec![Reply::Status(503, vec![("retry-after", "20".into())])]);
     let running = Running::start(heartbeats_to(&sink).env("ONE_SHOT", "true"));
     sink.expect();
+    running.wait_until_sleeping();
     let sent = Instant::now();
     running.signal(libc::SIGTERM);
     let f = running.finish(Duration::from_secs(5));
-    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    f.assert_logged("not delivered: stopped by SIGTERM after 1 attempt(s)");
     assert!(
         sent.elapsed() < Duration::from_millis(500),
         "{:?}",
         sent.elapsed()
     );
     assert!(sink.drain().is_empty(), "retried after SIGTERM");
+}
+
+/// A `--count` run stopped between beats after an event that failed ends 3 too (it ended 0):
+/// not every event sent was acknowledged. One stopped before any failure ends 0.
+#[test]
+fn a_count_run_stopped_after_a_failed_event_exits_3_and_after_delivered_ones_0() {
+    for (first, code) in [(400, 3), (200, 0)] {
+        let sink = Sink::start(vec![status(first)]);
+        let running = Running::start(heartbeats_to(&sink).args(["--count=3", "--period=10s"]));
+        sink.expect();
+        running.line_containing("event 1 id");
+        running.wait_until_sleeping();
+        running.signal(libc::SIGTERM);
+        let f = running.finish(Duration::from_secs(5));
+        assert_eq!(f.code(), Some(code), "after {first}: {}", f.stderr);
+        f.assert_logged("SIGTERM: stopping");
+    }
 }
 
 #[test]

@@ -212,6 +212,8 @@ fn a_bad_file_in_a_trust_bundle_is_skipped_with_a_warning_and_the_rest_trusted()
     std::fs::write(bundles.join("team-a/ca.crt"), ca).unwrap();
     let bad = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
     std::fs::write(bundles.join("team-b/ca.crt"), bad).unwrap();
+    // A file named as certificates that holds none (a ConfigMap key left empty).
+    std::fs::write(bundles.join("team-b/next.pem"), "").unwrap();
     let f = run(heartbeats()
         .env("K_SINK", https_url(&sink))
         .env("HEARTBEATS_TRUST_BUNDLE_DIR", bundles.path())
@@ -221,6 +223,10 @@ fn a_bad_file_in_a_trust_bundle_is_skipped_with_a_warning_and_the_rest_trusted()
     f.assert_logged(&format!(
         "warning: trust bundle file {} skipped: PEM block 1 (CERTIFICATE): not valid base64",
         bundles.join("team-b/ca.crt").display()
+    ));
+    f.assert_logged(&format!(
+        "warning: trust bundle file {} skipped: no PEM block found",
+        bundles.join("team-b/next.pem").display()
     ));
 }
 

@@ -24,16 +24,14 @@ pub fn source_and_type(
         Some(source) => source,
         None => default_source(env)?,
     };
-    let event_type = event_type
-        .as_deref()
-        .unwrap_or(DEFAULT_TYPE)
-        .trim()
-        .to_owned();
+    let given = event_type.as_deref().unwrap_or(DEFAULT_TYPE);
+    let event_type = given.trim().to_owned();
     if event_type.is_empty() {
+        // The value as given, not as trimmed: `"  "` says what was wrong with it.
         return Err(Error::invalid(
             named(flags::TYPE),
-            "",
-            "ce-type must not be empty",
+            given,
+            "ce-type must not be empty (surrounding whitespace is trimmed)",
         ));
     }
     for (name, value) in [(flags::SOURCE, &source), (flags::TYPE, &event_type)] {
@@ -117,6 +115,15 @@ mod tests {
             assert!(error.ends_with("longer than 4096 bytes"), "{error}");
             assert!(sinked(&[&format!("{flag}={}", "s".repeat(4096))]).is_ok());
         }
+    }
+
+    #[test]
+    fn an_event_type_of_only_whitespace_is_refused_as_given() {
+        let error = sinked(&["--eventType=  \t"]).unwrap_err().to_string();
+        assert!(
+            error.starts_with("invalid --eventType \"  \\t\": ce-type must not be empty"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -59,8 +59,8 @@ pub enum Delivery {
     Acked { status: u16, attempts: u32 },
     /// Given up after `attempts` attempts; `reason` says why, for the log.
     Failed { reason: String, attempts: u32 },
-    /// This stop signal arrived while waiting to retry.
-    Stopped(Stop),
+    /// This stop signal arrived while waiting to retry, after `attempts` attempts.
+    Stopped { stop: Stop, attempts: u32 },
 }
 
 /// Sends events to the sink over one keep-alive agent.
@@ -202,7 +202,7 @@ impl Sender {
             {
                 // A lookup or a connect ended by the signal, or an exchange that failed while it
                 // waited: stop here rather than retry.
-                return Delivery::Stopped(stop);
+                return Delivery::Stopped { stop, attempts };
             }
             let (reason, retry_after) = match attempt {
                 Attempt::Ack(status) => return Delivery::Acked { status, attempts },
@@ -223,7 +223,7 @@ impl Sender {
                 return Delivery::Failed { reason, attempts };
             }
             if let Err(stop) = self.waiter.sleep_until(Some(retry_at)) {
-                return Delivery::Stopped(stop);
+                return Delivery::Stopped { stop, attempts };
             }
         }
     }

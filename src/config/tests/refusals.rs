@@ -57,7 +57,7 @@ fn every_bad_value_names_its_flag_or_variable() {
             &[(TLS_MIN_VERSION, "1.1"), (K_SINK, HTTPS)],
             "invalid TLS_MIN_VERSION \"1.1\"",
         ),
-        (&["--eventType=  "], &[], "invalid --eventType"),
+        (&["--eventType=  "], &[], "invalid --eventType \"  \""),
         (&[], &[(K_SINK, "ftp://h/")], "invalid K_SINK \"ftp://h/\""),
         (&[], &[(K_SINK, "/relative")], "invalid K_SINK"),
         (&[], &[(K_SINK, "http://")], "invalid K_SINK"),

@@ -148,6 +148,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// Whether the name of the file at `path` says it holds certificates (`.pem`, `.crt`, `.cer`).
+fn named_as_certificates(path: &Path) -> bool {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    ["pem", "crt", "cer"]
+        .iter()
+        .any(|known| extension.eq_ignore_ascii_case(known))
+}
+
 /// The walk of a trust bundle directory: every PEM file below it, recursively. Kubernetes'
 /// `..data`-style entries are skipped (the visible names link to the same files), and each
 /// directory is entered once however many symlinks lead to it, so a link loop cannot make the
@@ -237,7 +248,10 @@ impl BundleWalk<'_> {
                     .and_then(|pem| {
                         if find(&pem, b"-----BEGIN ").is_some() {
                             add_pem(self.roots, &pem)
+                        } else if named_as_certificates(path) {
+                            Err("no PEM block found".to_owned())
                         } else {
+                            // Not a file of certificates (a README): nothing to say.
                             Ok(0)
                         }
                     })
@@ -353,11 +367,18 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("bundle/good.pem"), ca_pem()).unwrap();
         std::fs::write(dir.join("README"), "not a certificate").unwrap();
-        let (added, warnings) = roots(None, dir.path());
+        // Named as certificates, holding none (issue 33: this was silent).
+        std::fs::write(dir.join("bundle/empty.CRT"), "").unwrap();
+        let (added, mut warnings) = roots(None, dir.path());
         assert_eq!(added, Ok(webpki_roots::TLS_SERVER_ROOTS.len() + 1));
-        let [warning] = &warnings[..] else {
+        warnings.sort();
+        let [warning, empty] = &warnings[..] else {
             panic!("{warnings:?}")
         };
+        assert!(
+            empty.ends_with("bundle/empty.CRT skipped: no PEM block found"),
+            "{empty}"
+        );
         assert!(
             warning
                 .ends_with("bundle/bad.pem skipped: PEM block 2 (CERTIFICATE): not valid base64"),

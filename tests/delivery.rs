@@ -240,6 +240,44 @@ fn the_loop_reuses_one_keep_alive_connection() {
     );
 }
 
+/// Issue 33: no sink answer in any test had a body. Bodies are read to their end, by length
+/// or chunked, so that the connection is kept for the next beat.
+#[test]
+fn answers_with_bodies_are_read_and_the_connection_kept() {
+    let text = b"{\"accepted\":true}".to_vec();
+    let sink = Sink::start(vec![
+        Reply::Body(202, text.clone()),
+        Reply::Chunked(
+            200,
+            vec![b"one ".to_vec(), vec![b'x'; 5000], b"three".to_vec()],
+        ),
+        Reply::Body(200, vec![b'y'; 60 * 1024]),
+    ]);
+    let f = run(heartbeats_to(&sink).args(["--count=4", "--period=20ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let requests: Vec<_> = (0..4).map(|_| sink.expect()).collect();
+    let connections: Vec<usize> = requests.iter().map(|r| r.connection).collect();
+    assert_eq!(connections, [0, 0, 0, 0]);
+    assert_eq!(f.stderr.matches("delivered").count(), 4, "{}", f.stderr);
+}
+
+/// The README's promise: a body is read up to 64 KiB; one longer costs the connection (not
+/// the event), and the next beat goes on a new one.
+#[test]
+fn an_answer_body_over_64_kib_costs_the_connection_not_the_event() {
+    let sink = Sink::start(vec![Reply::Body(200, vec![b'z'; 100 * 1024])]);
+    let f = run(heartbeats_to(&sink).args(["--count=2", "--period=20ms"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let (first, second) = (sink.expect(), sink.expect());
+    assert_eq!((first.connection, second.connection), (0, 1));
+    assert_eq!(
+        f.stderr.matches("delivered: HTTP 200").count(),
+        2,
+        "{}",
+        f.stderr
+    );
+}
+
 #[test]
 fn a_sink_named_by_host_name_is_looked_up_and_kept_alive() {
     // `localhost` comes from /etc/hosts: a name, looked up when the connection opens.

@@ -143,6 +143,9 @@ fn one_shot_false_loops_and_one_shot_true_sends_once() {
     let f = run(heartbeats_to(&sink).env("ONE_SHOT", "True"));
     assert_eq!(f.code(), Some(0));
     sink.expect();
+    // The process has ended: whatever it sent has arrived, and it was one request.
+    assert!(sink.drain().is_empty(), "ONE_SHOT sent more than once");
+    let sink = Sink::start(vec![]);
     let running = Running::start(
         heartbeats_to(&sink)
             .env("ONE_SHOT", "0")

@@ -115,6 +115,8 @@ fn loopback_sinks_and_no_proxy_hosts_are_not_proxied() {
     running.signal(libc::SIGTERM);
     let f = running.finish(Duration::from_secs(5));
     f.assert_logged("proxy=none");
+    // Not one connection, not only no request: one cut by SIGTERM would have sent nothing.
+    assert_eq!(proxy.accepted(), 0);
     assert!(proxy.next(Duration::from_millis(50)).is_none());
 }
 

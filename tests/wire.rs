@@ -96,39 +96,113 @@ fn default_event_carries_every_header_once_in_a_fixed_order() {
     assert_eq!(r.body_str(), r#"{"id":1,"label":"hello"}"#);
 }
 
-#[test]
-fn the_go_capture_and_ours_agree_on_every_cloudevents_header() {
+/// One request of `tests/vectors/go-requests.txt` (the Go image's, captured raw): its request
+/// line, its headers as (lower-case name, value) and its body.
+fn go_request(number: usize) -> (String, Vec<(String, String)>, String) {
     let capture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/go-requests.txt"
     ))
     .expect("tests/vectors/go-requests.txt");
-    // The second capture: no overrides, no --msg.
-    let go = capture.split("# 2)").nth(1).expect("second capture");
-    let go_header = |name: &str| -> String {
-        go.lines()
-            .find_map(|l| {
-                l.split_once(": ")
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.to_owned())
-            })
-            .unwrap_or_else(|| panic!("{name} in the Go capture"))
-    };
-    let (r, _) = one_event(&["--label=hello"], &[]);
-    for name in [
-        "ce-specversion",
-        "ce-source",
-        "ce-type",
-        "ce-the",
-        "ce-heart",
-        "ce-beats",
-        "content-type",
-        "content-length",
-    ] {
-        assert_eq!(r.header(name), go_header(name), "{name}");
+    let text = capture
+        .split(&format!("# {number})"))
+        .nth(1)
+        .expect("that capture");
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("POST "));
+    let request_line = lines.next().expect("a request line").to_owned();
+    let headers = lines
+        .by_ref()
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(": ").expect("name: value");
+            (n.to_ascii_lowercase(), v.to_owned())
+        })
+        .collect();
+    let body = lines.next().expect("a body").to_owned();
+    (request_line, headers, body)
+}
+
+/// Issue 33: our whole request against the Go image's, captured with the same flags and
+/// variables. Header order and the case of names carry no meaning in HTTP; everything else must
+/// be the same bytes, but for the fields that must differ: the sink's port in `host`, the
+/// client in `user-agent`, the event's own `ce-id` and `ce-time`, and what each client says it
+/// takes (`accept-encoding: gzip` from Go, `accept: */*` from ureq).
+#[test]
+fn a_whole_request_is_the_go_images_but_for_the_fields_that_must_differ() {
+    type Case<'a> = (usize, &'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 2] = [
+        (
+            1,
+            &["--label=hello", "--msg=hi"],
+            &[(
+                "K_CE_OVERRIDES",
+                r#"{"extensions":{"heart":"no","extra":"with space \"quote\" 100% ünï"}}"#,
+            )],
+        ),
+        (2, &["--label=hello"], &[]),
+    ];
+    for (number, args, env) in cases {
+        let (go_line, go_headers, go_body) = go_request(number);
+        let (r, f) = one_event(args, env);
+        assert_eq!(f.code(), Some(0), "{}", f.stderr);
+        assert_eq!(format!("{} {} HTTP/1.1", r.method, r.path), go_line);
+        let differ = [
+            "host",
+            "user-agent",
+            "ce-id",
+            "ce-time",
+            "accept-encoding",
+            "accept",
+        ];
+        let kept = |headers: &[(String, String)]| {
+            let mut kept: Vec<(String, String)> = headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .filter(|(n, _)| !differ.contains(&n.as_str()))
+                .collect();
+            kept.sort();
+            kept
+        };
+        assert_eq!(kept(&r.headers), kept(&go_headers), "capture {number}");
+        assert_eq!(r.body_str(), go_body, "capture {number}");
+        // The fields that differ are there, with the values they must have.
+        assert!(r.header("host").starts_with("127.0.0.1:"));
+        assert!(r.header("user-agent").starts_with("heartbeats/"));
+        assert!(is_uuid_v4(r.header("ce-id")));
+        assert!(is_rfc3339_utc(r.header("ce-time")));
+        assert_eq!(r.header("accept"), "*/*");
+        assert!(!r.has_header("accept-encoding"));
     }
-    let go_body = go.lines().find(|l| l.starts_with('{')).unwrap();
-    assert_eq!(r.body_str(), go_body);
+}
+
+/// The test sink reads requests as strictly as a careful server: what it refuses, a test sees.
+#[test]
+fn the_test_sink_refuses_a_request_a_strict_server_would() {
+    use std::io::Write;
+    let cases: [(&[u8], &str); 5] = [
+        (
+            b"POST / HTTP/1.1\nhost: x\ncontent-length: 0\n\n",
+            "bare LF",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            "transfer-encoding",
+        ),
+        (b"POST / HTTP/1.1\r\nhost:x\r\n\r\n", "not `name: value`"),
+        (
+            b"POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\nx",
+            "content-length",
+        ),
+        (b"POST / HTTP/1.1\r\nbad header\r\n\r\n", "httparse refused"),
+    ];
+    for (bytes, problem) in cases {
+        let sink = Sink::start(vec![]);
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", sink.port)).unwrap();
+        stream.write_all(bytes).unwrap();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.expect()));
+        let message = refused.expect_err("refused").downcast::<String>().unwrap();
+        assert!(message.contains(problem), "{problem}: {message}");
+    }
 }
 
 #[test]

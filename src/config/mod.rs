@@ -44,6 +44,10 @@ pub(crate) const POD_NAME: &str = "POD_NAME";
 pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
 pub const HOSTNAME: &str = "HOSTNAME";
 pub const ONE_SHOT: &str = "ONE_SHOT";
+/// For tests: Istio's sidecar always listens on [`ISTIO_PORT`].
+pub const HEARTBEATS_ISTIO_PORT: &str = "HEARTBEATS_ISTIO_PORT";
+/// Where Istio's sidecar takes `POST /quitquitquit`.
+pub const ISTIO_PORT: u16 = 15020;
 
 pub const DEFAULT_TYPE: &str = "dev.knative.eventing.samples.heartbeat";
 pub const DEFAULT_SOURCE_PREFIX: &str = "https://knative.dev/eventing-contrib/cmd/heartbeats/#";
@@ -91,6 +95,9 @@ pub struct SinkSettings {
     pub(crate) trust: Trust,
     /// Where host names are looked up (the variables are for tests).
     pub(crate) names: NameService,
+    /// The Istio sidecar's port on 127.0.0.1, asked to quit after ONE_SHOT/`--count`: 15020
+    /// (env `HEARTBEATS_ISTIO_PORT`, for tests).
+    pub(crate) sidecar_port: u16,
 }
 
 impl fmt::Display for SinkSettings {
@@ -234,6 +241,7 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
             tls,
             trust: Trust::from_env(env, extra_ca)?,
             names: NameService::from_env(env)?,
+            sidecar_port: names::port(env, HEARTBEATS_ISTIO_PORT, ISTIO_PORT)?,
         },
         observability,
         count,

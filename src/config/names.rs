@@ -1,6 +1,7 @@
 //! Where host names are looked up: `/etc/resolv.conf` and `/etc/hosts`, and name servers on
 //! port 53. Knative always has them there; the variables exist for tests, which point the
-//! resolver at a name server of their own on a loopback address.
+//! resolver at a name server of their own on a loopback address (and, the same way, move the
+//! Istio sidecar's port).
 
 use std::path::PathBuf;
 
@@ -24,20 +25,22 @@ impl NameService {
         let path = |name: &str, default: &str| -> Result<PathBuf, Error> {
             Ok(PathBuf::from(env.get(name)?.as_deref().unwrap_or(default)))
         };
-        let port = match env.get(HEARTBEATS_DNS_PORT)? {
-            None => 53,
-            Some(text) => text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                Error::invalid(
-                    HEARTBEATS_DNS_PORT,
-                    &text,
-                    "expected a port from 1 to 65535",
-                )
-            })?,
-        };
         Ok(NameService {
             resolv_conf: path(HEARTBEATS_RESOLV_CONF, "/etc/resolv.conf")?,
             hosts: path(HEARTBEATS_HOSTS, "/etc/hosts")?,
-            port,
+            port: port(env, HEARTBEATS_DNS_PORT, 53)?,
         })
+    }
+}
+
+/// The port variable `name` (for tests), else `default`.
+pub fn port(env: Env, name: &str, default: u16) -> Result<u16, Error> {
+    match env.get(name)? {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Error::invalid(name, &text, "expected a port from 1 to 65535")),
     }
 }

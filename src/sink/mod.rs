@@ -35,8 +35,6 @@ use resolve::Resolver;
 use retry::{Attempt, MAX_RETRIES};
 use token::{Token, TokenFile};
 
-/// Istio's sidecar shutdown endpoint; an IP literal, since a scratch image has no `/etc/hosts`.
-pub const ISTIO_QUIT_URL: &str = "http://127.0.0.1:15020/quitquitquit";
 /// Headers a request carries besides the extensions: ours, the token, `traceparent`, ureq's.
 const HEADER_ROOM: usize = 16;
 
@@ -85,6 +83,9 @@ pub struct Sender {
     /// The longest line of the request about to go out: its connection's output buffer.
     room: LineRoom,
     waiter: Arc<Waiter>,
+    /// Istio's sidecar shutdown endpoint; an IP literal, since a scratch image has no
+    /// `/etc/hosts`.
+    quit_url: String,
 }
 
 impl Sender {
@@ -147,6 +148,7 @@ impl Sender {
             fixed_headers,
             room,
             waiter,
+            quit_url: format!("http://127.0.0.1:{}/quitquitquit", settings.sidecar_port),
         })
     }
 
@@ -290,7 +292,7 @@ impl Sender {
     pub fn quit_sidecar(&self) {
         let request = self
             .agent
-            .post(ISTIO_QUIT_URL)
+            .post(&self.quit_url)
             .config()
             .timeout_global(Some(Duration::from_secs(1)))
             .build();
@@ -299,7 +301,8 @@ impl Sender {
             Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
             Err(ureq::Error::ConnectionFailed) => {}
             Err(e) => crate::log::line(format_args!(
-                "could not reach the Istio sidecar at {ISTIO_QUIT_URL}: {e}"
+                "could not reach the Istio sidecar at {}: {e}",
+                self.quit_url
             )),
         }
     }

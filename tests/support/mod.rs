@@ -15,14 +15,20 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
 
-/// The real binary with a cleared environment: only POD_NAME/POD_NAMESPACE, and a token path
-/// that does not exist (so the machine's own `/oidc/token`, if any, cannot leak in).
+/// Where no test's Istio sidecar listens: the ONE_SHOT and `--count` runs of every test ask it to
+/// quit, and find nothing there (tests/istio.rs moves it to a sidecar of its own).
+pub const NO_SIDECAR_PORT: &str = "1";
+
+/// The real binary with a cleared environment: only POD_NAME/POD_NAMESPACE, a token path that
+/// does not exist (so the machine's own `/oidc/token`, if any, cannot leak in), and the Istio
+/// sidecar moved off the machine's real port 15020.
 pub fn heartbeats() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_heartbeats"));
     command
         .env_clear()
         .env("POD_NAME", "example-pod")
         .env("POD_NAMESPACE", "event-test")
+        .env("HEARTBEATS_ISTIO_PORT", NO_SIDECAR_PORT)
         .arg("--oidc-token-file=/nonexistent/heartbeats/token")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

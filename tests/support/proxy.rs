@@ -5,6 +5,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::Duration;
@@ -21,6 +23,8 @@ pub struct Asked {
 pub struct FakeProxy {
     pub port: u16,
     asked: Receiver<Asked>,
+    /// Connections accepted, counted as they are accepted (before anything is read).
+    accepted: Arc<AtomicUsize>,
 }
 
 impl FakeProxy {
@@ -29,14 +33,21 @@ impl FakeProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
         let (tx, asked) = mpsc::channel();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
                 let (tx, names) = (tx.clone(), names.clone());
                 thread::spawn(move || serve(client, &names, &tx));
             }
         });
-        FakeProxy { port, asked }
+        FakeProxy {
+            port,
+            asked,
+            accepted,
+        }
     }
 
     /// A proxy that answers every request head with `answer` as it is, then closes the
@@ -45,9 +56,12 @@ impl FakeProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
         let (tx, asked) = mpsc::channel();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
                 let (tx, answer) = (tx.clone(), answer.clone());
                 thread::spawn(move || {
                     let mut reader = BufReader::new(client.try_clone().unwrap());
@@ -64,12 +78,21 @@ impl FakeProxy {
                 });
             }
         });
-        FakeProxy { port, asked }
+        FakeProxy {
+            port,
+            asked,
+            accepted,
+        }
     }
 
     /// `http://127.0.0.1:port`, with `userinfo@` when given.
     pub fn url(&self, userinfo: &str) -> String {
         format!("http://{userinfo}127.0.0.1:{}", self.port)
+    }
+
+    /// How many connections it has accepted.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// What the next connection asked, waiting at most `timeout`.

@@ -34,6 +34,10 @@ pub enum Reply {
     /// Send these bytes as the answer, written in pieces of at most the given size (so a head
     /// can arrive split anywhere), and keep the connection.
     Raw(Vec<u8>, usize),
+    /// This status with this body (and its `content-length`), keeping the connection.
+    Body(u16, Vec<u8>),
+    /// This status with a chunked body of these chunks, keeping the connection.
+    Chunked(u16, Vec<Vec<u8>>),
 }
 
 pub fn status(code: u16) -> Reply {
@@ -52,6 +56,8 @@ pub struct Request {
     pub at: Instant,
     /// Which connection (in accept order, from 0) carried it.
     pub connection: usize,
+    /// What was wrong with it, read strictly (see `read_request`); empty for a good request.
+    pub problems: Vec<String>,
 }
 
 impl Request {
@@ -136,9 +142,15 @@ impl Sink {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
-    /// The next request, waiting at most `timeout`.
+    /// The next request, waiting at most `timeout`; it must have been well-formed.
     pub fn next(&self, timeout: Duration) -> Option<Request> {
-        self.requests.recv_timeout(timeout).ok()
+        let request = self.requests.recv_timeout(timeout).ok()?;
+        assert!(
+            request.problems.is_empty(),
+            "a malformed request: {:?}",
+            request.problems
+        );
+        Some(request)
     }
 
     /// The next request, which must come within 10 s.
@@ -147,9 +159,13 @@ impl Sink {
             .expect("a request at the sink within 10 s")
     }
 
-    /// Every request received so far, without waiting.
+    /// Every request received so far, without waiting; each must have been well-formed.
     pub fn drain(&self) -> Vec<Request> {
-        self.requests.try_iter().collect()
+        let requests: Vec<Request> = self.requests.try_iter().collect();
+        for request in &requests {
+            assert!(request.problems.is_empty(), "{:?}", request.problems);
+        }
+        requests
     }
 
     pub fn push(&self, reply: Reply) {
@@ -168,6 +184,11 @@ fn serve<S: Read + Write>(
         let Some(request) = read_request(&mut reader, id) else {
             return;
         };
+        if !request.problems.is_empty() {
+            // Reported to the test; the connection is not answered.
+            let _ = tx.send(request);
+            return;
+        }
         let reply = script.lock().unwrap().pop_front().unwrap_or(status(200));
         let _ = tx.send(request);
         let stream = reader.get_mut();
@@ -225,6 +246,37 @@ fn serve<S: Read + Write>(
                     }
                 }
             }
+            Reply::Body(code, body) => {
+                let head = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let answer = [head.as_bytes(), &body].concat();
+                if stream
+                    .write_all(&answer)
+                    .and_then(|_| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Reply::Chunked(code, chunks) => {
+                let mut answer =
+                    format!("HTTP/1.1 {code} X\r\ntransfer-encoding: chunked\r\n\r\n").into_bytes();
+                for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+                    answer.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    answer.extend_from_slice(chunk);
+                    answer.extend_from_slice(b"\r\n");
+                }
+                answer.extend_from_slice(b"0\r\n\r\n");
+                if stream
+                    .write_all(&answer)
+                    .and_then(|_| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
             Reply::Trickle(every) => {
                 for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n" {
                     if stream
@@ -241,30 +293,79 @@ fn serve<S: Read + Write>(
     }
 }
 
+/// The largest request head read: far above anything the sender writes (a 16 KiB token, a
+/// 12 KiB encoded source).
+const MAX_REQUEST_HEAD: usize = 256 * 1024;
+
+/// Reads one request, strictly: every line ends in CRLF; the head is what httparse takes
+/// without its leniencies; each header is `name: value` with one space and the value as sent
+/// (nothing trimmed); one `content-length` and no `transfer-encoding` (the sender never
+/// streams). What breaks a rule is kept in the request's `problems`, which `Sink::next` and
+/// `Sink::expect` refuse: nothing malformed passes a test. `None` at the end of the connection.
 fn read_request<R: BufRead>(reader: &mut R, connection: usize) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        let mut raw = Vec::new();
-        reader.read_until(b'\n', &mut raw).ok()?;
-        let text = String::from_utf8_lossy(&raw)
-            .trim_end_matches(['\r', '\n'])
-            .to_owned();
-        if text.is_empty() {
-            break;
+    let mut head = Vec::new();
+    // The empty line ends the head, however it is (mis)written; the checks below tell.
+    while !head.ends_with(b"\n\r\n") && !head.ends_with(b"\n\n") {
+        let before = head.len();
+        reader.read_until(b'\n', &mut head).ok()?;
+        if head.len() == before {
+            return None;
         }
-        let (name, value) = text.split_once(':')?;
-        headers.push((name.to_owned(), value.trim_start().to_owned()));
+        if head.len() > MAX_REQUEST_HEAD {
+            let problems = vec![format!("a head over {MAX_REQUEST_HEAD} bytes")];
+            return Some(malformed(problems, connection));
+        }
     }
-    let length = headers
+    let mut problems = Vec::new();
+    let bare_lf = head
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.parse().unwrap_or(0));
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'));
+    if bare_lf {
+        problems.push("a line ended by a bare LF".to_owned());
+    }
+    let mut parsed = [httparse::EMPTY_HEADER; 256];
+    let mut request = httparse::Request::new(&mut parsed);
+    match request.parse(&head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        other => problems.push(format!("httparse refused the head: {other:?}")),
+    }
+    let method = request.method.unwrap_or_default().to_owned();
+    let path = request.path.unwrap_or_default().to_owned();
+    if request.version != Some(1) {
+        problems.push(format!("not HTTP/1.1: {:?}", request.version));
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut headers = Vec::new();
+    for line in text.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        match line.split_once(": ") {
+            Some((name, value)) if !name.is_empty() && !name.contains(' ') => {
+                headers.push((name.to_owned(), value.to_owned()));
+            }
+            _ => problems.push(format!("not `name: value`: {line:?}")),
+        }
+    }
+    let named = |name: &str| {
+        headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    if !named("transfer-encoding").is_empty() {
+        problems.push("a transfer-encoding".to_owned());
+    }
+    let length = match named("content-length")[..] {
+        [] => 0,
+        [one] => one.parse().unwrap_or_else(|_| {
+            problems.push(format!("content-length {one:?}"));
+            0
+        }),
+        ref many => {
+            problems.push(format!("content-length {many:?}"));
+            0
+        }
+    };
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Request {
@@ -274,7 +375,21 @@ fn read_request<R: BufRead>(reader: &mut R, connection: usize) -> Option<Request
         body,
         at: Instant::now(),
         connection,
+        problems,
     })
+}
+
+/// A request that could not be read, with what was wrong.
+fn malformed(problems: Vec<String>, connection: usize) -> Request {
+    Request {
+        method: String::new(),
+        path: String::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        at: Instant::now(),
+        connection,
+        problems,
+    }
 }
 
 /// A CA and a server certificate for `127.0.0.1` signed by it: (CA PEM, server TLS config).

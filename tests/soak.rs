@@ -15,6 +15,32 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// The default retries in real time, once: 40 ms doubling with ±20 % jitter, ten retries, about
+/// 41 s in all, then the event given up (the suite shortens the waits with `--backoff-delay`).
+#[test]
+#[ignore = "41 s of real backoff; run with `just soak`"]
+fn the_default_retries_take_about_41_seconds() {
+    let sink = Sink::start((0..11).map(|_| status(504)).collect());
+    let started = Instant::now();
+    let f = Running::start(heartbeats_to(&sink).env("ONE_SHOT", "true"))
+        .finish(Duration::from_secs(90));
+    let took = started.elapsed();
+    assert_eq!(f.code(), Some(3), "{}", f.stderr);
+    let arrivals: Vec<Instant> = (0..11).map(|_| sink.expect().at).collect();
+    assert!(
+        sink.next(Duration::from_millis(200)).is_none(),
+        "a 12th attempt"
+    );
+    // 40.92 s of waits nominally; ±20 % jitter on each.
+    let waited = arrivals[10] - arrivals[0];
+    assert!(
+        waited >= Duration::from_secs(32) && waited < Duration::from_secs(50),
+        "{waited:?}"
+    );
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    f.assert_logged("gave up after 10 retries, 11 attempt(s)");
+}
+
 /// One million beats at 1 ms with random faults (503, dropped connections, closed keep-alive):
 /// RSS and open fds sampled all along (the second half may not rise above the first), scrapes
 /// answered all along, and the sequence checked: each request repeats the previous id (a retry)
@@ -106,7 +132,8 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
     let (scrapes, slowest) = scraper.stop();
     // SAFETY: kill(2) on our own unreaped child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    let status = child.wait().expect("the soak's binary ends");
+    assert!(status.success(), "after SIGTERM: {status:?}");
     println!(
         "soak: {events} events in {requests} requests over {:?}",
         started.elapsed()

@@ -24,10 +24,14 @@ pub const FROM: &str = "from";
 pub const DATA: &str = "data";
 pub const DATA_BASE64: &str = "data-base64";
 pub const CONTENT_TYPE: &str = "content-type";
+pub const RETRY: &str = "retry";
+pub const BACKOFF_POLICY: &str = "backoff-policy";
+pub const BACKOFF_DELAY: &str = "backoff-delay";
+pub const RETRY_AFTER_MAX: &str = "retry-after-max";
 
 /// Every flag that takes a value, with its usage line (`--help`); the others (`-h`, `--help`,
 /// `--version`) stand alone.
-const VALUE_FLAGS: [(&str, &str, &str); 18] = [
+const VALUE_FLAGS: [(&str, &str, &str); 22] = [
     (
         SINK,
         "URL",
@@ -96,6 +100,26 @@ const VALUE_FLAGS: [(&str, &str, &str); 18] = [
         "stop after N events; exit 3 if one was not delivered",
     ),
     (
+        RETRY,
+        "N",
+        "retries after the first attempt, as Knative's delivery.retry [10]",
+    ),
+    (
+        BACKOFF_POLICY,
+        "P",
+        "exponential or linear, as delivery.backoffPolicy [exponential]",
+    ),
+    (
+        BACKOFF_DELAY,
+        "D",
+        "the first retry's wait, ISO 8601 (PT0.2S) or Go duration [40ms]",
+    ),
+    (
+        RETRY_AFTER_MAX,
+        "D",
+        "the longest wait a Retry-After may ask for; 0 ignores it [20.48s]",
+    ),
+    (
         CACERTS,
         "PEM",
         "extra trusted CA certificates, PEM text (env K_CA_CERTS wins)",
@@ -159,6 +183,10 @@ pub struct Flags {
     pub data: Option<String>,
     pub data_base64: Option<String>,
     pub content_type: Option<String>,
+    pub retry: Option<String>,
+    pub backoff_policy: Option<String>,
+    pub backoff_delay: Option<String>,
+    pub retry_after_max: Option<String>,
     /// Arguments that were not flags, skipped: one warning each.
     pub warnings: Vec<String>,
 }
@@ -202,6 +230,10 @@ pub fn read(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, As
             Long(DATA) => &mut flags.data,
             Long(DATA_BASE64) => &mut flags.data_base64,
             Long(CONTENT_TYPE) => &mut flags.content_type,
+            Long(RETRY) => &mut flags.retry,
+            Long(BACKOFF_POLICY) => &mut flags.backoff_policy,
+            Long(BACKOFF_DELAY) => &mut flags.backoff_delay,
+            Long(RETRY_AFTER_MAX) => &mut flags.retry_after_max,
             // Knative's own template renders a missing value as `<no value>`; Go's flag package
             // stops there. Skip it, say so, and read the flags after it.
             Value(stray) => {

@@ -6,6 +6,7 @@
 //! through, the observability config) is tolerated with a warning, never refused.
 
 mod attributes;
+pub(crate) mod delivery;
 mod env;
 pub(crate) mod flags;
 pub(crate) mod goparse;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::event::{Content, EventSettings, HeaderEncoding};
+use delivery::Retries;
 use env::Env;
 pub use env::{Host, Process};
 use flags::{Asked, Flags, named};
@@ -86,6 +88,9 @@ pub struct SinkSettings {
     pub(crate) proxy: Option<Proxy>,
     /// Per-attempt request timeout: env `K_SINK_TIMEOUT`, else `--timeout`; default 10 s.
     pub(crate) timeout: Duration,
+    /// The retries of an event: `--retry`, `--backoff-policy`, `--backoff-delay`,
+    /// `--retry-after-max`; sdk-go's by default.
+    pub(crate) retries: Retries,
     /// OIDC token file: `--oidc-token-file`, default `/oidc/token`.
     pub(crate) token_file: PathBuf,
     /// TLS versions, cipher suites and curves (`TLS_*`).
@@ -109,9 +114,10 @@ impl fmt::Display for SinkSettings {
         };
         write!(
             f,
-            "sink={} timeout={:?} extra_ca={} tls_min={} tls_max={} token_file={} proxy={proxy}",
+            "sink={} timeout={:?} {} extra_ca={} tls_min={} tls_max={} token_file={} proxy={proxy}",
             self.url.shown(),
             self.timeout,
+            self.retries,
             self.trust
                 .extra
                 .as_ref()
@@ -237,6 +243,12 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
             url,
             proxy,
             timeout,
+            retries: delivery::retries(
+                flags.retry,
+                flags.backoff_policy,
+                flags.backoff_delay,
+                flags.retry_after_max,
+            )?,
             token_file: PathBuf::from(flags.token_file.as_deref().unwrap_or(DEFAULT_TOKEN_FILE)),
             tls,
             trust: Trust::from_env(env, extra_ca)?,

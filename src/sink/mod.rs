@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use ureq::Agent;
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 
+use crate::config::delivery::Retries;
 use crate::config::tls::{TlsSettings, Trust};
 use crate::config::{K_SINK, Named, SinkSettings};
 use crate::error::Error;
@@ -32,7 +33,7 @@ use crate::wait::{OnStop, Stop, Waiter};
 use agent::Connections;
 use buffers::LineRoom;
 use resolve::Resolver;
-use retry::{Attempt, MAX_RETRIES};
+use retry::Attempt;
 use token::{Token, TokenFile};
 
 /// Headers a request carries besides the extensions: ours, the token, `traceparent`, ureq's.
@@ -69,6 +70,8 @@ pub struct Sender {
     /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
     basic_auth: Option<HeaderValue>,
     token: RefCell<TokenFile>,
+    /// How many retries, and the waits before them.
+    retries: Retries,
     /// The TLS client configuration: built at start for an https sink, else only when https
     /// exports ask for it ([`Sender::export_agent`]); an http sink alone never reads a
     /// certificate file.
@@ -141,6 +144,7 @@ impl Sender {
             sink: settings.url.uri.clone(),
             basic_auth,
             token: RefCell::new(TokenFile::new(settings.token_file.clone())),
+            retries: settings.retries.clone(),
             tls,
             trust: settings.trust.clone(),
             tls_settings: settings.tls.clone(),
@@ -214,11 +218,12 @@ impl Sender {
                     retry_after,
                 } => (reason, retry_after),
             };
-            if attempts > MAX_RETRIES {
-                let reason = format!("{reason}; gave up after {MAX_RETRIES} retries");
+            let retries = self.retries.retries;
+            if attempts > retries {
+                let reason = format!("{reason}; gave up after {retries} retries");
                 return Delivery::Failed { reason, attempts };
             }
-            let wait = retry::backoff(attempts, retry::jitter(), retry_after);
+            let wait = retry::backoff(&self.retries, attempts, retry::jitter(), retry_after);
             let retry_at = Instant::now() + wait;
             if give_up_at.is_some_and(|end| retry_at > end) {
                 let reason = format!("{reason}; gave up: the next beat is due");

@@ -8,14 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::Body;
 
+use crate::config::delivery::{BackoffPolicy, Retries};
 use crate::log::Bounded;
 
-/// Retries after the first attempt, as sdk-go: 11 attempts in all.
-pub const MAX_RETRIES: u32 = 10;
-/// The first retry's wait; each later one doubles it (40 ms … 20.48 s).
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(40);
-/// The longest a `Retry-After` may make us wait: the last backoff step.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_millis(20_480);
+/// The longest wait before a retry, whatever the policy computes (a linear or exponential
+/// growth over many retries would otherwise wait for years).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
 /// Statuses retried by sdk-go's default policy.
 pub const RETRIED_STATUSES: [u16; 7] = [404, 413, 425, 429, 502, 503, 504];
 /// How much of a response body is read to keep the connection; a longer one closes it.
@@ -134,12 +132,28 @@ pub fn failure(error: &ureq::Error) -> &'static str {
     }
 }
 
-/// The wait before retry number `retry` (from 1): 40 ms doubling, scaled by `jitter` (0.8–1.2),
-/// replaced by the sink's `Retry-After` when that is longer, up to [`MAX_RETRY_AFTER`].
-pub fn backoff(retry: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
-    let computed = FIRST_BACKOFF.mul_f64(f64::from(1u32 << (retry - 1).min(20)) * jitter);
+/// The wait before retry number `retry` (from 1) under `retries`' policy (by default 40 ms
+/// doubling), scaled by `jitter` (0.8–1.2), replaced by the sink's `Retry-After` when that is
+/// longer, up to `retry_after_max` (zero: `Retry-After` is not honoured, as Knative's `PT0S`).
+pub fn backoff(
+    retries: &Retries,
+    retry: u32,
+    jitter: f64,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let factor = match retries.policy {
+        BackoffPolicy::Exponential => {
+            2f64.powi(i32::try_from(retry - 1).unwrap_or(i32::MAX).min(64))
+        }
+        BackoffPolicy::Linear => f64::from(retry),
+    };
+    let computed = Duration::try_from_secs_f64(retries.delay.as_secs_f64() * factor * jitter)
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF);
     match retry_after {
-        Some(asked) if asked > computed => asked.min(MAX_RETRY_AFTER),
+        Some(asked) if asked > computed && !retries.retry_after_max.is_zero() => {
+            asked.min(retries.retry_after_max).max(computed)
+        }
         _ => computed,
     }
 }
@@ -175,6 +189,8 @@ mod tests {
     #[test]
     fn backoff_doubles_from_40ms_and_retry_after_only_lengthens_it() {
         let ms = Duration::from_millis;
+        let sdk_go = Retries::default();
+        let backoff = |retry, jitter, after| backoff(&sdk_go, retry, jitter, after);
         assert_eq!(backoff(1, 1.0, None), ms(40));
         assert_eq!(backoff(2, 1.0, None), ms(80));
         assert_eq!(backoff(10, 1.0, None), ms(20_480));
@@ -182,10 +198,34 @@ mod tests {
         assert_eq!(backoff(1, 1.2, None), ms(48));
         assert_eq!(backoff(1, 1.0, Some(ms(5))), ms(40));
         assert_eq!(backoff(1, 1.0, Some(ms(3000))), ms(3000));
-        assert_eq!(
-            backoff(1, 1.0, Some(Duration::from_secs(3600))),
-            MAX_RETRY_AFTER
-        );
+        assert_eq!(backoff(1, 1.0, Some(Duration::from_secs(3600))), ms(20_480));
+    }
+
+    #[test]
+    fn knatives_policies_and_retry_after_max() {
+        let ms = Duration::from_millis;
+        let linear = Retries {
+            retries: 100,
+            policy: BackoffPolicy::Linear,
+            delay: ms(200),
+            retry_after_max: Duration::ZERO,
+        };
+        let waits: Vec<Duration> = (1..=4).map(|n| backoff(&linear, n, 1.0, None)).collect();
+        assert_eq!(waits, [ms(200), ms(400), ms(600), ms(800)]);
+        // A zero maximum: Retry-After is not honoured (Knative's PT0S).
+        assert_eq!(backoff(&linear, 1, 1.0, Some(ms(5000))), ms(200));
+        let exponential = Retries {
+            policy: BackoffPolicy::Exponential,
+            retry_after_max: ms(1000),
+            ..linear
+        };
+        let waits: Vec<Duration> = (1..=4)
+            .map(|n| backoff(&exponential, n, 1.0, None))
+            .collect();
+        assert_eq!(waits, [ms(200), ms(400), ms(800), ms(1600)]);
+        assert_eq!(backoff(&exponential, 1, 1.0, Some(ms(5000))), ms(1000));
+        // However many retries, no wait is longer than a day.
+        assert_eq!(backoff(&exponential, 90, 1.0, None), MAX_BACKOFF);
     }
 
     #[test]

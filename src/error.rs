@@ -7,8 +7,12 @@ use std::fmt;
 pub const EXIT_CONFIG: i32 = 1;
 /// Exit status for a malformed command line (unknown flag, missing value).
 pub const EXIT_USAGE: i32 = 2;
-/// Exit status when `ONE_SHOT`/`--count` ended with an event the sink did not acknowledge.
+/// Exit status when `ONE_SHOT`/`--count` ended with an event that reached neither the sink nor
+/// a dead-letter sink.
 pub const EXIT_UNDELIVERED: i32 = 3;
+/// Exit status when `ONE_SHOT`/`--count` ended with every event delivered, some of them only to
+/// the dead-letter sink.
+pub const EXIT_DEAD_LETTERED: i32 = 4;
 
 /// Values longer than this are cut in messages, so that the error stays one readable line.
 const SHOWN_VALUE_CHARS: usize = 120;
@@ -39,6 +43,9 @@ pub enum Error {
 }
 
 impl Error {
+    // Cold and out of line: a refusal is built in one place, not at each of its many callers.
+    #[cold]
+    #[inline(never)]
     pub fn invalid(name: impl Into<String>, value: &str, expected: impl Into<String>) -> Self {
         Error::Invalid {
             name: name.into(),
@@ -47,6 +54,8 @@ impl Error {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub fn unusable(name: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Unusable {
             name: name.into(),

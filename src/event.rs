@@ -87,7 +87,26 @@ pub struct EventSettings {
     pub encoding: HeaderEncoding,
     /// Extensions from env `K_CE_OVERRIDES`, validated.
     pub overrides: Vec<(String, String)>,
+    /// `--id`: how `ce-id` is made.
+    pub ids: IdKind,
+    /// `--sequence`: every event carries the CloudEvents sequence extension.
+    pub sequence: bool,
 }
+
+/// How an event's `ce-id` is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    /// A random UUID v4, new for every event (and the same on its retries).
+    Random,
+    /// A UUID v5 of the source and the fire's scheduled time: the same fire gives the same id in
+    /// every replica and after a restart, so a consumer can drop the duplicate.
+    Schedule,
+}
+
+/// The extension that carries a fire's scheduled time (RFC 3339), beside `time` (when sent).
+pub const SCHEDULED_TIME: &str = "scheduledtime";
+/// The CloudEvents sequence extension.
+pub const SEQUENCE: &str = "sequence";
 
 impl fmt::Display for EventSettings {
     /// The start-up line's part: never the data itself (it may be anything), only its size.
@@ -103,7 +122,14 @@ impl fmt::Display for EventSettings {
             HeaderEncoding::Compat => "compat",
             HeaderEncoding::Percent => "percent",
         };
-        write!(f, " encoding={encoding} overrides={names:?}")
+        write!(f, " encoding={encoding} overrides={names:?}")?;
+        if self.ids == IdKind::Schedule {
+            f.write_str(" id=schedule")?;
+        }
+        if self.sequence {
+            f.write_str(" sequence")?;
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +142,10 @@ pub struct Template {
     content: Content,
     /// `Content-Type`, when there is one.
     content_type: Option<String>,
+    /// The source as given: with [`IdKind::Schedule`], ids are made from it.
+    source: String,
+    ids: IdKind,
+    sequence: bool,
 }
 
 /// What every beat's body is.
@@ -148,23 +178,68 @@ impl Deref for Body {
 /// One event: the per-beat attributes and its serialized body. A retry resends it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// `ce-id`: a random UUID v4.
+    /// `ce-id`: a random UUID v4, or with `--id=schedule` a UUID v5 of the fire.
     pub id: String,
     /// `ce-time`: when the event was made.
     pub time: String,
+    /// `ce-scheduledtime`: the fire's scheduled time, when fires have times of their own.
+    pub scheduled: Option<String>,
+    /// `ce-sequence`: the fire's number, zero-padded (`--sequence`).
+    pub sequence: Option<String>,
     /// The body, `{"id":<sequence>,"label":...}` or the fixed data.
     pub body: Body,
 }
 
 impl Event {
     /// The headers that change with every event, first in every request.
-    pub fn headers(&self) -> [(&'static str, &str); 3] {
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
+        let fire = [
+            ("ce-scheduledtime", self.scheduled.as_deref()),
+            ("ce-sequence", self.sequence.as_deref()),
+        ];
         [
             ("ce-specversion", SPEC_VERSION),
             ("ce-id", self.id.as_str()),
             ("ce-time", self.time.as_str()),
         ]
+        .into_iter()
+        .chain(fire.into_iter().filter_map(|(n, v)| Some((n, v?))))
     }
+}
+
+/// What a fire gives its event besides the time it is sent: its scheduled time, when fires have
+/// times of their own (a schedule, an aligned period), and its number (`--sequence`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fire {
+    pub scheduled: Option<SystemTime>,
+    pub sequence: Option<u64>,
+}
+
+/// RFC 9562's namespace for URLs: `--id=schedule`'s ids are version 5 UUIDs of it.
+const NAMESPACE_URL: [u8; 16] = [
+    0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
+];
+
+/// The name-based (version 5, SHA-1) UUID of `name` in `namespace` (RFC 9562 §5.5).
+fn uuid_v5(namespace: &[u8; 16], name: &[u8]) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    context.update(namespace);
+    context.update(name);
+    let digest = context.finish();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
+}
+
+/// The id of the fire at `scheduled` from `source`, the same in every process: the UUID v5, in
+/// the URL namespace, of the fire's time (RFC 3339, UTC), a space, and the source.
+pub fn fire_id(source: &str, scheduled: SystemTime) -> String {
+    let mut name = rfc3339_nano(scheduled);
+    name.push(' ');
+    name.push_str(source);
+    uuid_v5(&NAMESPACE_URL, name.as_bytes())
 }
 
 #[derive(Serialize)]
@@ -209,6 +284,9 @@ impl Template {
             headers,
             content: settings.content.clone(),
             content_type: settings.content_type.clone(),
+            source: settings.source.clone(),
+            ids: settings.ids,
+            sequence: settings.sequence,
         }
     }
 
@@ -217,6 +295,7 @@ impl Template {
         &self,
         sequence: u64,
         now: SystemTime,
+        fire: Fire,
         ids: &mut Ids,
     ) -> Result<Event, getrandom::Error> {
         let body = match &self.content {
@@ -231,9 +310,18 @@ impl Template {
             }
             Content::Fixed(bytes) => Body::Fixed(bytes.clone()),
         };
+        let id = match (self.ids, fire.scheduled) {
+            (IdKind::Schedule, Some(scheduled)) => fire_id(&self.source, scheduled),
+            _ => ids.fresh()?,
+        };
         Ok(Event {
-            id: ids.fresh()?,
+            id,
             time: rfc3339_nano(now),
+            scheduled: fire.scheduled.map(rfc3339_nano),
+            sequence: fire
+                .sequence
+                .filter(|_| self.sequence)
+                .map(|n| format!("{n:020}")),
             body,
         })
     }
@@ -242,7 +330,8 @@ impl Template {
     /// [`Event::headers`], then [`Template::fixed_headers`].
     #[cfg(test)]
     pub fn headers<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = (&'a str, &'a str)> {
-        event.headers().into_iter().chain(self.fixed_headers())
+        let own = event.headers().map(|(name, value)| (name as &str, value));
+        own.chain(self.fixed_headers())
     }
 
     /// The headers that are the same on every beat, in the order sent after the event's own:
@@ -296,18 +385,23 @@ impl Ids {
         let mut b: [u8; 16] = self.random()?;
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        let mut out = String::with_capacity(36);
-        for (i, group) in [&b[..4], &b[4..6], &b[6..8], &b[8..10], &b[10..]]
-            .into_iter()
-            .enumerate()
-        {
-            if i > 0 {
-                out.push('-');
-            }
-            push_hex(&mut out, group);
-        }
-        Ok(out)
+        Ok(uuid_text(&b))
     }
+}
+
+/// A UUID's 16 bytes as text: lower-case hex, in groups of 8, 4, 4, 4 and 12.
+fn uuid_text(b: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, group) in [&b[..4], &b[4..6], &b[6..8], &b[8..10], &b[10..]]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push('-');
+        }
+        push_hex(&mut out, group);
+    }
+    out
 }
 
 /// `bytes` in lower-case hex, appended to `out`: ids of events, traces and spans. Written into
@@ -344,6 +438,72 @@ mod tests {
             a.bytes()
                 .all(|c| c == b'-' || c.is_ascii_digit() || c.is_ascii_lowercase())
         );
+    }
+
+    #[test]
+    fn name_based_ids_are_rfc_9562_uuid_v5() {
+        // RFC 9562 appendix A.4: www.example.com in the DNS namespace.
+        let dns = [
+            0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4,
+            0x30, 0xc8,
+        ];
+        assert_eq!(
+            uuid_v5(&dns, b"www.example.com"),
+            "2ed6657d-e927-568b-95e1-2665a8aea6a2"
+        );
+        let at = UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+        let id = fire_id("urn:src", at);
+        assert_eq!(id, fire_id("urn:src", at), "the same fire, the same id");
+        assert_ne!(id, fire_id("urn:other", at));
+        assert_ne!(
+            id,
+            fire_id("urn:src", at + std::time::Duration::from_secs(1))
+        );
+        assert_eq!(
+            (&id[14..15], &id[19..20].chars().all(|c| "89ab".contains(c))),
+            ("5", &true)
+        );
+    }
+
+    #[test]
+    fn a_fire_gives_its_scheduled_time_and_its_number_and_with_schedule_ids_its_id() {
+        let at = UNIX_EPOCH + std::time::Duration::from_secs(1_790_000_000);
+        let fire = Fire {
+            scheduled: Some(at),
+            sequence: Some(42),
+        };
+        let mut settings = EventSettings {
+            source: "urn:src".into(),
+            event_type: "t".into(),
+            content: heartbeat("l", ""),
+            content_type: None,
+            encoding: HeaderEncoding::Compat,
+            overrides: Vec::new(),
+            ids: IdKind::Schedule,
+            sequence: true,
+        };
+        let e = Template::new(&settings)
+            .event(1, at, fire, &mut Ids::default())
+            .unwrap();
+        assert_eq!(e.id, fire_id("urn:src", at));
+        let headers: Vec<_> = e.headers().collect();
+        assert_eq!(
+            headers[3..],
+            [
+                ("ce-scheduledtime", "2026-09-21T14:13:20Z"),
+                ("ce-sequence", "00000000000000000042")
+            ]
+        );
+        // Off: a random id, no sequence; a plain period has no scheduled time.
+        (settings.ids, settings.sequence) = (IdKind::Random, false);
+        let t = Template::new(&settings);
+        let e = t.event(1, at, fire, &mut Ids::default()).unwrap();
+        assert_ne!(e.id, fire_id("urn:src", at));
+        assert_eq!(e.headers().count(), 4);
+        let e = t
+            .event(1, at, Fire::default(), &mut Ids::default())
+            .unwrap();
+        assert_eq!(e.headers().count(), 3);
     }
 
     #[test]
@@ -408,6 +568,8 @@ mod tests {
         let event = Event {
             id: "i".into(),
             time: "t".into(),
+            scheduled: None,
+            sequence: None,
             body: Body::Heartbeat(vec![]),
         };
         let names: Vec<_> = t.headers(&event).collect();
@@ -431,12 +593,16 @@ mod tests {
     #[test]
     fn body_omits_an_empty_msg_and_counts_from_the_given_sequence() {
         let t = template("s", "t", &[], heartbeat("hi \"x\"", ""), None);
-        let e = t.event(7, UNIX_EPOCH, &mut Ids::default()).unwrap();
+        let e = t
+            .event(7, UNIX_EPOCH, Fire::default(), &mut Ids::default())
+            .unwrap();
         assert_eq!(*e.body, *br#"{"id":7,"label":"hi \"x\""}"#);
         assert_eq!(e.time, "1970-01-01T00:00:00Z");
         let t = template("s", "t", &[], heartbeat("l", "m"), None);
         assert_eq!(
-            *t.event(1, UNIX_EPOCH, &mut Ids::default()).unwrap().body,
+            *t.event(1, UNIX_EPOCH, Fire::default(), &mut Ids::default())
+                .unwrap()
+                .body,
             *br#"{"id":1,"label":"l","msg":"m"}"#
         );
     }
@@ -447,7 +613,9 @@ mod tests {
         let t = template("s", "t", &[], Content::Fixed(data), None);
         let mut ids = Ids::default();
         for sequence in 1..3 {
-            let e = t.event(sequence, UNIX_EPOCH, &mut ids).unwrap();
+            let e = t
+                .event(sequence, UNIX_EPOCH, Fire::default(), &mut ids)
+                .unwrap();
             assert_eq!(*e.body, *b"bin\0ary");
             assert!(t.headers(&e).all(|(name, _)| name != "content-type"));
         }
@@ -468,6 +636,8 @@ mod tests {
             content_type,
             encoding: HeaderEncoding::Compat,
             overrides: overrides.to_vec(),
+            ids: IdKind::Random,
+            sequence: false,
         })
     }
 

@@ -30,6 +30,7 @@ mod log;
 mod report;
 mod schedule;
 mod sink;
+mod state;
 mod sys;
 mod telemetry;
 #[cfg(test)]
@@ -40,15 +41,16 @@ mod wait;
 
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use config::{Beats, Command, Config, Host, Preview};
+use config::{Beats, CatchUpHow, Command, Config, Host, Preview};
 pub use error::Error;
-use error::{EXIT_CONFIG, EXIT_UNDELIVERED};
-use event::{Event, Ids, Template};
+use error::{EXIT_CONFIG, EXIT_DEAD_LETTERED, EXIT_UNDELIVERED};
+use event::{Event, Fire, Ids, Template};
 use report::{Outcome, Report, Silent};
 use schedule::{Due, Schedule};
 use sink::{Delivery, Sender};
+use state::StateFile;
 use telemetry::{Subject, Telemetry};
 use wait::{Spent, Stop, Waiter};
 
@@ -143,7 +145,8 @@ pub fn send_beats(config: &Config) -> i32 {
         template: &template,
         waiter: &waiter,
     };
-    let ended = beats(&config.beats, config.count, &run, report);
+    let state = config.state_file.as_deref().map(StateFile::open);
+    let ended = beats(&config.beats, config.count, &run, state, report);
     let flush = match ended.stop {
         None => {
             sender.quit_sidecar();
@@ -154,23 +157,40 @@ pub fn send_beats(config: &Config) -> i32 {
             STOP_FLUSH_BUDGET
         }
     };
-    // A run of `count` events fails when one of them was not acknowledged, stopped or not; a
-    // run without end is ended by a stop signal, which is its normal end.
-    let status = if config.count.is_some() && ended.undelivered > 0 {
-        EXIT_UNDELIVERED
-    } else {
-        0
-    };
     waiter.drain();
     waiter.flush_idle(Instant::now() + flush);
-    status
+    ended.status(config.count)
 }
 
-/// How the loop ended: the events that were not delivered, and the stop signal that ended it,
-/// if one did (else `count` events were sent).
+/// How the loop ended: the events that reached neither sink, those that reached only the
+/// dead-letter sink, and the stop signal that ended it, if one did (else `count` events were
+/// sent, or `--end` came).
+#[derive(Default)]
 struct Ended {
     undelivered: u64,
+    dead_lettered: u64,
     stop: Option<Stop>,
+}
+
+impl Ended {
+    /// The exit status. A run of `count` events fails when one of them reached neither sink
+    /// (3), stopped or not, and says when one reached only the dead-letter sink (4); a run
+    /// without end is ended by a stop signal or `--end`, which is its normal end.
+    fn status(&self, count: Option<u64>) -> i32 {
+        match count {
+            Some(_) if self.undelivered > 0 => EXIT_UNDELIVERED,
+            Some(_) if self.dead_lettered > 0 => EXIT_DEAD_LETTERED,
+            _ => 0,
+        }
+    }
+
+    /// Counts `outcome`; true when the run must end now (a stop signal, or the last event).
+    fn count(&mut self, outcome: Outcome, stop: Option<Stop>, last: bool) -> bool {
+        self.undelivered += u64::from(outcome == Outcome::Failed);
+        self.dead_lettered += u64::from(outcome == Outcome::DeadLettered);
+        self.stop = stop;
+        stop.is_some() || last
+    }
 }
 
 /// What the loop runs on: the sender, the event template, the one waiter.
@@ -180,57 +200,168 @@ struct Run<'a> {
     waiter: &'a Waiter,
 }
 
-/// The loop: claim a beat, wait for it, build the event, deliver it, until `count` events were
-/// sent or a stop signal ends it.
-fn beats(beats: &Beats, count: Option<u64>, run: &Run, report: &mut dyn Report) -> Ended {
-    let Run {
-        sender,
-        template,
-        waiter,
-    } = *run;
-    let mut schedule = Schedule::new(&beats.timing, &beats.zone, Instant::now());
-    let mut ended = Ended {
-        undelivered: 0,
-        stop: None,
-    };
-    let mut last_send = Duration::ZERO;
+/// The loop: first the fires missed while down (`--catch-up`), then claim a beat, wait for it
+/// (and its `--jitter`), build the event, deliver it, keep the state; until `count` events were
+/// sent, `--end` came, or a stop signal ends it.
+fn beats(
+    beats: &Beats,
+    count: Option<u64>,
+    run: &Run,
+    mut state: Option<StateFile>,
+    report: &mut dyn Report,
+) -> Ended {
+    let mut ended = Ended::default();
     let mut ids = Ids::default();
-    for sequence in 1u64.. {
-        let claim = schedule.claim(Instant::now(), SystemTime::now());
-        let spent = waiter.take_spent();
+    let mut number = 0u64;
+    for scheduled in catch_up(beats, state.as_ref()) {
+        number += 1;
+        let (outcome, stop) = fire(
+            run,
+            number,
+            Some(scheduled),
+            None,
+            state.as_mut(),
+            &mut ids,
+            report,
+        );
+        if ended.count(outcome, stop, count == Some(number)) {
+            return ended;
+        }
+    }
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut schedule = Schedule::new(&beats.timing, &beats.zone, now, wall, beats.start);
+    let mut last_send = Duration::ZERO;
+    loop {
+        number += 1;
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let claim = schedule.claim(now, wall);
+        let spent = run.waiter.take_spent();
         if claim.skipped > 0 {
             log_skipped(claim.skipped, last_send, spent, claim.interval);
             report.skipped(claim.skipped);
         }
-        if let Err(stop) = sleep_until(waiter, claim.due) {
+        if let Some(end) = beats
+            .end
+            .filter(|&end| claim.wall_time(now, wall).is_none_or(|t| t > end))
+        {
+            log::line(format_args!(
+                "no fire time is left before --end {}: done",
+                time::rfc3339_nano(end)
+            ));
+            return ended;
+        }
+        let woken =
+            sleep_until(run.waiter, claim.due).and_then(|()| jitter(run.waiter, beats.jitter));
+        if let Err(stop) = woken {
             ended.stop = Some(stop);
             return ended;
         }
-        let last = count == Some(sequence);
+        let last = count == Some(number);
         let give_up_at = if last {
             None
         } else {
             schedule.next_due(Instant::now(), SystemTime::now())
         };
         let started = Instant::now();
-        let (outcome, stop) = match template.event(sequence, SystemTime::now(), &mut ids) {
-            Ok(event) => deliver(sender, &event, sequence, give_up_at, report),
-            Err(error) => {
-                log::line(format_args!(
-                    "event {sequence} not built: no randomness for its id: {error}"
-                ));
-                report.end_event(Outcome::Failed);
-                (Outcome::Failed, None)
-            }
-        };
+        let scheduled = claim.fire_time();
+        let (outcome, stop) = fire(
+            run,
+            number,
+            scheduled,
+            give_up_at,
+            state.as_mut(),
+            &mut ids,
+            report,
+        );
         last_send = started.elapsed();
-        ended.undelivered += u64::from(outcome != Outcome::Delivered);
-        if stop.is_some() || last {
-            ended.stop = stop;
+        if ended.count(outcome, stop, last) {
             return ended;
         }
     }
-    ended
+}
+
+/// The fires missed while the process was down that `--catch-up` sends now, oldest first:
+/// those after the last one delivered (as the state file says), within `--catch-up-window`,
+/// not before `--start` nor after `--end`.
+fn catch_up(beats: &Beats, state: Option<&StateFile>) -> Vec<SystemTime> {
+    let Some(saved) = state.and_then(|s| s.state.last_fire) else {
+        return Vec::new();
+    };
+    let now = SystemTime::now();
+    let mut after = saved;
+    if let Some(window) = beats.catch_up.window {
+        after = after.max(now.checked_sub(window).unwrap_or(UNIX_EPOCH));
+    }
+    if let Some(start) = beats.start {
+        after = after.max(start.checked_sub(Duration::from_nanos(1)).unwrap_or(start));
+    }
+    let until = beats.end.map_or(now, |end| end.min(now));
+    let max = match beats.catch_up.how {
+        CatchUpHow::None => return Vec::new(),
+        CatchUpHow::Last => 1,
+        CatchUpHow::All => MAX_CATCH_UP,
+    };
+    let missed = schedule::missed(&beats.timing, &beats.zone, after, until, max);
+    if missed.len() == MAX_CATCH_UP {
+        log::line(format_args!(
+            "catching up only the latest {MAX_CATCH_UP} fires missed since {}",
+            time::rfc3339_nano(after)
+        ));
+    }
+    missed
+}
+
+/// The most fires `--catch-up all` sends at start.
+const MAX_CATCH_UP: usize = 1000;
+
+/// Waits a random time in [0, `jitter`) (`--jitter`), through the waiter.
+fn jitter(waiter: &Waiter, jitter: Duration) -> Result<(), Stop> {
+    if jitter.is_zero() {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 8];
+    // Without randomness, no delay rather than no fire.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return Ok(());
+    }
+    let fraction = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+    waiter.sleep_until(Some(Instant::now() + jitter.mul_f64(fraction)))
+}
+
+/// Makes and delivers event `number` of the fire `scheduled` (when fires have times of their
+/// own), logs how it ended, and keeps the state (the fire, if delivered; its sequence number).
+fn fire(
+    run: &Run,
+    number: u64,
+    scheduled: Option<SystemTime>,
+    give_up_at: Option<Instant>,
+    state: Option<&mut StateFile>,
+    ids: &mut Ids,
+    report: &mut dyn Report,
+) -> (Outcome, Option<Stop>) {
+    let mut kept = state.as_ref().map(|s| s.state).unwrap_or_default();
+    kept.sequence += 1;
+    let fire = Fire {
+        scheduled,
+        sequence: Some(kept.sequence),
+    };
+    let (outcome, stop) = match run.template.event(number, SystemTime::now(), fire, ids) {
+        Ok(event) => deliver(run.sender, &event, number, give_up_at, report),
+        Err(error) => {
+            log::line(format_args!(
+                "event {number} not built: no randomness for its id: {error}"
+            ));
+            report.end_event(Outcome::Failed);
+            (Outcome::Failed, None)
+        }
+    };
+    if let Some(state) = state {
+        if matches!(outcome, Outcome::Delivered | Outcome::DeadLettered) && scheduled.is_some() {
+            kept.last_fire = scheduled;
+        }
+        state.save(kept);
+    }
+    (outcome, stop)
 }
 
 /// How often a sleep until a wall-clock time looks at the clock again, so that a step of the
@@ -269,6 +400,17 @@ fn deliver(
                 "event {sequence} id {id} delivered: HTTP {status}, {attempts} attempt(s)"
             ));
             (Outcome::Delivered, None)
+        }
+        Delivery::DeadLettered {
+            reason,
+            attempts,
+            status,
+        } => {
+            log::line(format_args!(
+                "event {sequence} id {id} dead-lettered: {reason}, {attempts} attempt(s); \
+                 the dead-letter sink answered HTTP {status}"
+            ));
+            (Outcome::DeadLettered, None)
         }
         Delivery::Failed { reason, attempts } => {
             log::line(format_args!(
@@ -319,7 +461,8 @@ fn log_skipped(skipped: u64, last_send: Duration, spent: Spent, period: Duration
 fn preview_text(preview: &Preview) -> String {
     let Preview { beats, from, count } = preview;
     let mut text = String::new();
-    for at in schedule::preview(&beats.timing, &beats.zone, *from, *count) {
+    let bounds = (beats.start, beats.end);
+    for at in schedule::preview_within(&beats.timing, &beats.zone, *from, *count, bounds) {
         time::push_rfc3339_nano(&mut text, at);
         let kind = beats.zone.kind_at(time::unix(at).0);
         text.push_str("  ");

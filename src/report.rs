@@ -9,6 +9,8 @@ use crate::event::Event;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
+    /// Not taken by the sink, taken by the dead-letter sink.
+    DeadLettered,
     Failed,
     /// A due time that passed without an event (the previous send or a stopped process).
     Skipped,

@@ -8,7 +8,8 @@ use super::{
     DEFAULT_SOURCE_PREFIX, DEFAULT_TYPE, HOSTNAME, NAMESPACE_FILE, POD_NAME, POD_NAMESPACE, goparse,
 };
 use crate::error::Error;
-use crate::event;
+use crate::event::{self, IdKind, SCHEDULED_TIME, SEQUENCE};
+use crate::schedule::Timing;
 
 /// The longest pod name or namespace taken for the default source (Kubernetes allows 253).
 const MAX_POD_IDENTITY: usize = 1024;
@@ -41,6 +42,35 @@ pub fn source_and_type(
         }
     }
     Ok((source, event_type))
+}
+
+/// `--id`: `random` (a UUID v4, the default) or `schedule` (a UUID v5 of the source and the
+/// fire time), which needs fires with times of their own.
+pub fn ids(given: Option<&str>, timing: &Timing) -> Result<IdKind, Error> {
+    match given.filter(|t| !t.is_empty()) {
+        None | Some("random") => Ok(IdKind::Random),
+        Some("schedule") if timing.has_fire_times() => Ok(IdKind::Schedule),
+        Some(text @ "schedule") => {
+            let expected = "needs --schedule, or --align with --period, so that every replica \
+                            and restart gives a fire the same time";
+            Err(Error::invalid(named(flags::ID), text, expected))
+        }
+        Some(other) => Err(Error::invalid(
+            named(flags::ID),
+            other,
+            "expected random or schedule",
+        )),
+    }
+}
+
+/// The flag that sets extension `name` on every event, if one does: an override of the same
+/// name would send the header twice.
+pub fn set_per_event(name: &str, timing: &Timing, sequence: bool) -> Option<&'static str> {
+    match name {
+        SCHEDULED_TIME if timing.has_fire_times() => Some("--schedule or --align"),
+        SEQUENCE if sequence => Some("--sequence"),
+        _ => None,
+    }
 }
 
 /// Go's default source needs the pod and namespace; unlike Go, which exits when they are unset,

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
+use super::env::Env;
 use super::flags::{self, named};
 use super::goparse;
+use super::proxy::{self, Proxy};
+use super::url::SinkUrl;
 use crate::error::Error;
 
 /// Retries after the first attempt, as sdk-go: 11 attempts in all.
@@ -98,6 +101,24 @@ pub fn retries(
         retries.retry_after_max = duration(&named(flags::RETRY_AFTER_MAX), &text)?;
     }
     Ok(retries)
+}
+
+/// `--dead-letter-sink`: where an event whose attempts ran out goes (Knative's
+/// `delivery.deadLetterSink`), reached through a proxy as the sink is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub url: SinkUrl,
+    pub proxy: Option<Proxy>,
+}
+
+/// `--dead-letter-sink`, checked as the sink is, with its proxy from the environment.
+pub fn dead_letter(text: Option<&str>, env: Env) -> Result<Option<DeadLetter>, Error> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let url = SinkUrl::parse(&named(flags::DEAD_LETTER_SINK), text)?;
+    let proxy = proxy::for_sink(&url, env)?;
+    Ok(Some(DeadLetter { url, proxy }))
 }
 
 /// A duration as Knative writes one (ISO 8601, see [`iso8601`]) or a Go duration; zero or more.

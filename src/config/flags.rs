@@ -28,10 +28,20 @@ pub const RETRY: &str = "retry";
 pub const BACKOFF_POLICY: &str = "backoff-policy";
 pub const BACKOFF_DELAY: &str = "backoff-delay";
 pub const RETRY_AFTER_MAX: &str = "retry-after-max";
+pub const DEAD_LETTER_SINK: &str = "dead-letter-sink";
+pub const ID: &str = "id";
+pub const ALIGN: &str = "align";
+pub const SEQUENCE: &str = "sequence";
+pub const STATE_FILE: &str = "state-file";
+pub const CATCH_UP: &str = "catch-up";
+pub const CATCH_UP_WINDOW: &str = "catch-up-window";
+pub const JITTER: &str = "jitter";
+pub const START: &str = "start";
+pub const END: &str = "end";
 
 /// Every flag that takes a value, with its usage line (`--help`); the others (`-h`, `--help`,
 /// `--version`) stand alone.
-const VALUE_FLAGS: [(&str, &str, &str); 22] = [
+const VALUE_FLAGS: [(&str, &str, &str); 30] = [
     (
         SINK,
         "URL",
@@ -120,6 +130,42 @@ const VALUE_FLAGS: [(&str, &str, &str); 22] = [
         "the longest wait a Retry-After may ask for; 0 ignores it [20.48s]",
     ),
     (
+        DEAD_LETTER_SINK,
+        "URL",
+        "where an event goes when its retries run out, with Knative's error extensions",
+    ),
+    (
+        ID,
+        "KIND",
+        "random (a UUID v4 each event), or schedule (a UUID v5 of source and fire time) [random]",
+    ),
+    (
+        STATE_FILE,
+        "PATH",
+        "keep the last delivered fire time (and --sequence) here, written atomically",
+    ),
+    (
+        CATCH_UP,
+        "HOW",
+        "with --state-file, fires missed while down: none, last or all [none]",
+    ),
+    (
+        CATCH_UP_WINDOW,
+        "D",
+        "catch up only fires this recent (Go duration or ISO 8601) [no limit]",
+    ),
+    (
+        JITTER,
+        "D",
+        "a random delay in [0, D) before each fire [none]",
+    ),
+    (START, "TIME", "fire nothing before this RFC 3339 time"),
+    (
+        END,
+        "TIME",
+        "exit 0 once no fire time is left before this RFC 3339 time",
+    ),
+    (
         CACERTS,
         "PEM",
         "extra trusted CA certificates, PEM text (env K_CA_CERTS wins)",
@@ -136,6 +182,18 @@ const VALUE_FLAGS: [(&str, &str, &str); 22] = [
     ),
 ];
 
+/// Every flag that takes no value (Go's boolean flags: `--name`, or `--name=false`).
+const BOOL_FLAGS: [(&str, &str); 2] = [
+    (
+        ALIGN,
+        "fire at multiples of --period since the Unix epoch, the same instants everywhere",
+    ),
+    (
+        SEQUENCE,
+        "carry the CloudEvents sequence extension, one more each fire",
+    ),
+];
+
 /// The usage text `--help` prints.
 pub fn help() -> String {
     let mut text = String::from(
@@ -149,6 +207,9 @@ pub fn help() -> String {
     for (name, value, meaning) in VALUE_FLAGS {
         line(&mut text, format!("--{name} {value}"), meaning);
     }
+    for (name, meaning) in BOOL_FLAGS {
+        line(&mut text, format!("--{name}"), meaning);
+    }
     line(&mut text, "-h, --help".into(), "this text");
     line(&mut text, "--version".into(), "the version");
     text.push_str(
@@ -157,7 +218,8 @@ pub fn help() -> String {
          ONE_SHOT (Go ParseBool), TLS_MIN_VERSION (1.2 or 1.3, default 1.3),\n  \
          TZ (the zone of --schedule without --timezone),\n  \
          K_OBSERVABILITY_CONFIG (metrics and tracing, JSON; see the README)\n\n\
-         Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered (ONE_SHOT/--count)\n",
+         Exit status: 0 ok, 1 configuration error, 2 usage error, 3 event not delivered,\n  \
+         4 event dead-lettered (3 and 4: ONE_SHOT/--count)\n",
     );
     text
 }
@@ -187,6 +249,16 @@ pub struct Flags {
     pub backoff_policy: Option<String>,
     pub backoff_delay: Option<String>,
     pub retry_after_max: Option<String>,
+    pub dead_letter_sink: Option<String>,
+    pub id: Option<String>,
+    pub state_file: Option<String>,
+    pub catch_up: Option<String>,
+    pub catch_up_window: Option<String>,
+    pub jitter: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub align: bool,
+    pub sequence: bool,
     /// Arguments that were not flags, skipped: one warning each.
     pub warnings: Vec<String>,
 }
@@ -234,6 +306,22 @@ pub fn read(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, As
             Long(BACKOFF_POLICY) => &mut flags.backoff_policy,
             Long(BACKOFF_DELAY) => &mut flags.backoff_delay,
             Long(RETRY_AFTER_MAX) => &mut flags.retry_after_max,
+            Long(DEAD_LETTER_SINK) => &mut flags.dead_letter_sink,
+            Long(ID) => &mut flags.id,
+            Long(STATE_FILE) => &mut flags.state_file,
+            Long(CATCH_UP) => &mut flags.catch_up,
+            Long(CATCH_UP_WINDOW) => &mut flags.catch_up_window,
+            Long(JITTER) => &mut flags.jitter,
+            Long(START) => &mut flags.start,
+            Long(END) => &mut flags.end,
+            Long(ALIGN) => {
+                flags.align = boolean(&mut parser, &name)?;
+                continue;
+            }
+            Long(SEQUENCE) => {
+                flags.sequence = boolean(&mut parser, &name)?;
+                continue;
+            }
             // Knative's own template renders a missing value as `<no value>`; Go's flag package
             // stops there. Skip it, say so, and read the flags after it.
             Value(stray) => {
@@ -249,6 +337,20 @@ pub fn read(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, As
         *slot = Some(super::env::utf8(&name, value)?);
     }
     Ok(Ok(flags))
+}
+
+/// A boolean flag's value, as Go's flag package takes it: alone it is true, `=v` is
+/// `strconv.ParseBool`'s (the next argument is never its value).
+fn boolean(parser: &mut lexopt::Parser, name: &str) -> Result<bool, Error> {
+    let Some(value) = parser.optional_value() else {
+        return Ok(true);
+    };
+    let value = super::env::utf8(name, value)?;
+    super::goparse::parse_bool(&value).ok_or_else(|| {
+        Error::Usage(format!(
+            "invalid boolean value {value:?} for {name}: expected true or false (see --help)"
+        ))
+    })
 }
 
 /// `--name`: how a flag is named in messages.
@@ -382,6 +484,24 @@ mod tests {
         for (name, _, _) in VALUE_FLAGS {
             assert!(text.contains(&format!("--{name} ")), "{name}");
         }
+        for (name, _) in BOOL_FLAGS {
+            assert!(text.contains(&format!("--{name} ")), "{name}");
+        }
+    }
+
+    #[test]
+    fn boolean_flags_take_no_value_but_an_attached_one() {
+        let f = flags(&["--align", "--label", "x", "-sequence=true"]);
+        assert!(f.align && f.sequence);
+        assert_eq!(f.label.as_deref(), Some("x"));
+        let f = flags(&["--align=false", "--sequence=0"]);
+        assert!(!f.align && !f.sequence);
+        // The next argument is not a boolean's value: a stray argument, skipped.
+        let f = flags(&["--align", "false"]);
+        assert!(f.align);
+        assert_eq!(f.warnings.len(), 1);
+        let error = read(["--align=maybe"].map(OsString::from)).err().unwrap();
+        assert_eq!(error.exit_code(), 2, "{error}");
     }
 
     #[cfg(unix)]

@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::event::{Content, EventSettings, HeaderEncoding};
-use delivery::Retries;
+use delivery::{DeadLetter, Retries};
 use env::Env;
 pub use env::{Host, Process};
 use flags::{Asked, Flags, named};
 pub(crate) use names::NameService;
 use observability::Observability;
 use proxy::Proxy;
-pub(crate) use timing::{Beats, Preview};
+pub(crate) use timing::{Beats, CatchUpHow, Preview};
 use tls::{TlsSettings, Trust};
 use url::SinkUrl;
 
@@ -73,6 +73,8 @@ pub struct Config {
     pub(crate) observability: Observability,
     /// Events to send before exiting: `--count`, or 1 for `ONE_SHOT`; `None` runs forever.
     pub(crate) count: Option<u64>,
+    /// `--state-file`: where the last delivered fire time (and `--sequence`'s count) is kept.
+    pub(crate) state_file: Option<PathBuf>,
     /// What start-up tolerated rather than refused, one line each, to log as warnings: a
     /// `--label` that looked quoted but was not a valid Go literal (sent raw), stray arguments,
     /// overrides named like core attributes, observability settings that are off.
@@ -103,6 +105,8 @@ pub struct SinkSettings {
     /// The Istio sidecar's port on 127.0.0.1, asked to quit after ONE_SHOT/`--count`: 15020
     /// (env `HEARTBEATS_ISTIO_PORT`, for tests).
     pub(crate) sidecar_port: u16,
+    /// `--dead-letter-sink`: where an event goes when its retries run out.
+    pub(crate) dead_letter: Option<DeadLetter>,
 }
 
 impl fmt::Display for SinkSettings {
@@ -125,7 +129,14 @@ impl fmt::Display for SinkSettings {
             self.tls.min.name(),
             self.tls.max.name(),
             self.token_file.display(),
-        )
+        )?;
+        if let Some(dead_letter) = &self.dead_letter {
+            write!(f, " dead_letter_sink={}", dead_letter.url.shown())?;
+            if let Some(proxy) = &dead_letter.proxy {
+                write!(f, " ({} through {})", proxy.shown(), proxy.variable)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -154,7 +165,7 @@ pub fn parse_args(
     match flags::read(args)? {
         Ok(flags) if flags.next.is_some() => {
             let env = Env(host);
-            let beats = timing::beats(env, flags.period, flags.schedule, flags.timezone, true)?;
+            let beats = timing::beats(env, &flags, true)?;
             let next = flags.next.unwrap_or_default();
             let preview = timing::preview(&next, flags.from.as_deref(), beats)?;
             Ok(Command::Next(Box::new(preview)))
@@ -187,11 +198,20 @@ fn either(
 
 /// Applies defaults and the environment to the flags and checks every value.
 fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
-    let url = match either(env, K_SINK, flags::SINK, flags.sink)? {
+    let url = match either(env, K_SINK, flags::SINK, flags.sink.clone())? {
         Some(Named { name, value }) => SinkUrl::parse(&name, &value)?,
         None => return Err(Error::NoSink),
     };
     let proxy = proxy::for_sink(&url, env)?;
+    let dead_letter = delivery::dead_letter(flags.dead_letter_sink.as_deref(), env)?;
+    let beats = timing::beats(env, &flags, false)?;
+    let ids = attributes::ids(flags.id.as_deref(), &beats.timing)?;
+    let sequence = flags.sequence;
+    let state_file = flags
+        .state_file
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
     let (source, event_type) = attributes::source_and_type(env, flags.source, flags.event_type)?;
     let mut warnings = flags.warnings;
     let label = attributes::unquote_label(flags.label.unwrap_or_default(), &mut warnings);
@@ -202,18 +222,28 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
             "--from goes with --next",
         ));
     }
-    let beats = timing::beats(env, flags.period, flags.schedule, flags.timezone, false)?;
     let payload = payload::payload(flags.data, flags.data_base64, flags.content_type)?;
     let (timeout, count) = timeout_and_count(env, flags.timeout, flags.count)?;
     let encoding = encoding(flags.encoding)?;
     let extra_ca = either(env, K_CA_CERTS, flags::CACERTS, flags.cacerts)?;
     let overrides_text = env.get(overrides::K_CE_OVERRIDES)?.unwrap_or_default();
-    let (overrides, ignored) = overrides::parse(&overrides_text)?;
+    let (mut overrides, ignored) = overrides::parse(&overrides_text)?;
     warnings.extend(ignored);
+    overrides.retain(|(name, _)| {
+        let ours = attributes::set_per_event(name, &beats.timing, sequence);
+        if let Some(flag) = ours {
+            warnings.push(format!(
+                "{} extension {name:?} ignored: {flag} sets it for every event",
+                overrides::K_CE_OVERRIDES
+            ));
+        }
+        ours.is_none()
+    });
     // Go reads the TLS variables only for an https sink: for an http one a bad value is a
     // warning (the exports, if https, then use the defaults).
+    let any_https = url.is_https() || dead_letter.as_ref().is_some_and(|d| d.url.is_https());
     let tls = match TlsSettings::from_env(env) {
-        Err(error) if !url.is_https() => {
+        Err(error) if !any_https => {
             warnings.push(format!("{error}; ignored, since the sink is plain http"));
             TlsSettings::default()
         }
@@ -237,6 +267,8 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
             content_type: payload.content_type,
             encoding,
             overrides,
+            ids,
+            sequence,
         },
         beats,
         sink: SinkSettings {
@@ -254,9 +286,11 @@ fn resolve(flags: Flags, env: Env) -> Result<Config, Error> {
             trust: Trust::from_env(env, extra_ca)?,
             names: NameService::from_env(env)?,
             sidecar_port: names::port(env, HEARTBEATS_ISTIO_PORT, ISTIO_PORT)?,
+            dead_letter,
         },
         observability,
         count,
+        state_file,
         warnings,
     })
 }

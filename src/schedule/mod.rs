@@ -23,6 +23,17 @@ pub enum Timing {
     Every(Duration),
     /// `--schedule` with fields: at their fire times in the zone.
     Cron(Fields),
+    /// `--period` with `--align`: at the multiples of the period since the Unix epoch, on the
+    /// wall clock, the same instants in every replica.
+    Aligned(Duration),
+}
+
+impl Timing {
+    /// Whether every fire has a time of its own on the wall clock (a schedule, an aligned
+    /// period), the same in any process: what a scheduled time and an id of the fire need.
+    pub fn has_fire_times(&self) -> bool {
+        matches!(self, Timing::Cron(_) | Timing::Aligned(_))
+    }
 }
 
 /// The next fire time, from the clock it is reckoned on.
@@ -43,6 +54,25 @@ pub struct Claim {
     pub interval: Duration,
 }
 
+impl Claim {
+    /// When the claimed beat is due on the wall clock, `now` and `wall` being the same moment.
+    pub fn wall_time(&self, now: Instant, wall: SystemTime) -> Option<SystemTime> {
+        match self.due {
+            Due::Wall(at) => at,
+            Due::Monotonic(at) => wall.checked_add(at?.saturating_duration_since(now)),
+        }
+    }
+
+    /// The fire time of the claimed beat, when fires have times of their own (see
+    /// [`Timing::has_fire_times`]).
+    pub fn fire_time(&self) -> Option<SystemTime> {
+        match self.due {
+            Due::Wall(at) => at,
+            Due::Monotonic(_) => None,
+        }
+    }
+}
+
 /// The beats of a run, claimed one after another.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -51,16 +81,33 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    /// The schedule of a run that starts now (`now` and `wall` are the same moment).
-    pub fn new(timing: &Timing, zone: &Zone, now: Instant) -> Self {
-        match timing {
-            Timing::Period(period) => Schedule::Rate(Rate::new(now, *period)),
-            Timing::Every(period) => Schedule::Rate(Rate::new(now + *period, *period)),
-            Timing::Cron(fields) => Schedule::Cron(Crontab {
-                fields: *fields,
+    /// The schedule of a run that starts now (`now` and `wall` are the same moment), or at
+    /// `start` when that is later: nothing is due before it.
+    pub fn new(
+        timing: &Timing,
+        zone: &Zone,
+        now: Instant,
+        wall: SystemTime,
+        start: Option<SystemTime>,
+    ) -> Self {
+        let wait = start.map_or(Duration::ZERO, |s| {
+            s.duration_since(wall).unwrap_or_default()
+        });
+        let begin = now + wait;
+        let wall = |fires| {
+            Schedule::Cron(Crontab {
+                fires,
                 zone: zone.clone(),
                 last: None,
-            }),
+                // The first fire at or after the start, the start itself included.
+                first_after: (!wait.is_zero()).then(|| wall + wait - Duration::from_nanos(1)),
+            })
+        };
+        match timing {
+            Timing::Period(period) => Schedule::Rate(Rate::new(begin, *period)),
+            Timing::Every(period) => Schedule::Rate(Rate::new(begin + *period, *period)),
+            Timing::Cron(fields) => wall(Fires::Cron(*fields)),
+            Timing::Aligned(period) => wall(Fires::Aligned(*period)),
         }
     }
 
@@ -92,11 +139,41 @@ impl Schedule {
     }
 }
 
-/// The first `n` beats of a run that starts at `from`, for `--next`.
+/// The first `n` beats of a run that starts at `from`, for `--next`: none before `start`, none
+/// after `end`.
+pub fn preview_within(
+    timing: &Timing,
+    zone: &Zone,
+    from: SystemTime,
+    n: usize,
+    (start, end): (Option<SystemTime>, Option<SystemTime>),
+) -> Vec<SystemTime> {
+    let from = match start {
+        // A period's first beat is at the start; a fire time at the start itself is taken.
+        Some(start) if start > from && matches!(timing, Timing::Period(_) | Timing::Every(_)) => {
+            start
+        }
+        Some(start) if start > from => start - Duration::from_nanos(1),
+        _ => from,
+    };
+    let mut beats = preview(timing, zone, from, n);
+    if let Some(end) = end {
+        beats.retain(|&t| t <= end);
+    }
+    beats
+}
+
+/// The first `n` beats of a run that starts at `from`.
 pub fn preview(timing: &Timing, zone: &Zone, from: SystemTime, n: usize) -> Vec<SystemTime> {
     let rate = |first: SystemTime, period: Duration| {
         (0..n)
             .map_while(|k| first.checked_add(period.checked_mul(u32::try_from(k).ok()?)?))
+            .collect()
+    };
+    let wall = |fires| {
+        let crontab = Crontab::new(fires, zone);
+        std::iter::successors(crontab.fire_after(from), |&t| crontab.fire_after(t))
+            .take(n)
             .collect()
     };
     match timing {
@@ -104,25 +181,84 @@ pub fn preview(timing: &Timing, zone: &Zone, from: SystemTime, n: usize) -> Vec<
         Timing::Every(period) => from
             .checked_add(*period)
             .map_or(vec![], |f| rate(f, *period)),
-        Timing::Cron(fields) => {
-            let crontab = Crontab {
-                fields: *fields,
-                zone: zone.clone(),
-                last: None,
-            };
-            std::iter::successors(crontab.fire_after(from), |&t| crontab.fire_after(t))
-                .take(n)
-                .collect()
-        }
+        Timing::Cron(fields) => wall(Fires::Cron(*fields)),
+        Timing::Aligned(period) => wall(Fires::Aligned(*period)),
     }
 }
 
-/// Fire times of cron fields in a zone; `last` is the fire time last claimed.
+/// The fire times of `timing` after `after` and up to `until` (both on the wall clock), oldest
+/// first, at most the `max` latest of them: the fires a stopped process missed. Empty for a
+/// timing without fire times of its own (a plain period).
+pub fn missed(
+    timing: &Timing,
+    zone: &Zone,
+    after: SystemTime,
+    until: SystemTime,
+    max: usize,
+) -> Vec<SystemTime> {
+    let fires = match timing {
+        Timing::Cron(fields) => Fires::Cron(*fields),
+        Timing::Aligned(period) => Fires::Aligned(*period),
+        Timing::Period(_) | Timing::Every(_) => return Vec::new(),
+    };
+    let crontab = Crontab::new(fires, zone);
+    let mut missed = std::collections::VecDeque::with_capacity(max.min(1024));
+    let mut at = crontab.fire_after(after);
+    // Counted one by one up to a bound, as a claim counts skipped fires; past it, only the
+    // latest `max` can be wanted, and the walk jumps to them.
+    let mut walked = 0u64;
+    while let Some(fire) = at.filter(|&f| f <= until) {
+        missed.push_back(fire);
+        if missed.len() > max {
+            missed.pop_front();
+        }
+        walked += 1;
+        at = crontab.fire_after(fire);
+        if walked == MAX_COUNTED {
+            // Resume a little before the end, far enough to find the last `max` again.
+            missed.clear();
+            at = latest_before(&crontab, until, max);
+        }
+    }
+    missed.into()
+}
+
+/// The fire time that has `max` fire times after it up to `until`, found backwards in steps;
+/// where the walk of [`missed`] starts again after counting too many.
+fn latest_before(crontab: &Crontab, until: SystemTime, max: usize) -> Option<SystemTime> {
+    let mut back = Duration::from_secs(60);
+    loop {
+        let from = until.checked_sub(back).unwrap_or(UNIX_EPOCH);
+        let count = std::iter::successors(crontab.fire_after(from), |&t| crontab.fire_after(t))
+            .take_while(|&t| t <= until)
+            .take(max + 1)
+            .count();
+        if count > max || from == UNIX_EPOCH {
+            return crontab.fire_after(from);
+        }
+        back = back.saturating_mul(4);
+    }
+}
+
+/// What a wall-clock schedule fires at.
+#[derive(Debug, Clone, Copy)]
+enum Fires {
+    /// A cron schedule's fields, in the schedule's zone.
+    Cron(Fields),
+    /// The multiples of a period since the Unix epoch.
+    Aligned(Duration),
+}
+
+/// Fire times on the wall clock, of cron fields in a zone or of an aligned period; `last` is
+/// the fire time last claimed.
 #[derive(Debug, Clone)]
 pub struct Crontab {
-    fields: Fields,
+    fires: Fires,
     zone: Zone,
     last: Option<SystemTime>,
+    /// The first claim takes the first fire after this (the start, when it was later than the
+    /// run's own), else after the time of the claim.
+    first_after: Option<SystemTime>,
 }
 
 /// How many passed fire times a claim counts one by one before it jumps to the present (so a
@@ -130,8 +266,21 @@ pub struct Crontab {
 const MAX_COUNTED: u64 = 100_000;
 
 impl Crontab {
+    fn new(fires: Fires, zone: &Zone) -> Crontab {
+        Crontab {
+            fires,
+            zone: zone.clone(),
+            last: None,
+            first_after: None,
+        }
+    }
+
     /// The first fire time after `t` (strictly).
     fn fire_after(&self, t: SystemTime) -> Option<SystemTime> {
+        let fields = match self.fires {
+            Fires::Cron(fields) => fields,
+            Fires::Aligned(period) => return aligned_after(t, period),
+        };
         let secs = match t.duration_since(UNIX_EPOCH) {
             Ok(after) => i64::try_from(after.as_secs()).ok()?,
             Err(before) => {
@@ -139,7 +288,7 @@ impl Crontab {
                 -i64::try_from(before.as_secs()).ok()? - i64::from(before.subsec_nanos() > 0)
             }
         };
-        let fire = next::first_fire(&self.fields, &self.zone, secs.checked_add(1)?)?;
+        let fire = next::first_fire(&fields, &self.zone, secs.checked_add(1)?)?;
         let fire = u64::try_from(fire).ok()?;
         UNIX_EPOCH.checked_add(Duration::from_secs(fire))
     }
@@ -153,7 +302,7 @@ impl Crontab {
             interval: Duration::ZERO,
         };
         let Some(last) = self.last else {
-            let first = self.fire_after(wall);
+            let first = self.fire_after(self.first_after.unwrap_or(wall).max(wall));
             self.last = first;
             claim.due = Due::Wall(first);
             return claim;
@@ -174,6 +323,15 @@ impl Crontab {
         claim.due = Due::Wall(next);
         claim
     }
+}
+
+/// The first multiple of `period` since the Unix epoch after `t` (strictly).
+fn aligned_after(t: SystemTime, period: Duration) -> Option<SystemTime> {
+    let since = t.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    let period = period.as_nanos();
+    let next = (since / period).checked_add(1)?.checked_mul(period)?;
+    let secs = u64::try_from(next / 1_000_000_000).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, (next % 1_000_000_000) as u32))
 }
 
 /// A fixed rate from a start: beat n at start + n·period.
@@ -270,7 +428,7 @@ mod tests {
         let start = Instant::now();
         let mut s = Rate::new(start, Duration::from_nanos(i64::MAX as u64));
         s.claim(start);
-        let _ = s.next_due();
+        assert!(s.next_due().is_some());
         assert_eq!(s.due(u64::MAX), None);
     }
 }

@@ -27,11 +27,11 @@ const MAX_IDLE: Duration = Duration::from_secs(90);
 const EXPORT_LINE: usize = 16 * 1024;
 const USER_AGENT: &str = concat!("heartbeats/", env!("CARGO_PKG_VERSION"));
 
-/// Where an agent's connections come from: its proxy, if any, how names are looked up, the
+/// Where an agent's connections come from: its proxies, if any, how names are looked up, the
 /// waiter its sockets wait through, what a stop signal does to its exchanges, and how long
 /// their output buffers are.
 pub struct Connections {
-    pub proxy: Option<Proxy>,
+    pub proxies: Vec<Proxy>,
     pub resolver: Resolver,
     pub waiter: Arc<Waiter>,
     pub on_stop: OnStop,
@@ -85,7 +85,7 @@ fn agent(
     max_head: usize,
 ) -> Agent {
     let tcp = TcpConnector {
-        proxy: connections.proxy.map(Arc::new),
+        proxies: connections.proxies.into_iter().map(Arc::new).collect(),
         resolver: connections.resolver,
         waiter: connections.waiter,
         on_stop: connections.on_stop,

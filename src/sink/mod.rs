@@ -8,6 +8,7 @@ mod agent;
 mod buffers;
 mod credentials;
 mod date;
+mod dead_letter;
 mod head;
 mod resolve;
 mod retry;
@@ -24,14 +25,17 @@ use ureq::Agent;
 use ureq::http::{HeaderName, HeaderValue, Method, Request, Uri};
 
 use crate::config::delivery::Retries;
+use crate::config::flags::{self, named};
 use crate::config::tls::{TlsSettings, Trust};
+use crate::config::url::SinkUrl;
 use crate::config::{K_SINK, Named, SinkSettings};
 use crate::error::Error;
 use crate::event::{Event, Template};
-use crate::report::{ErrorType, Report};
+use crate::report::{ErrorType, Report, Silent};
 use crate::wait::{OnStop, Stop, Waiter};
 use agent::Connections;
 use buffers::LineRoom;
+use dead_letter::Answer;
 use resolve::Resolver;
 use retry::Attempt;
 use token::{Token, TokenFile};
@@ -56,19 +60,71 @@ fn longest_line(request: &Request<&[u8]>) -> usize {
 pub enum Delivery {
     /// A 2xx after `attempts` attempts.
     Acked { status: u16, attempts: u32 },
+    /// The sink did not take it after `attempts` attempts (`reason` says why); the dead-letter
+    /// sink did, answering `status`.
+    DeadLettered {
+        reason: String,
+        attempts: u32,
+        status: u16,
+    },
     /// Given up after `attempts` attempts; `reason` says why, for the log.
     Failed { reason: String, attempts: u32 },
     /// This stop signal arrived while waiting to retry, after `attempts` attempts.
     Stopped { stop: Stop, attempts: u32 },
 }
 
+/// Where requests go: the sink, or the dead-letter sink.
+struct Target {
+    /// The URL as configured, without its userinfo (a clone is a reference count).
+    uri: Uri,
+    /// The same as text, for `knativeerrordest`.
+    url: String,
+    /// `Authorization: Basic …` from the URL's userinfo; a token takes its place.
+    basic_auth: Option<HeaderValue>,
+}
+
+impl Target {
+    fn of(url: &SinkUrl, name: &str) -> Result<Target, Error> {
+        // "Basic " and base64: always a valid value.
+        let basic_auth = match url.userinfo.as_deref() {
+            Some(userinfo) => Some(
+                HeaderValue::try_from(credentials::basic(userinfo))
+                    .map_err(|_| Error::unusable(name, "userinfo: not a header value"))?,
+            ),
+            None => None,
+        };
+        Ok(Target {
+            uri: url.uri.clone(),
+            url: url.url.clone(),
+            basic_auth,
+        })
+    }
+}
+
+/// How the attempts at one target ended.
+enum Sent {
+    Acked {
+        status: u16,
+        attempts: u32,
+    },
+    /// With the last answer, if one came.
+    Failed {
+        reason: String,
+        attempts: u32,
+        answer: Option<Answer>,
+    },
+    Stopped {
+        stop: Stop,
+        attempts: u32,
+    },
+}
+
 /// Sends events to the sink over one keep-alive agent.
 pub struct Sender {
     agent: Agent,
-    /// The sink as configured (a clone is a reference count).
-    sink: Uri,
-    /// `Authorization: Basic …` from the sink URL's userinfo; a token takes its place.
-    basic_auth: Option<HeaderValue>,
+    sink: Target,
+    /// `--dead-letter-sink`, where an event goes when its attempts at the sink ran out.
+    dead_letter: Option<Target>,
     token: RefCell<TokenFile>,
     /// How many retries, and the waits before them.
     retries: Retries,
@@ -109,7 +165,9 @@ impl Sender {
             fixed_headers.push(parsed);
         }
         let extra = settings.trust.extra.as_ref();
-        let tls = if settings.url.is_https() {
+        let dead_letter = settings.dead_letter.as_ref();
+        let https = settings.url.is_https() || dead_letter.is_some_and(|d| d.url.is_https());
+        let tls = if https {
             Some(client_config(&settings.trust, extra, &settings.tls)?)
         } else {
             // CA material only matters for https: for an http sink, text that holds no usable
@@ -121,18 +179,19 @@ impl Sender {
             }
             None
         };
-        // "Basic " and base64: always a valid value.
-        let basic_auth = match settings.url.userinfo.as_deref() {
-            Some(userinfo) => Some(
-                HeaderValue::try_from(credentials::basic(userinfo))
-                    .map_err(|_| Error::unusable(K_SINK, "userinfo: not a header value"))?,
-            ),
+        let sink = Target::of(&settings.url, K_SINK)?;
+        let dead_letter = match dead_letter {
+            Some(d) => Some(Target::of(&d.url, &named(flags::DEAD_LETTER_SINK))?),
             None => None,
         };
         let resolver = Resolver::new(settings.names.clone());
         let room = LineRoom::new(0);
+        let proxies = [
+            &settings.proxy,
+            &settings.dead_letter.as_ref().and_then(|d| d.proxy.clone()),
+        ];
         let connections = Connections {
-            proxy: settings.proxy.clone(),
+            proxies: proxies.into_iter().flatten().cloned().collect(),
             resolver: resolver.clone(),
             waiter: waiter.clone(),
             // An exchange with the sink may finish: the event is not left half-sent.
@@ -141,8 +200,8 @@ impl Sender {
         };
         Ok(Sender {
             agent: agent::sink(settings.timeout, connections, tls.clone()),
-            sink: settings.url.uri.clone(),
-            basic_auth,
+            sink,
+            dead_letter,
             token: RefCell::new(TokenFile::new(settings.token_file.clone())),
             retries: settings.retries.clone(),
             tls,
@@ -161,7 +220,7 @@ impl Sender {
     /// plain http, with its warnings).
     pub fn export_agent(&self, https: bool) -> Agent {
         let connections = Connections {
-            proxy: None,
+            proxies: Vec::new(),
             resolver: self.resolver.clone(),
             waiter: self.waiter.clone(),
             on_stop: OnStop::End,
@@ -193,26 +252,75 @@ impl Sender {
     }
 
     /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
-    /// (when the next beat is due) would pass before the next attempt.
+    /// (when the next beat is due) would pass before the next attempt; then, if its attempts ran
+    /// out and there is a dead-letter sink, there, with Knative's error extensions and the same
+    /// retries. Attempts at the dead-letter sink are not reported: they are not the sink's.
     pub fn deliver(
         &self,
         event: &Event,
         give_up_at: Option<Instant>,
         report: &mut dyn Report,
     ) -> Delivery {
+        let (reason, attempts, answer) = match self.send(&self.sink, event, &[], give_up_at, report)
+        {
+            Sent::Acked { status, attempts } => return Delivery::Acked { status, attempts },
+            Sent::Stopped { stop, attempts } => return Delivery::Stopped { stop, attempts },
+            Sent::Failed {
+                reason,
+                attempts,
+                answer,
+            } => (reason, attempts, answer),
+        };
+        let Some(dead_letter) = &self.dead_letter else {
+            return Delivery::Failed { reason, attempts };
+        };
+        let extensions = dead_letter::extensions(&self.sink.url, answer.as_ref(), &reason);
+        match self.send(dead_letter, event, &extensions, give_up_at, &mut Silent) {
+            Sent::Acked { status, .. } => Delivery::DeadLettered {
+                reason,
+                attempts,
+                status,
+            },
+            Sent::Failed {
+                reason: also,
+                attempts: tried,
+                ..
+            } => Delivery::Failed {
+                reason: format!("{reason}; the dead-letter sink too: {also}, {tried} attempt(s)"),
+                attempts,
+            },
+            Sent::Stopped { stop, .. } => Delivery::Stopped { stop, attempts },
+        }
+    }
+
+    /// Sends `event` with `extra` headers to `target` until acknowledged, out of retries, or
+    /// `give_up_at` would pass before the next attempt.
+    fn send(
+        &self,
+        target: &Target,
+        event: &Event,
+        extra: &[(&'static str, String)],
+        give_up_at: Option<Instant>,
+        report: &mut dyn Report,
+    ) -> Sent {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let attempt = self.attempt(event, report);
+            let (attempt, answer) = self.attempt(target, event, extra, report);
             if let (Some(stop), false) = (self.waiter.stopped(), matches!(attempt, Attempt::Ack(_)))
             {
                 // A lookup or a connect ended by the signal, or an exchange that failed while it
                 // waited: stop here rather than retry.
-                return Delivery::Stopped { stop, attempts };
+                return Sent::Stopped { stop, attempts };
             }
+            let failed = |reason| Sent::Failed {
+                reason,
+                attempts,
+                answer: answer.clone(),
+            };
             let (reason, retry_after) = match attempt {
-                Attempt::Ack(status) => return Delivery::Acked { status, attempts },
-                Attempt::Fatal(reason) => return Delivery::Failed { reason, attempts },
+                Attempt::Ack(status) => return Sent::Acked { status, attempts },
+                Attempt::Fatal(reason) => return failed(reason),
                 Attempt::Retry {
                     reason,
                     retry_after,
@@ -220,39 +328,51 @@ impl Sender {
             };
             let retries = self.retries.retries;
             if attempts > retries {
-                let reason = format!("{reason}; gave up after {retries} retries");
-                return Delivery::Failed { reason, attempts };
+                return failed(format!("{reason}; gave up after {retries} retries"));
             }
             let wait = retry::backoff(&self.retries, attempts, retry::jitter(), retry_after);
             let retry_at = Instant::now() + wait;
             if give_up_at.is_some_and(|end| retry_at > end) {
-                let reason = format!("{reason}; gave up: the next beat is due");
-                return Delivery::Failed { reason, attempts };
+                return failed(format!("{reason}; gave up: the next beat is due"));
             }
             if let Err(stop) = self.waiter.sleep_until(Some(retry_at)) {
-                return Delivery::Stopped { stop, attempts };
+                return Sent::Stopped { stop, attempts };
             }
         }
     }
 
-    fn attempt(&self, event: &Event, report: &mut dyn Report) -> Attempt {
+    /// One attempt at `target`: how it ended, and the answer, when one came that was not a 2xx.
+    fn attempt(
+        &self,
+        target: &Target,
+        event: &Event,
+        extra: &[(&'static str, String)],
+        report: &mut dyn Report,
+    ) -> (Attempt, Option<Answer>) {
         // An http::Request filled in place and handed to the agent whole: ureq's request
         // builder moves itself through every `.header()` call.
         let mut request = Request::new(&event.body[..]);
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.sink.clone();
+        *request.uri_mut() = target.uri.clone();
         let headers = request.headers_mut();
         // Room for every header at once: growing the map allocates and frees a size class per
         // beat, which musl's allocator answers with an mmap and a munmap.
         headers.reserve(HEADER_ROOM);
-        for (name, value) in event.headers() {
+        for (name, value) in event
+            .headers()
+            .chain(extra.iter().map(|(n, v)| (*n, v.as_str())))
+        {
             let Ok(value) = HeaderValue::from_str(value) else {
-                return Attempt::Fatal(format!("{name}: not a valid HTTP header value"));
+                let reason = format!("{name}: not a valid HTTP header value");
+                return (Attempt::Fatal(reason), None);
             };
             headers.append(HeaderName::from_static(name), value);
         }
         for (name, value) in &self.fixed_headers {
-            headers.append(name.clone(), value.clone());
+            // An extension the extra headers set is theirs (a dead letter's `knativeerror*`).
+            if extra.iter().all(|(n, _)| *n != name.as_str()) {
+                headers.append(name.clone(), value.clone());
+            }
         }
         if let Some(traceparent) = report.start_attempt() {
             // Owned, so the value is not copied; the name is static, so it is not parsed.
@@ -264,11 +384,14 @@ impl Sender {
             // Visible ASCII only (see the token module), so always a valid value.
             Ok(Token::Present(token)) => match HeaderValue::try_from(format!("Bearer {token}")) {
                 Ok(value) => Some(value),
-                Err(_) => return Attempt::Fatal("the OIDC token is not a header value".to_owned()),
+                Err(_) => {
+                    let reason = "the OIDC token is not a header value".to_owned();
+                    return (Attempt::Fatal(reason), None);
+                }
             },
             // As Go's net/http: the URL's userinfo only when no Authorization is set.
-            Ok(Token::Absent(_)) => self.basic_auth.clone(),
-            Err(reason) => return Attempt::Fatal(reason),
+            Ok(Token::Absent(_)) => target.basic_auth.clone(),
+            Err(reason) => return (Attempt::Fatal(reason), None),
         };
         if let Some(mut value) = authorization {
             value.set_sensitive(true);
@@ -280,15 +403,19 @@ impl Sender {
             Ok(response) => {
                 let (head, response_body) = response.into_parts();
                 let status = head.status.as_u16();
-                let attempt = retry::classify_status(status, &head.headers, response_body);
+                let (attempt, start) = retry::classify_status(status, &head.headers, response_body);
                 let error = (status >= 400).then_some(ErrorType::Status(status));
                 report.end_attempt(Some(status), error, body);
-                attempt
+                let answer = (!matches!(attempt, Attempt::Ack(_))).then_some(Answer {
+                    status,
+                    body: start,
+                });
+                (attempt, answer)
             }
             Err(error) => {
                 let failure = ErrorType::Failure(retry::failure(&error));
                 report.end_attempt(None, Some(failure), body);
-                retry::classify_error(&error)
+                (retry::classify_error(&error), None)
             }
         }
     }
@@ -331,7 +458,7 @@ fn client_config(
 mod tests {
     use super::*;
     use crate::config::tests::sinked;
-    use crate::event::Ids;
+    use crate::event::{Fire, Ids};
     use crate::report::{Outcome, Silent};
     use crate::testing::{Answer, Memory, status};
     use std::time::{Duration, SystemTime};
@@ -344,7 +471,12 @@ mod tests {
         let mut sender = Sender::new(&config.sink, &template, waiter).unwrap();
         sender.agent = memory.agent(agent::sink_config(config.sink.timeout));
         let event = template
-            .event(1, SystemTime::UNIX_EPOCH, &mut Ids::default())
+            .event(
+                1,
+                SystemTime::UNIX_EPOCH,
+                Fire::default(),
+                &mut Ids::default(),
+            )
             .unwrap();
         (sender, event)
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::Body;
 
+use super::dead_letter::MAX_ANSWER_KEPT;
 use crate::config::delivery::{BackoffPolicy, Retries};
 use crate::log::Bounded;
 
@@ -34,13 +35,27 @@ pub enum Attempt {
 }
 
 /// 2xx is an ACK; sdk-go's retried statuses are retried (honouring `Retry-After` on 429 and
-/// 503); redirects are reported, not followed; anything else fails at once.
-pub fn classify_status(status: u16, headers: &ureq::http::HeaderMap, mut body: Body) -> Attempt {
-    // Read the body to the end so the connection goes back to the pool.
-    let _ = std::io::copy(
-        &mut body.as_reader().take(MAX_DRAINED_BODY),
-        &mut std::io::sink(),
-    );
+/// 503); redirects are reported, not followed; anything else fails at once. The body is read to
+/// its end (up to a bound) so the connection goes back to the pool; its start is returned too,
+/// for a dead-letter sink's `knativeerrordata`.
+pub fn classify_status(
+    status: u16,
+    headers: &ureq::http::HeaderMap,
+    mut body: Body,
+) -> (Attempt, Vec<u8>) {
+    let mut reader = body.as_reader().take(MAX_DRAINED_BODY);
+    let mut start = Vec::new();
+    if !(200..300).contains(&status) {
+        let _ = (&mut reader)
+            .take(MAX_ANSWER_KEPT as u64)
+            .read_to_end(&mut start);
+    }
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    (classify(status, headers), start)
+}
+
+/// What answer `status` (with `headers`) means for the event.
+fn classify(status: u16, headers: &ureq::http::HeaderMap) -> Attempt {
     if (200..300).contains(&status) {
         return Attempt::Ack(status);
     }

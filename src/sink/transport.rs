@@ -70,7 +70,8 @@ impl std::error::Error for LookupFailure {}
 /// is reached through one) and tries its addresses in order, all within the attempt's timeout.
 #[derive(Debug)]
 pub struct TcpConnector {
-    pub proxy: Option<Arc<Proxy>>,
+    /// The proxies, each for the one destination it serves (the sink, the dead-letter sink).
+    pub proxies: Vec<Arc<Proxy>>,
     pub resolver: Resolver,
     pub waiter: Arc<Waiter>,
     /// What a stop signal does to this agent's exchanges (the sink's: [`OnStop::Defer`]).
@@ -155,7 +156,11 @@ impl<In: Transport> Connector<In> for TcpConnector {
             return Ok(Some(Either::A(transport)));
         }
         let deadline = deadline_in(*details.timeout.after);
-        let proxy = self.proxy.as_deref().filter(|p| p.serves(details.uri));
+        let proxy = self
+            .proxies
+            .iter()
+            .map(Arc::as_ref)
+            .find(|p| p.serves(details.uri));
         let (host, port) = match proxy {
             Some(proxy) => (proxy.host.as_str(), proxy.port),
             None => host_port(details.uri),
@@ -516,7 +521,7 @@ mod tests {
         // `sink.test` is 127.0.0.1, and each question is counted (an A and an AAAA a lookup).
         let dns = FakeDns::start([127, 0, 0, 1]);
         let tcp = TcpConnector {
-            proxy: None,
+            proxies: Vec::new(),
             resolver: dns.resolver(),
             waiter: Arc::new(Waiter::new().unwrap()),
             on_stop: OnStop::Defer,

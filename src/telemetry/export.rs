@@ -323,6 +323,8 @@ mod tests {
         let event = Event {
             id: "e".into(),
             time: String::new(),
+            scheduled: None,
+            sequence: None,
             body: crate::event::Body::Heartbeat(Vec::new()),
         };
         let mut trace = tracer.start_event(&event, ids).unwrap();

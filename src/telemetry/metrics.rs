@@ -25,8 +25,9 @@ const SIZE_BOUNDS: [f64; 15] = [
     10000.0,
 ];
 
-const OUTCOMES: [(Outcome, &str); 3] = [
+const OUTCOMES: [(Outcome, &str); 4] = [
     (Outcome::Delivered, "delivered"),
+    (Outcome::DeadLettered, "dead_lettered"),
     (Outcome::Failed, "failed"),
     (Outcome::Skipped, "skipped"),
 ];
@@ -117,7 +118,7 @@ pub struct Metrics {
     service_name: String,
     started: SystemTime,
     series: Vec<Series>,
-    events: [u64; 3],
+    events: [u64; 4],
     attempts: u64,
     last_delivered: Option<SystemTime>,
 }
@@ -129,7 +130,7 @@ impl Metrics {
             service_name: service_name.to_owned(),
             started,
             series: Vec::new(),
-            events: [0; 3],
+            events: [0; 4],
             attempts: 0,
             last_delivered: None,
         }
@@ -233,7 +234,7 @@ impl Metrics {
         let name = "heartbeats_events_total";
         writeln!(
             out,
-            "# HELP {name} Events by outcome: delivered, failed, or skipped (a due time that passed without one)."
+            "# HELP {name} Events by outcome: delivered, dead_lettered (taken by the dead-letter sink only), failed, or skipped (a due time that passed without one)."
         )?;
         writeln!(out, "# TYPE {name} counter")?;
         for ((_, outcome), count) in OUTCOMES.iter().zip(self.events) {

@@ -283,6 +283,8 @@ mod tests {
         Event {
             id: id.into(),
             time: String::new(),
+            scheduled: None,
+            sequence: None,
             body: crate::event::Body::Heartbeat(Vec::new()),
         }
     }

@@ -39,6 +39,16 @@ fn sample<'a>(
         .value
 }
 
+/// The CPU time of process `pid` so far (user and system), as the kernel counts it.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime, the 14th and 15th fields, in clock ticks (100 a second on Linux).
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
 fn number(value: &prometheus_parse::Value) -> f64 {
     match value {
         prometheus_parse::Value::Counter(v)
@@ -69,6 +79,7 @@ fn prometheus_is_scraped_while_beating_on_one_thread_and_sigterm_still_stops_at_
     sink.expect();
     sink.expect();
     run.line_containing("event 2 id");
+    let cpu_before = cpu_seconds(run.pid);
     let scrape = scrape(&addr);
     let port = sink.port.to_string();
     let base = [
@@ -123,7 +134,14 @@ fn prometheus_is_scraped_while_beating_on_one_thread_and_sigterm_still_stops_at_
     assert!((now - last).abs() < 5.0, "{last} vs {now}");
     assert!(number(sample(&scrape, "process_resident_memory_bytes", &[])) > 100_000.0);
     assert!(number(sample(&scrape, "process_open_fds", &[])) >= 3.0);
-    assert!(number(sample(&scrape, "process_cpu_seconds_total", &[])) >= 0.0);
+    // The CPU time scraped lies between what the kernel said just before and just after.
+    let cpu = number(sample(&scrape, "process_cpu_seconds_total", &[]));
+    let after = cpu_seconds(run.pid);
+    assert!(cpu <= after + 0.011, "{cpu} s scraped, {after} s after");
+    assert!(
+        cpu >= cpu_before - 0.011,
+        "{cpu} s scraped, {cpu_before} s before"
+    );
     let start = number(sample(&scrape, "process_start_time_seconds", &[]));
     assert!((now - start).abs() < 60.0, "{start}");
     let service = [
@@ -431,15 +449,45 @@ fn otlp_metrics_alone_are_pushed_every_interval_while_running() {
             command.env("OTEL_METRIC_EXPORT_INTERVAL", ms);
         }
         let running = Running::start(&mut command);
+        let mut pushes = Vec::new();
         for _ in 0..3 {
             let push = collector
                 .next(Duration::from_secs(3))
                 .expect("a push while running, every 200 ms");
             assert_eq!(push.path, "/v1/metrics");
-            ExportMetricsServiceRequest::decode(&push.body[..]).expect("OTLP metrics");
+            let export = ExportMetricsServiceRequest::decode(&push.body[..]).expect("OTLP metrics");
+            pushes.push((push.at, delivered(&export)));
+        }
+        // One every interval, not in a burst; each counting more events than the one before
+        // (cumulative, beats every 50 ms).
+        for pair in pushes.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap >= Duration::from_millis(150), "{gap:?}");
+            assert!(pair[1].1 > pair[0].1, "{:?}", (pair[0].1, pair[1].1));
         }
         running.signal(libc::SIGTERM);
         assert_eq!(running.finish(Duration::from_secs(5)).code(), Some(0));
+    }
+}
+
+/// The count of delivered events in an OTLP metrics export.
+fn delivered(export: &ExportMetricsServiceRequest) -> i64 {
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    let metrics = &export.resource_metrics[0].scope_metrics[0].metrics;
+    let Some(Data::Sum(events)) = metrics
+        .iter()
+        .find(|m| m.name == "heartbeats.events")
+        .and_then(|m| m.data.clone())
+    else {
+        return 0;
+    };
+    let point = events
+        .data_points
+        .iter()
+        .find(|p| string(&p.attributes, "outcome") == "delivered");
+    match point.and_then(|p| p.value) {
+        Some(Value::AsInt(n)) => n,
+        _ => 0,
     }
 }
 
@@ -447,6 +495,7 @@ fn otlp_metrics_alone_are_pushed_every_interval_while_running() {
 fn raw_scrape(addr: &str, request: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(addr).expect("connect to the metrics listener");
+    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();

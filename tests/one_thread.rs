@@ -57,10 +57,7 @@ fn a_hundred_idle_connections_delay_neither_a_scrape_nor_a_beat() {
         beats.len() + before
     );
     let (took, f) = stop(&running);
-    assert!(
-        took < Duration::from_millis(100),
-        "exit {took:?} after SIGTERM"
-    );
+    assert!(took < STOP_LIMIT, "exit {took:?} after SIGTERM");
     assert!(!f.stderr.contains("skipped"), "{}", f.stderr);
     drop(idle);
 }
@@ -69,19 +66,23 @@ fn a_hundred_idle_connections_delay_neither_a_scrape_nor_a_beat() {
 fn clients_trickling_bytes_do_not_make_beats_late() {
     let sink = Sink::start(vec![]);
     let (running, addr) = serving_prometheus(&sink, &["--period=50ms"]);
+    // Each client says how many bytes it got out before the second of beats ended: a client
+    // that could not connect, or whose writes failed, must not pass unnoticed.
     let trickling: Vec<_> = (0..20)
         .map(|_| {
             let addr = addr.clone();
             thread::spawn(move || {
-                let Ok(mut stream) = TcpStream::connect(&addr) else {
-                    return;
-                };
+                let mut stream = TcpStream::connect(&addr).expect("a trickling client connects");
+                let ends = Instant::now() + Duration::from_millis(1000);
+                let mut written = 0;
                 for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\n" {
-                    if stream.write_all(&[*byte]).is_err() {
-                        return;
+                    if Instant::now() >= ends || stream.write_all(&[*byte]).is_err() {
+                        break;
                     }
+                    written += 1;
                     thread::sleep(Duration::from_millis(30));
                 }
+                written
             })
         })
         .collect();
@@ -95,14 +96,13 @@ fn clients_trickling_bytes_do_not_make_beats_late() {
         .count();
     assert!(late <= 1, "{late} gaps over 90 ms: {:?}", gaps(&beats));
     let (took, f) = stop(&running);
-    assert!(
-        took < Duration::from_millis(100),
-        "exit {took:?} after SIGTERM"
-    );
+    assert!(took < STOP_LIMIT, "exit {took:?} after SIGTERM");
     assert!(!f.stderr.contains("skipped"), "{}", f.stderr);
-    for t in trickling {
-        t.join().unwrap();
-    }
+    let written: Vec<usize> = trickling.into_iter().map(|t| t.join().unwrap()).collect();
+    // 16 connections are served at once: the rest give way, and may be cut before a second.
+    // Most clients trickled for the whole second (30 ms a byte: 30 bytes or more).
+    let whole = written.iter().filter(|&&n| n >= 30).count();
+    assert!(whole >= 12, "bytes each client got out: {written:?}");
 }
 
 #[test]
@@ -145,10 +145,7 @@ fn a_collector_whose_name_server_never_answers_delays_no_beat_nor_sigterm() {
     dns.next(Duration::from_secs(5))
         .expect("the collector's name is looked up");
     let (took, f) = stop(&running);
-    assert!(
-        took < Duration::from_millis(100),
-        "exit {took:?} after SIGTERM"
-    );
+    assert!(took < STOP_LIMIT, "exit {took:?} after SIGTERM");
     assert!(!f.stderr.contains("skipped"), "{}", f.stderr);
     let warnings = f.stderr.matches("exporting traces failed").count();
     assert_eq!(warnings, 1, "{}", f.stderr);

@@ -168,6 +168,8 @@ fn serve_udp(socket: UdpSocket, behaviour: &Behaviour, tx: &Sender<Question>) {
 fn serve_tcp(listener: TcpListener, behaviour: &Behaviour, tx: &Sender<Question>) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        // A client that never sends its question does not keep this server for ever.
+        let _ = stream.set_read_timeout(Some(super::IO_LIMIT));
         let mut length = [0u8; 2];
         if stream.read_exact(&mut length).is_err() {
             continue;

@@ -15,6 +15,15 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
 
+/// How soon a process must end after SIGTERM or SIGINT when it is not exchanging bytes with the
+/// sink. The contract says 100 ms, and the process takes a few; a CI container whose CPU is
+/// throttled can keep a runnable process off the CPU for a whole scheduling period (100 ms by
+/// default) and more under load, so the tests hold every stop to this one, looser, bound.
+pub const STOP_LIMIT: Duration = Duration::from_millis(500);
+
+/// How long a test's socket read or write may wait before the test fails instead of hanging.
+pub const IO_LIMIT: Duration = Duration::from_secs(10);
+
 /// Where no test's Istio sidecar listens: the ONE_SHOT and `--count` runs of every test ask it to
 /// quit, and find nothing there (tests/istio.rs moves it to a sidecar of its own).
 pub const NO_SIDECAR_PORT: &str = "1";
@@ -76,7 +85,19 @@ impl Finished {
 
 impl Running {
     pub fn start(command: &mut Command) -> Running {
+        Running::spawn(command, true).0
+    }
+
+    /// As [`Running::start`], with stderr left to the test (nothing reads it until the test
+    /// does; `line_containing` sees nothing).
+    pub fn start_unread(command: &mut Command) -> (Running, std::process::ChildStderr) {
+        let (running, stderr) = Running::spawn(command, false);
+        (running, stderr.expect("stderr is piped"))
+    }
+
+    fn spawn(command: &mut Command, read: bool) -> (Running, Option<std::process::ChildStderr>) {
         let mut child: Child = command.spawn().expect("spawn heartbeats");
+        let unread = if read { None } else { child.stderr.take() };
         let pid = child.id() as i32;
         let (line_tx, lines) = mpsc::channel();
         // stderr is read as it comes, each line also sent to `lines`; the whole of it is
@@ -103,7 +124,7 @@ impl Running {
                 stderr,
             ));
         });
-        Running { pid, done, lines }
+        (Running { pid, done, lines }, unread)
     }
 
     /// The next stderr line containing `text`, which must come within 10 s.
@@ -231,6 +252,8 @@ pub fn serving_prometheus(sink: &Sink, args: &[&str]) -> (Running, String) {
 pub fn get(addr: &str, request_line: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics listener");
+    stream.set_read_timeout(Some(IO_LIMIT)).unwrap();
+    stream.set_write_timeout(Some(IO_LIMIT)).unwrap();
     write!(
         stream,
         "{request_line}\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"

@@ -62,6 +62,7 @@ impl FakeProxy {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
                 counter.fetch_add(1, Ordering::SeqCst);
+                let _ = client.set_read_timeout(Some(super::IO_LIMIT));
                 let (tx, answer) = (tx.clone(), answer.clone());
                 thread::spawn(move || {
                     let mut reader = BufReader::new(client.try_clone().unwrap());
@@ -102,6 +103,8 @@ impl FakeProxy {
 }
 
 fn serve(client: TcpStream, names: &[(String, u16)], tx: &Sender<Asked>) {
+    // A client that never sends its request head does not keep this thread for ever.
+    let _ = client.set_read_timeout(Some(super::IO_LIMIT));
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut head = Vec::new();
     loop {

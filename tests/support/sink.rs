@@ -117,6 +117,8 @@ impl Sink {
                 // Small writes go out at once, as a real server's would: without this, Nagle
                 // and the client's delayed ACK stall the TLS handshake by 40 ms.
                 let _ = stream.set_nodelay(true);
+                // A client that stops sending mid-request does not keep its thread for ever.
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
                 let id = c.fetch_add(1, Ordering::SeqCst);
                 let (tx, script, tls) = (tx.clone(), s.clone(), tls.clone());
                 thread::spawn(move || match tls {

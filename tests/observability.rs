@@ -705,3 +705,131 @@ fn otel_traces_sampler_and_its_argument_decide_which_events_are_traced() {
     f.assert_logged("warning: OTEL_TRACES_SAMPLER \"jaeger_remote\" is not always_on");
     assert!(sink.expect().has_header("traceparent"));
 }
+
+/// `METRICS_PROMETHEUS_HOST` moves the listener as knative.dev/pkg reads it; TLS for it
+/// (`METRICS_PROMETHEUS_TLS_*`) is not supported, which turns metrics off with one warning and
+/// never stops the beat.
+#[test]
+fn metrics_prometheus_host_is_honoured_and_its_tls_variables_only_warn() {
+    let sink = Sink::start(vec![]);
+    let running = Running::start(
+        heartbeats_to(&sink)
+            .env(
+                CONFIG,
+                r#"{"metrics":{"protocol":"prometheus","endpoint":"0.0.0.0:0"}}"#,
+            )
+            .env("METRICS_PROMETHEUS_HOST", "127.0.0.1")
+            .arg("--period=10s"),
+    );
+    let addr = metrics_address(&running);
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    scrape(&addr);
+    running.signal(libc::SIGTERM);
+    running.finish(Duration::from_secs(5));
+    for variable in ["METRICS_PROMETHEUS_TLS_CERT", "METRICS_PROMETHEUS_TLS_KEY"] {
+        let sink = Sink::start(vec![]);
+        let f = one_shot(
+            heartbeats_to(&sink)
+                .env(CONFIG, PROMETHEUS)
+                .env(variable, "/etc/certs/tls.pem"),
+        );
+        assert_eq!(f.code(), Some(0), "{}", f.stderr);
+        f.assert_logged(&format!(
+            "warning: K_OBSERVABILITY_CONFIG: metrics: {variable} is set, but heartbeats serves \
+             metrics over plain HTTP only; metrics are off"
+        ));
+        assert!(!f.stderr.contains("serving Prometheus"), "{}", f.stderr);
+        sink.expect();
+    }
+}
+
+/// OTLP to an https collector (trusted as the sink is), with per-signal headers on their own
+/// signal only, and never through the sink's proxy.
+#[test]
+fn otlp_over_https_with_per_signal_headers_and_no_proxy() {
+    let (ca, server) = tls_pair("127.0.0.1");
+    let collector = Sink::start_with(vec![], Some(server));
+    let proxy = FakeProxy::start(vec![]);
+    let sink = Sink::start(vec![]);
+    let endpoint = format!("https://127.0.0.1:{}", collector.port);
+    let config = format!(
+        r#"{{"metrics":{{"protocol":"http/protobuf","endpoint":"{endpoint}"}},
+            "tracing":{{"protocol":"http/protobuf","endpoint":"{endpoint}","samplingRate":1}}}}"#
+    );
+    let f = one_shot(
+        heartbeats_to(&sink)
+            .env(CONFIG, config)
+            .env("K_CA_CERTS", ca)
+            .env("HTTPS_PROXY", proxy.url(""))
+            .env("HTTP_PROXY", proxy.url(""))
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-all=1")
+            .env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-traces=t")
+            .env("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-metrics=m"),
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    sink.expect();
+    let exports = collector.drain();
+    let traces: Vec<_> = exports.iter().filter(|r| r.path == "/v1/traces").collect();
+    let metrics: Vec<_> = exports.iter().filter(|r| r.path == "/v1/metrics").collect();
+    assert!(!traces.is_empty() && !metrics.is_empty(), "{exports:?}");
+    for r in &traces {
+        assert_eq!((r.header("x-all"), r.header("x-traces")), ("1", "t"));
+        assert!(!r.has_header("x-metrics"));
+    }
+    for r in &metrics {
+        assert_eq!((r.header("x-all"), r.header("x-metrics")), ("1", "m"));
+        assert!(!r.has_header("x-traces"));
+    }
+    assert_eq!(spans_of(&exports).len(), 2, "an event and its attempt");
+    assert_eq!(proxy.accepted(), 0, "exports do not go through the proxy");
+}
+
+/// Spans leave in batches of at most 128; while the collector fails they are kept up to 512
+/// and the rest dropped and counted; the exporter backs off (one warning) and says when
+/// exporting works again, with the count of spans dropped meanwhile.
+#[test]
+fn spans_go_in_batches_of_128_up_to_512_wait_and_the_exporter_says_when_it_works_again() {
+    let sink = Sink::start(vec![]);
+    // The first export fails, and so does the one a second later: about 3 s of spans pile up.
+    let collector = Sink::start(vec![status(503), status(503)]);
+    let config = format!(
+        r#"{{"tracing":{{"protocol":"http/protobuf","endpoint":"http://127.0.0.1:{}","samplingRate":1}}}}"#,
+        collector.port
+    );
+    let running = Running::start(heartbeats_to(&sink).env(CONFIG, config).arg("--period=5ms"));
+    running.line_containing("warning: exporting traces failed: HTTP 503; will try again later");
+    let works = running.line_containing("exporting traces works again");
+    let dropped: u64 = works
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{works}"));
+    // At 5 ms a beat, two spans an event, over about three seconds: far more than 512 waited.
+    assert!(dropped > 128, "{works}");
+    // Give the exporter time to send what waits, then stop.
+    thread_sleep(Duration::from_millis(300));
+    running.signal(libc::SIGTERM);
+    let f = running.finish(Duration::from_secs(5));
+    assert_eq!(
+        f.stderr.matches("exporting traces failed").count(),
+        1,
+        "{}",
+        f.stderr
+    );
+    let exports: Vec<_> = collector.drain();
+    let sizes: Vec<usize> = exports
+        .iter()
+        .skip(2)
+        .map(|r| spans_of(std::slice::from_ref(r)).len())
+        .collect();
+    assert!(sizes.iter().all(|&n| n <= 128), "{sizes:?}");
+    // What piled up went out in full batches, at most 512 of it.
+    assert!(sizes.contains(&128), "{sizes:?}");
+    let backlog: usize = sizes.iter().take_while(|&&n| n == 128).sum();
+    assert!(backlog <= 512, "{sizes:?}");
+}
+
+fn thread_sleep(duration: Duration) {
+    std::thread::sleep(duration);
+}

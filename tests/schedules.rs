@@ -373,3 +373,99 @@ fn a_stop_signal_ends_the_wait_for_a_distant_fire_time_at_once() {
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     assert!(sink.next(Duration::from_millis(10)).is_none());
 }
+
+/// `TZ` as Go reads it: a zone name, `:Name`, or a path under a `zoneinfo` directory; and
+/// `--timezone Local` is `TZ`'s zone.
+#[test]
+fn tz_is_read_as_go_reads_it_a_path_a_colon_and_local_included() {
+    let preview = |args: &[&str], tz: &str| {
+        let f = run(heartbeats()
+            .args([
+                "--next=1",
+                "--schedule=0 9 * * *",
+                "--from=2026-06-14T23:59:59Z",
+            ])
+            .args(args)
+            .env("TZ", tz));
+        assert_eq!(f.code(), Some(0), "{tz}: {}", f.stderr);
+        f.stdout
+    };
+    let tokyo = "2026-06-15T00:00:00Z  2026-06-15T09:00:00+09:00 JST\n";
+    assert_eq!(preview(&[], "/usr/share/zoneinfo/Asia/Tokyo"), tokyo);
+    assert_eq!(preview(&[], ":/usr/share/zoneinfo/Asia/Tokyo"), tokyo);
+    assert_eq!(preview(&[], "Asia/Tokyo"), tokyo);
+    assert_eq!(preview(&["--timezone=Local"], "Asia/Tokyo"), tokyo);
+    assert_eq!(preview(&["--timezone=localtime"], "Asia/Tokyo"), tokyo);
+    // --timezone wins over TZ.
+    assert_eq!(
+        preview(&["--timezone=Europe/Berlin"], "Asia/Tokyo"),
+        "2026-06-15T07:00:00Z  2026-06-15T09:00:00+02:00 CEST\n"
+    );
+    // Unset or empty: UTC.
+    assert_eq!(
+        preview(&[], ""),
+        "2026-06-15T09:00:00Z  2026-06-15T09:00:00+00:00 UTC\n"
+    );
+    let f = run(heartbeats()
+        .args(["--next=1", "--schedule=0 9 * * *"])
+        .env("TZ", "/usr/share/zoneinfo/Mars/Olympus"));
+    assert_eq!(f.code(), Some(1), "{}", f.stderr);
+    f.assert_logged("invalid TZ \"/usr/share/zoneinfo/Mars/Olympus\"");
+}
+
+/// `@every D` end to end: one every D, the first D after the start (as cron has it).
+#[test]
+fn every_fires_one_every_interval_the_first_one_interval_after_the_start() {
+    let sink = Sink::start(vec![]);
+    let started = std::time::Instant::now();
+    let f = run(heartbeats_to(&sink).args(["--schedule=@every 300ms", "--count=3"]));
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let at: Vec<_> = (0..3).map(|_| sink.expect().at).collect();
+    let first = at[0] - started;
+    assert!(first >= Duration::from_millis(290), "{first:?}");
+    for pair in at.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(280) && gap < Duration::from_millis(500),
+            "{gap:?}"
+        );
+    }
+}
+
+/// A fire time that passes while a send is still running is skipped, not sent late, and the log
+/// says so; a send still retrying when the next fire time comes stops retrying.
+#[test]
+fn a_schedules_missed_fire_times_are_skipped_and_retries_stop_at_the_next_one() {
+    // The first answer hangs 1.5 s (past the next fire), the second 503s for good.
+    let sink = Sink::start(vec![
+        support::Reply::Raw(Vec::new(), 1),
+        support::status(503),
+        support::status(503),
+        support::status(503),
+    ]);
+    let running = Running::start(heartbeats_to(&sink).args([
+        "--schedule=* * * * * *",
+        "--timeout=1500ms",
+        "--backoff-delay=300ms",
+    ]));
+    let hung = sink.expect();
+    let line = running.line_containing("event 1 id");
+    assert!(line.contains("timeout"), "{line}");
+    let skipped = running.line_containing("skipped");
+    assert!(
+        skipped.contains("skipped 1 beat(s): the previous send took"),
+        "{skipped}"
+    );
+    // Event 2: 503, retried after ~300 ms, then ~600 ms would pass its successor's fire time.
+    let line = running.line_containing("event 2 id");
+    assert!(line.contains("gave up: the next beat is due"), "{line}");
+    let retries: Vec<_> = sink.drain();
+    assert!(
+        !retries.is_empty() && retries.len() <= 3,
+        "{}",
+        retries.len()
+    );
+    assert!(hung.at < retries[0].at);
+    running.signal(libc::SIGTERM);
+    running.finish(Duration::from_secs(5));
+}

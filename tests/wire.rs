@@ -521,3 +521,47 @@ fn the_longest_lines_and_the_largest_body_go_out_whole_over_http_and_https() {
     assert_eq!(f.code(), Some(0), "{}", f.stderr);
     assert!(!f.stderr.contains("warning"), "{}", f.stderr);
 }
+
+/// The size limits the README promises, at their boundaries: an extension name of 128
+/// characters goes out, 129 is refused; extension values of 16 KiB in all go out, one byte more
+/// is refused (each value at most 4 KiB).
+#[test]
+fn the_limits_on_overrides_hold_at_their_boundaries() {
+    let name = |n: usize| "x".repeat(n);
+    let overrides = |pairs: &[(String, String)]| {
+        let members: Vec<String> = pairs
+            .iter()
+            .map(|(n, v)| format!("\"{n}\":\"{v}\""))
+            .collect();
+        format!("{{\"extensions\":{{{}}}}}", members.join(","))
+    };
+    let (r, f) = one_event(
+        &[],
+        &[("K_CE_OVERRIDES", &overrides(&[(name(128), "v".into())]))],
+    );
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header(&format!("ce-{}", name(128))), "v");
+    let f = support::one_shot(
+        heartbeats()
+            .env("K_SINK", "http://127.0.0.1:9/")
+            .env("K_CE_OVERRIDES", overrides(&[(name(129), "v".into())])),
+    );
+    assert_eq!(f.code(), Some(1), "{}", f.stderr);
+    f.assert_logged("longer than 128 characters");
+    // Four values of 4 KiB: 16 KiB in all.
+    let full: Vec<(String, String)> = (0..4)
+        .map(|i| (format!("v{i}"), "a".repeat(4096)))
+        .collect();
+    let (r, f) = one_event(&[], &[("K_CE_OVERRIDES", &overrides(&full))]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    assert_eq!(r.header("ce-v3").len(), 4096);
+    let mut over = full.clone();
+    over.push(("v4".into(), "a".into()));
+    let f = support::one_shot(
+        heartbeats()
+            .env("K_SINK", "http://127.0.0.1:9/")
+            .env("K_CE_OVERRIDES", overrides(&over)),
+    );
+    assert_eq!(f.code(), Some(1), "{}", f.stderr);
+    f.assert_logged("extension values total more than 16384 bytes");
+}

@@ -66,8 +66,8 @@ impl Endpoint {
                 self.failures = 0;
                 self.retry_at = None;
             }
-            // Ended by a stop signal: nothing went wrong with the collector.
-            Err(Failure::Stopped) => {}
+            // Ended by a stop signal, or never tried: nothing went wrong with the collector.
+            Err(Failure::Stopped | Failure::NoTime) => {}
             Err(Failure::Failed(reason)) => {
                 if self.failures == 0 {
                     log::line(format_args!(
@@ -150,12 +150,9 @@ impl Exporter {
     /// Exports a batch of spans, finished by `until`; whether it went through.
     fn export_spans(&mut self, until: Instant) -> bool {
         let batch = {
-            let mut shared = lock(&self.shared);
-            let service_name = shared.service_name.clone();
-            shared
-                .tracer
-                .as_mut()
-                .and_then(|tracer| tracer.take_batch(&service_name))
+            let shared = lock(&self.shared);
+            let tracer = shared.tracer.as_ref();
+            tracer.and_then(|tracer| tracer.batch(&shared.service_name))
         };
         let (Some((body, count)), Some(export)) = (batch, &mut self.spans) else {
             return false;
@@ -165,6 +162,12 @@ impl Exporter {
         let Some(tracer) = &mut shared.tracer else {
             return false;
         };
+        if let Err(Failure::NoTime) = result {
+            // Not tried: the spans wait for a longer sleep.
+            self.not_before = Some(until);
+            return false;
+        }
+        tracer.forget(count);
         if result.is_err() {
             tracer.dropped += count as u64;
         }
@@ -185,6 +188,11 @@ impl Exporter {
             return;
         };
         let result = post(&self.agent, &push.endpoint.otlp, &body, until);
+        if let Err(Failure::NoTime) = result {
+            // Not tried: the push waits for a longer sleep.
+            self.not_before = Some(until);
+            return;
+        }
         push.next = Instant::now() + push.interval;
         push.endpoint.record("metrics", &result, None);
     }
@@ -232,6 +240,8 @@ impl Idle for Exporter {
 enum Failure {
     /// A stop signal ended it.
     Stopped,
+    /// No time was left for it before the next beat: it was not tried.
+    NoTime,
     /// What failed, for the log; never the endpoint's credentials.
     Failed(String),
 }
@@ -239,10 +249,8 @@ enum Failure {
 /// POSTs one OTLP request, finished by `until`.
 fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(), Failure> {
     let timeout = until.saturating_duration_since(Instant::now());
-    if timeout.is_zero() {
-        return Err(Failure::Failed(
-            "no time left before the next beat".to_owned(),
-        ));
+    if timeout < MIN_EXPORT_TIME {
+        return Err(Failure::NoTime);
     }
     let mut request = agent
         .post(&endpoint.url)

@@ -254,19 +254,15 @@ impl Tracer {
         Some(oldest + BATCH_DELAY)
     }
 
-    /// Takes the oldest pending spans, at most a batch, as an OTLP `ExportTraceServiceRequest`,
-    /// with their count.
-    pub fn take_batch(&mut self, service_name: &str) -> Option<(Vec<u8>, usize)> {
+    /// The oldest pending spans, at most a batch, as an OTLP `ExportTraceServiceRequest`, with
+    /// their count; they stay pending until [`Tracer::forget`] (so that an export that could
+    /// not even start loses none).
+    pub fn batch(&self, service_name: &str) -> Option<(Vec<u8>, usize)> {
         if self.pending.is_empty() {
             return None;
         }
-        // A batch at a time: an export is bounded in time, and so is its encoding. What is
-        // left keeps the oldest span's time (it is no older), so it goes no later than due.
-        let take = self.pending.len().min(BATCH_SIZE);
-        let spans: Vec<Span> = self.pending.drain(..take).collect();
-        if self.pending.is_empty() {
-            self.oldest = None;
-        }
+        // A batch at a time: an export is bounded in time, and so is its encoding.
+        let spans = &self.pending[..self.pending.len().min(BATCH_SIZE)];
         let mut request = Message::with_capacity(256 + spans.len() * 320);
         request.message(trace_request::RESOURCE_SPANS, |rs| {
             rs.message(resource_spans::RESOURCE, |resource| {
@@ -274,12 +270,21 @@ impl Tracer {
             });
             rs.message(resource_spans::SCOPE_SPANS, |ss| {
                 ss.message(scope_spans::SCOPE, otlp::scope);
-                for span in &spans {
+                for span in spans {
                     ss.message(scope_spans::SPANS, |m| self.encode(m, span));
                 }
             });
         });
         Some((request.into_bytes(), spans.len()))
+    }
+
+    /// Drops the `count` oldest pending spans: exported, or lost with their export. What is left
+    /// keeps the oldest span's time (it is no older), so it goes no later than due.
+    pub fn forget(&mut self, count: usize) {
+        self.pending.drain(..count.min(self.pending.len()));
+        if self.pending.is_empty() {
+            self.oldest = None;
+        }
     }
 
     fn name<'a>(&'a self, span: &Span) -> &'a str {

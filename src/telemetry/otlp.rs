@@ -200,3 +200,83 @@ pub fn cumulative_monotonic(sum: &mut Message) {
     sum.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE)
         .uint(data::IS_MONOTONIC, 1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data, number_data_point};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message as _;
+
+    fn text(kv: &KeyValue) -> (String, String) {
+        let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => s.clone(),
+            Some(any_value::Value::IntValue(i)) => i.to_string(),
+            other => format!("{other:?}"),
+        };
+        (kv.key.clone(), value)
+    }
+
+    #[test]
+    fn the_resource_and_scope_decode_as_opentelemetry_proto_reads_them() {
+        let mut m = Message::new();
+        resource(&mut m, "svc");
+        let decoded = Resource::decode(&m.into_bytes()[..]).unwrap();
+        let attributes: Vec<(String, String)> = decoded.attributes.iter().map(text).collect();
+        assert_eq!(attributes[0], ("service.name".into(), "svc".into()));
+        assert_eq!(attributes[1], ("service.version".into(), VERSION.into()));
+        assert_eq!(attributes.len(), 5);
+        let mut m = Message::new();
+        scope(&mut m);
+        let decoded = InstrumentationScope::decode(&m.into_bytes()[..]).unwrap();
+        assert_eq!(
+            (decoded.name.as_str(), decoded.version.as_str()),
+            (SCOPE, VERSION)
+        );
+    }
+
+    #[test]
+    fn attributes_and_an_int_sum_decode_with_their_values_negative_ones_included() {
+        let mut m = Message::new();
+        int_attribute(&mut m, "n", -5);
+        assert_eq!(
+            text(&KeyValue::decode(&m.into_bytes()[..]).unwrap()),
+            ("n".into(), "-5".into())
+        );
+        let mut m = Message::new();
+        otlp_metric(
+            &mut m,
+            "heartbeats.events",
+            "",
+            "{event}",
+            metric::SUM,
+            |sum| {
+                sum.message(data::DATA_POINTS, |p| int_point(p, 1, 2, 7));
+                cumulative_monotonic(sum);
+            },
+        );
+        // `m` holds a ScopeMetrics' `metrics` field: decode the Metric inside.
+        let bytes = m.into_bytes();
+        let metric = Metric::decode(&bytes[2..]).unwrap();
+        assert_eq!(
+            (metric.name.as_str(), metric.unit.as_str()),
+            ("heartbeats.events", "{event}")
+        );
+        let Some(Data::Sum(sum)) = metric.data else {
+            panic!("{metric:?}")
+        };
+        assert!(sum.is_monotonic);
+        assert_eq!(sum.aggregation_temporality, 2, "cumulative");
+        let point = &sum.data_points[0];
+        assert_eq!((point.start_time_unix_nano, point.time_unix_nano), (1, 2));
+        assert_eq!(point.value, Some(number_data_point::Value::AsInt(7)));
+    }
+
+    #[test]
+    fn times_are_unix_nanoseconds_and_zero_before_1970() {
+        use std::time::Duration;
+        assert_eq!(unix_nanos(UNIX_EPOCH + Duration::new(2, 5)), 2_000_000_005);
+        assert_eq!(unix_nanos(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
+}

@@ -38,3 +38,29 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_the_sinks_host_without_brackets_and_its_port_or_the_schemes() {
+        let server = |url: &str| {
+            let sink = SinkUrl::parse("K_SINK", url).unwrap();
+            let s = Server::of(&sink);
+            (s.address, s.port, s.scheme)
+        };
+        assert_eq!(
+            server("http://sink.test/e"),
+            ("sink.test".into(), 80, "http")
+        );
+        assert_eq!(
+            server("https://sink.test/e"),
+            ("sink.test".into(), 443, "https")
+        );
+        assert_eq!(
+            server("https://u:p@[::1]:8443/"),
+            ("::1".into(), 8443, "https")
+        );
+    }
+}

@@ -291,6 +291,14 @@ fn socket_address(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t
     (storage, length as libc::socklen_t)
 }
 
+/// The index of the network interface called `name` (an IPv6 zone's scope id), if there is one.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `name` is a NUL-terminated string alive for the call; if_nametoindex only reads it.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
 /// Clock ticks per second, the unit of CPU times in `/proc/self/stat`.
 pub fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf takes no pointers.

@@ -103,10 +103,13 @@ impl TcpConnector {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         match self.resolver.lookup(&self.waiter, bare, deadline) {
-            Ok(ips) => Ok(ips
+            Ok(found) => Ok(found
                 .into_iter()
                 .take(MAX_ADDRESSES)
-                .map(|ip| SocketAddr::new(ip, port))
+                .map(|mut address| {
+                    address.set_port(port);
+                    address
+                })
                 .collect()),
             Err(error) => {
                 let kind = match error {
@@ -167,8 +170,9 @@ impl<In: Transport> Connector<In> for TcpConnector {
         };
         let addrs = self.addresses(host, port, deadline)?;
         let mut last_error = None;
-        for addr in &addrs {
-            let stream = match self.connect_to(addr, deadline) {
+        for (index, addr) in addrs.iter().enumerate() {
+            let partial = partial_deadline(Instant::now(), deadline, addrs.len() - index);
+            let stream = match self.connect_to(addr, partial) {
                 Ok(stream) => stream,
                 Err(error @ ureq::Error::Io(_)) if self.waiter.stopped().is_some() => {
                     return Err(error);
@@ -203,6 +207,18 @@ impl<In: Transport> Connector<In> for TcpConnector {
         }
         Err(last_error.unwrap_or(ureq::Error::HostNotFound))
     }
+}
+
+/// The least time one address of several is given to connect, as Go's dialer gives it.
+const SANE_MINIMUM: Duration = Duration::from_secs(2);
+
+/// Go's `partialDeadline`: the time left shared among the `remaining` addresses, each given at
+/// least [`SANE_MINIMUM`] (taken from the last ones) but never past `deadline`. So an address
+/// that silently drops connections does not take all of an attempt's time from the next one.
+fn partial_deadline(now: Instant, deadline: Instant, remaining: usize) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    let share = left / u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+    now + share.max(SANE_MINIMUM.min(left))
 }
 
 /// One TCP connection: output is gathered until input is awaited, then written at once.
@@ -547,6 +563,19 @@ mod tests {
         post();
         assert_eq!(dns.asked(), 4);
         sink.join().unwrap();
+    }
+
+    #[test]
+    fn the_time_to_connect_is_shared_among_the_addresses_as_go_shares_it() {
+        let now = Instant::now();
+        let secs = Duration::from_secs;
+        // 10 s for 2 addresses: 5 s each.
+        assert_eq!(partial_deadline(now, now + secs(10), 2), now + secs(5));
+        // 3 s for 2: at least 2 s for the first, what is left for the second.
+        assert_eq!(partial_deadline(now, now + secs(3), 2), now + secs(2));
+        assert_eq!(partial_deadline(now, now + secs(1), 1), now + secs(1));
+        // Less than 2 s in all: all of it.
+        assert_eq!(partial_deadline(now, now + secs(1), 3), now + secs(1));
     }
 
     #[test]

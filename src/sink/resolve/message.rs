@@ -51,106 +51,201 @@ pub fn query(id: u16, name: &str, qtype: u16) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// What an answer to our question says.
+/// What an answer to our question says, read as Go's resolver reads it (`checkHeader`,
+/// `skipToAnswer`, then the records).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// Records of the type asked for.
-    Addresses(Vec<IpAddr>),
+    /// This server's word on the question: the records of the type asked for, in order, and
+    /// whether the answer broke off after them (Go keeps what it could read, and asks no other
+    /// server; with nothing read, the question fails).
+    Records {
+        addresses: Vec<IpAddr>,
+        broken: bool,
+    },
     /// The name does not exist, or has no record of that type: another server will not know
     /// better.
     NoSuchHost,
     /// Cut to fit a UDP datagram: ask again over TCP.
     Truncated,
     /// The server cannot answer now (SERVFAIL, a referral without recursion, a code that makes
-    /// no sense for our query): ask the next one. The text says which, for the log.
+    /// no sense for our query, an answer that cannot be read): ask the next one. The text says
+    /// which, for the log.
     TryAnother(&'static str),
 }
 
-/// What `message` says, when it answers our question (`id`, `name` of `qtype`); `None` when it
-/// does not (another id, another question, not a response, malformed): ignore it, and keep
-/// waiting for the answer.
-pub fn answer(message: &[u8], id: u16, name: &str, qtype: u16) -> Option<Answer> {
-    let word = |at: usize| -> Option<u16> {
+/// Reads `message` at the positions a parser walks.
+struct Reader<'a> {
+    message: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn word(&self, at: usize) -> Option<u16> {
         Some(u16::from_be_bytes(
-            message.get(at..at + 2)?.try_into().ok()?,
+            self.message.get(at..at + 2)?.try_into().ok()?,
         ))
-    };
-    let flags = word(2)?;
-    let opcode = (flags >> 11) & 0xf;
-    if word(0)? != id || flags & FLAG_RESPONSE == 0 || opcode != 0 || word(4)? != 1 {
+    }
+
+    /// A resource record's header at the current position: its type, and where its data is.
+    /// `None` when it cannot be read.
+    fn record(&mut self) -> Option<(u16, std::ops::Range<usize>)> {
+        let (_, after_name) = read_name(self.message, self.at)?;
+        let kind = self.word(after_name)?;
+        let length = usize::from(self.word(after_name + 8)?);
+        let start = after_name + 10;
+        self.message.get(start..start + length)?;
+        self.at = start + length;
+        Some((kind, start..start + length))
+    }
+}
+
+/// What `message` says, when it answers our question (`id`, `name` of `qtype`): a response with
+/// that id and that question (its name compared without case). `None` when it does not (another
+/// id or question, not a response, no question that can be read): Go ignores it, as a forgery
+/// may, and keeps waiting for the answer. Once it does answer, what cannot be read in it is
+/// this server failing, or (after records of the type asked for) the end of the answer. Over
+/// TCP a truncated answer is read as it is, as glibc and Go do.
+pub fn answer(message: &[u8], id: u16, name: &str, qtype: u16, over_tcp: bool) -> Option<Answer> {
+    let mut r = Reader { message, at: 0 };
+    let flags = r.word(2)?;
+    if r.word(0)? != id || flags & FLAG_RESPONSE == 0 || r.word(4)? == 0 {
         return None;
     }
-    let (asked, mut at) = read_name(message, HEADER)?;
-    if !asked.eq_ignore_ascii_case(name) || word(at)? != qtype || word(at + 2)? != CLASS_IN {
+    let (asked, after) = read_name(message, HEADER)?;
+    if !asked.eq_ignore_ascii_case(name.as_bytes()) || r.word(after)? != qtype {
         return None;
     }
-    at += 4;
-    if flags & FLAG_TRUNCATED != 0 {
+    if r.word(after + 2)? != CLASS_IN {
+        return None;
+    }
+    if r.word(4)? != 1 {
+        return Some(Answer::TryAnother("invalid DNS response"));
+    }
+    r.at = after + 4;
+    if flags & FLAG_TRUNCATED != 0 && !over_tcp {
         return Some(Answer::Truncated);
     }
-    let rcode = flags & 0xf;
-    let (answers, additional) = (word(6)?, word(10)?);
-    match rcode {
-        0 => {}
-        RCODE_NAME_ERROR => return Some(Answer::NoSuchHost),
-        RCODE_SERVER_FAILURE => return Some(Answer::TryAnother("server failure")),
-        _ => return Some(Answer::TryAnother("server misbehaving")),
+    let (answers, additional) = (r.word(6)?, r.word(10)?);
+    let rcode = extended_rcode(message, &r, flags & 0xf)?;
+    if rcode == RCODE_NAME_ERROR {
+        return Some(Answer::NoSuchHost);
     }
+    let unreadable = Answer::TryAnother("cannot unmarshal DNS message");
+    let records_start = r.at;
+    if answers > 0 && r.record().is_none() {
+        return Some(unreadable);
+    }
+    r.at = records_start;
     let recursive = flags & (FLAG_AUTHORITATIVE | FLAG_RECURSION_AVAILABLE) != 0;
-    if answers == 0 && !recursive && additional == 0 {
+    if rcode == 0 && answers == 0 && !recursive && additional == 0 {
         // A referral from a server that does not recurse: libresolv and Go ask the next one.
         return Some(Answer::TryAnother("lame referral"));
     }
+    match rcode {
+        0 => {}
+        RCODE_SERVER_FAILURE => return Some(Answer::TryAnother("server failure")),
+        _ => return Some(Answer::TryAnother("server misbehaving")),
+    }
+    // Go's skipToAnswer, then its loop over the records: those of the type asked for are
+    // taken in order, others passed over; what cannot be read ends the answer there.
     let mut addresses = Vec::new();
+    let mut seen = false;
     for _ in 0..answers {
-        let (_, after_name) = read_name(message, at)?;
-        let (kind, class) = (word(after_name)?, word(after_name + 2)?);
-        let length = usize::from(word(after_name + 8)?);
-        let data = message.get(after_name + 10..after_name + 10 + length)?;
-        at = after_name + 10 + length;
-        if class != CLASS_IN || kind != qtype {
+        let Some((kind, data)) = r.record() else {
+            return Some(if seen {
+                Answer::Records {
+                    addresses,
+                    broken: true,
+                }
+            } else {
+                unreadable
+            });
+        };
+        if kind != qtype {
             continue;
         }
-        match (kind, data.len()) {
-            (TYPE_A, 4) => addresses.push(IpAddr::V4(Ipv4Addr::new(
-                data[0], data[1], data[2], data[3],
-            ))),
-            (TYPE_AAAA, 16) => {
-                let bytes: [u8; 16] = data.try_into().ok()?;
-                addresses.push(IpAddr::V6(Ipv6Addr::from(bytes)));
+        seen = true;
+        match (qtype, &message[data]) {
+            (TYPE_A, &[a, b, c, d]) => addresses.push(IpAddr::V4(Ipv4Addr::new(a, b, c, d))),
+            (TYPE_AAAA, bytes) if bytes.len() == 16 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(bytes);
+                addresses.push(IpAddr::V6(Ipv6Addr::from(octets)));
             }
-            _ => return None,
+            _ => {
+                return Some(Answer::Records {
+                    addresses,
+                    broken: true,
+                });
+            }
         }
     }
-    if addresses.is_empty() {
+    if !seen {
         return Some(Answer::NoSuchHost);
     }
-    Some(Answer::Addresses(addresses))
+    Some(Answer::Records {
+        addresses,
+        broken: false,
+    })
 }
 
-/// The name at `at` in `message`, absolute (`a.b.`), and where what follows it starts.
-/// Compression pointers (RFC 1035 §4.1.4) are followed, at most a few dozen of them.
-fn read_name(message: &[u8], at: usize) -> Option<(String, usize)> {
-    let mut name = String::new();
-    let (mut position, mut end) = (at, None);
-    for _ in 0..64 {
+/// The response code, with the high bits an EDNS(0) OPT record in the additional section holds
+/// (RFC 6891 §6.1.3), as Go's `extractExtendedRCode`; `None` when the sections before it cannot
+/// be walked (the answer is then read without it).
+fn extended_rcode(message: &[u8], r: &Reader, rcode: u16) -> Option<u16> {
+    let mut walk = Reader { message, at: r.at };
+    let (answers, authorities, additional) = (r.word(6)?, r.word(8)?, r.word(10)?);
+    for _ in 0..answers + authorities {
+        if walk.record().is_none() {
+            return Some(rcode);
+        }
+    }
+    for _ in 0..additional {
+        let before = walk.at;
+        let Some((kind, _)) = walk.record() else {
+            return Some(rcode);
+        };
+        if kind == TYPE_OPT {
+            // The OPT record's TTL: extended RCODE (8 bits), version, flags.
+            let (_, after_name) = read_name(message, before)?;
+            let high = u16::from(*message.get(after_name + 4)?);
+            return Some(high << 4 | rcode);
+        }
+    }
+    Some(rcode)
+}
+
+/// The most compression pointers followed in one name, as Go's DNS parser allows.
+const MAX_POINTERS: usize = 10;
+
+/// The name at `at` in `message`, absolute (`a.b.`), as bytes, and where what follows it starts.
+/// Compression pointers (RFC 1035 §4.1.4) are followed, at most [`MAX_POINTERS`]; a label of a
+/// reserved type (over 63 bytes), a name over 255 bytes or one that runs off the end is `None`.
+fn read_name(message: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+    let mut name = Vec::new();
+    let (mut position, mut end, mut pointers) = (at, None, 0);
+    loop {
         let length = usize::from(*message.get(position)?);
         match length {
             0 => {
                 if name.is_empty() {
-                    name.push('.');
+                    name.push(b'.');
                 }
                 return Some((name, end.unwrap_or(position + 1)));
             }
             0xc0.. => {
+                pointers += 1;
+                if pointers > MAX_POINTERS {
+                    return None;
+                }
                 let low = usize::from(*message.get(position + 1)?);
                 end.get_or_insert(position + 2);
                 position = ((length & 0x3f) << 8) | low;
             }
             1..=63 => {
                 let label = message.get(position + 1..position + 1 + length)?;
-                name.push_str(std::str::from_utf8(label).ok()?);
-                name.push('.');
+                name.extend_from_slice(label);
+                name.push(b'.');
                 position += 1 + length;
             }
             _ => return None,
@@ -159,7 +254,6 @@ fn read_name(message: &[u8], at: usize) -> Option<(String, usize)> {
             return None;
         }
     }
-    None
 }
 
 #[cfg(test)]
@@ -215,15 +309,18 @@ mod tests {
         );
         let expected = vec![IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2])];
         assert_eq!(
-            answer(&r, 7, "SINK.", TYPE_A),
-            Some(Answer::Addresses(expected))
+            answer(&r, 7, "SINK.", TYPE_A, false),
+            Some(Answer::Records {
+                addresses: expected,
+                broken: false
+            })
         );
         // Another id, another name, another type: not an answer to this question.
-        assert_eq!(answer(&r, 8, "sink.", TYPE_A), None);
-        assert_eq!(answer(&r, 7, "other.", TYPE_A), None);
-        assert_eq!(answer(&r, 7, "sink.", TYPE_AAAA), None);
+        assert_eq!(answer(&r, 8, "sink.", TYPE_A, false), None);
+        assert_eq!(answer(&r, 7, "other.", TYPE_A, false), None);
+        assert_eq!(answer(&r, 7, "sink.", TYPE_AAAA, false), None);
         // Our own query, echoed: not a response.
-        assert_eq!(answer(&q, 7, "sink.", TYPE_A), None);
+        assert_eq!(answer(&q, 7, "sink.", TYPE_A, false), None);
         let q6 = query(9, "sink.", TYPE_AAAA).unwrap();
         let r6 = reply(
             &q6,
@@ -235,8 +332,11 @@ mod tests {
         );
         let v6: IpAddr = "fd00::5".parse().unwrap();
         assert_eq!(
-            answer(&r6, 9, "sink.", TYPE_AAAA),
-            Some(Answer::Addresses(vec![v6]))
+            answer(&r6, 9, "sink.", TYPE_AAAA, false),
+            Some(Answer::Records {
+                addresses: vec![v6],
+                broken: false
+            })
         );
     }
 
@@ -245,6 +345,7 @@ mod tests {
         let q = query(1, "x.", TYPE_A).unwrap();
         let cases = [
             (OK | RCODE_NAME_ERROR, Answer::NoSuchHost),
+            (FLAG_RESPONSE | RCODE_NAME_ERROR, Answer::NoSuchHost),
             (OK, Answer::NoSuchHost),
             (OK | FLAG_TRUNCATED, Answer::Truncated),
             (
@@ -256,25 +357,89 @@ mod tests {
         ];
         for (flags, expected) in cases {
             assert_eq!(
-                answer(&reply(&q, flags, &[]), 1, "x.", TYPE_A),
+                answer(&reply(&q, flags, &[]), 1, "x.", TYPE_A, false),
                 Some(expected)
             );
         }
     }
 
     #[test]
-    fn malformed_answers_are_not_taken() {
+    fn what_does_not_answer_our_question_is_ignored() {
         let q = query(1, "x.", TYPE_A).unwrap();
         let r = reply(&q, OK, &[(TYPE_A, &[10, 0, 0, 1])]);
-        for cut in 0..r.len() {
-            assert_eq!(answer(&r[..cut], 1, "x.", TYPE_A), None, "cut at {cut}");
+        // Cut before the question ends: not (yet) an answer to it.
+        for cut in 0..q.len() - 11 {
+            assert_eq!(
+                answer(&r[..cut], 1, "x.", TYPE_A, false),
+                None,
+                "cut at {cut}"
+            );
         }
         // A pointer loop in the question name.
         let mut looped = r.clone();
         looped[12..14].copy_from_slice(&[0xc0, 12]);
-        assert_eq!(answer(&looped, 1, "x.", TYPE_A), None);
-        // An A record that is not four bytes.
+        assert_eq!(answer(&looped, 1, "x.", TYPE_A, false), None);
+    }
+
+    /// Go's reading of an answer that matches the question but breaks further on: before any
+    /// record of the type asked for, the server failed (ask the next one); after some, they
+    /// are its word, and the rest is passed over.
+    #[test]
+    fn an_answer_that_breaks_off_is_a_failure_or_the_records_read_before() {
+        let q = query(1, "x.", TYPE_A).unwrap();
+        let unreadable = Some(Answer::TryAnother("cannot unmarshal DNS message"));
+        // More answers counted than present, none readable: the next server.
+        let mut short = reply(&q, OK, &[]);
+        short[6..8].copy_from_slice(&[0, 2]);
+        assert_eq!(answer(&short, 1, "x.", TYPE_A, false), unreadable);
+        // Two A records, then a third counted and missing: the two, broken off.
+        let mut two = reply(
+            &q,
+            OK,
+            &[(TYPE_A, &[10, 0, 0, 1]), (TYPE_A, &[10, 0, 0, 2])],
+        );
+        two[6..8].copy_from_slice(&[0, 3]);
+        let expected = Answer::Records {
+            addresses: vec![IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2])],
+            broken: true,
+        };
+        assert_eq!(answer(&two, 1, "x.", TYPE_A, false), Some(expected));
+        // A compression loop in the first record's owner name: the next server.
+        let mut looped = reply(&q, OK, &[(TYPE_A, &[10, 0, 0, 1])]);
+        let owner = q.len() - 11;
+        looped[owner..owner + 2].copy_from_slice(&[0xc0, owner as u8]);
+        assert_eq!(answer(&looped, 1, "x.", TYPE_A, false), unreadable);
+        // An A record that is not four bytes: nothing read, broken.
         let odd = reply(&q, OK, &[(TYPE_A, &[10, 0, 0])]);
-        assert_eq!(answer(&odd, 1, "x.", TYPE_A), None);
+        assert_eq!(
+            answer(&odd, 1, "x.", TYPE_A, false),
+            Some(Answer::Records {
+                addresses: vec![],
+                broken: true
+            })
+        );
+        // Truncated over UDP is to be asked over TCP; over TCP it is read as it is.
+        let cut = reply(&q, OK | FLAG_TRUNCATED, &[(TYPE_A, &[10, 0, 0, 1])]);
+        assert_eq!(
+            answer(&cut, 1, "x.", TYPE_A, false),
+            Some(Answer::Truncated)
+        );
+        assert!(matches!(
+            answer(&cut, 1, "x.", TYPE_A, true),
+            Some(Answer::Records { .. })
+        ));
+    }
+
+    #[test]
+    fn an_extended_rcode_in_the_opt_record_is_a_server_misbehaving() {
+        let q = query(1, "x.", TYPE_A).unwrap();
+        let mut r = reply(&q, OK, &[(TYPE_A, &[10, 0, 0, 1])]);
+        r[10..12].copy_from_slice(&[0, 1]);
+        // OPT: root, type 41, payload size, extended rcode 1 (BADVERS with the header's 0).
+        r.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            answer(&r, 1, "x.", TYPE_A, false),
+            Some(Answer::TryAnother("server misbehaving"))
+        );
     }
 }

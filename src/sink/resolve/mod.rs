@@ -1,25 +1,30 @@
 //! Host names to addresses, as Go's pure resolver does it on Linux, on the one thread and inside
 //! its one wait: `/etc/hosts` first, then the name servers of `/etc/resolv.conf` (search
 //! domains, `ndots`, `timeout`, `attempts`, `rotate`, `single-request`, `use-vc`), A and AAAA
-//! asked at once over UDP from a fresh socket (a random port) with a random id, over TCP when an
-//! answer comes truncated. An answer is taken only from the server asked, and only when it
-//! answers the question asked. The whole lookup ends by the caller's deadline, or at once when a
-//! stop signal arrives. The C library's resolver would ignore both.
+//! asked at once, each going through the servers on its own: over UDP from a fresh socket (a
+//! random port) with a random id, over TCP when an answer comes truncated ([`exchange`]). An
+//! answer is taken only from the server asked, and only when it answers the question asked
+//! ([`message`]). Whichever family answered is kept, the other's failure notwithstanding (Go's
+//! default, not its `StrictErrors`), and the addresses are ordered as RFC 6724 says ([`order`]).
+//! The whole lookup ends by the caller's deadline, or at once when a stop signal arrives. The C
+//! library's resolver would ignore both.
 
 mod conf;
+mod exchange;
 mod message;
+mod order;
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use crate::config::NameService;
 use crate::files;
-use crate::wait::{Interest, OnStop, Purpose, Stop, Unready, Waiter, Watched};
+use crate::wait::{OnStop, Purpose, Stop, Unready, Waiter, Watched};
 use conf::{ResolvConf, hosts_lookup, parse_resolv_conf};
-use message::{Answer, TYPE_A, TYPE_AAAA};
+use exchange::{Exchange, Progress};
+use message::{TYPE_A, TYPE_AAAA};
 
 /// The most of `/etc/hosts` or `/etc/resolv.conf` read.
 const MAX_CONF_FILE: usize = 256 * 1024;
@@ -61,327 +66,266 @@ pub struct Resolver {
     settings: NameService,
 }
 
-/// One question (a name and a type) on its way through the servers.
-struct Question {
-    qtype: u16,
-    id: u16,
-    query: Vec<u8>,
-    /// Answered for good: addresses, or none (the name does not exist).
-    answer: Option<Vec<IpAddr>>,
-}
+/// Where `rotate` starts the next question: one more each question, as Go's `serverOffset`.
+static ROTATION: AtomicU32 = AtomicU32::new(0);
 
 impl Resolver {
     pub fn new(settings: NameService) -> Resolver {
         Resolver { settings }
     }
 
-    /// The addresses of `name` (not an IP literal), by `deadline`, waiting through `waiter`.
+    /// The addresses of `name` (not an IP literal), by `deadline`, waiting through `waiter`;
+    /// their ports are 0, an IPv6 one's scope is its zone's.
     pub fn lookup(
         &self,
         waiter: &Waiter,
         name: &str,
         deadline: Instant,
-    ) -> Result<Vec<IpAddr>, LookupError> {
+    ) -> Result<Vec<SocketAddr>, LookupError> {
         if let Ok(hosts) = files::read_text(&self.settings.hosts, MAX_CONF_FILE) {
             let found = hosts_lookup(&hosts, name);
             if !found.is_empty() {
                 return Ok(found);
             }
         }
+        if !is_domain_name(name) {
+            // Nothing DNS could answer, as Go says without asking.
+            return Err(LookupError::NoSuchHost);
+        }
         let text = files::read_text(&self.settings.resolv_conf, MAX_CONF_FILE).unwrap_or_default();
         let hostname = files::read_text(HOSTNAME_FILE.as_ref(), 256).unwrap_or_default();
         let conf = parse_resolv_conf(&text, self.settings.port, &hostname);
-        let offset = if conf.rotate {
-            usize::from(random_u16())
-        } else {
-            0
-        };
-        let mut last = LookupError::NoSuchHost;
+        let original = format!("{}.", name.trim_end_matches('.'));
+        let mut last: Option<LookupError> = None;
         for fqdn in conf.names(name) {
-            match ask(waiter, &conf, &fqdn, offset, deadline) {
-                Ok(addresses) if !addresses.is_empty() => return Ok(addresses),
-                Ok(_) => {}
-                Err(error @ LookupError::Stopped(_)) => return Err(error),
-                Err(error) => last = error,
+            let mut addresses = Vec::new();
+            for result in ask(waiter, &conf, &fqdn, deadline) {
+                match result {
+                    Ok(found) => addresses.extend(found),
+                    Err(error @ LookupError::Stopped(_)) => return Err(error),
+                    // As Go: the error for the name as given is the one said.
+                    Err(error) if last.is_none() || fqdn == original => last = Some(error),
+                    Err(_) => {}
+                }
             }
-            if Instant::now() >= deadline {
-                break;
+            if !addresses.is_empty() {
+                return Ok(order::by_rfc6724(addresses));
             }
         }
-        Err(last)
+        Err(last.unwrap_or(LookupError::NoSuchHost))
     }
 }
 
-/// Asks the servers of `conf` for the A and AAAA records of `fqdn`, `attempts` rounds each
-/// starting at server `offset`. `Ok` with no addresses: the name does not exist.
+/// Go's `isDomainName`: letters, digits, `-` and `_` in labels of 1 to 63 bytes, not all
+/// digits, at most 253 bytes (254 with the final dot); `.` alone is the root.
+fn is_domain_name(name: &str) -> bool {
+    if name == "." {
+        return true;
+    }
+    let bytes = name.as_bytes();
+    let length = bytes.len();
+    if length == 0 || length > 254 || length == 254 && !name.ends_with('.') {
+        return false;
+    }
+    let (mut last, mut non_numeric, mut label) = (b'.', false, 0);
+    for &c in bytes {
+        match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                non_numeric = true;
+                label += 1;
+            }
+            b'0'..=b'9' => label += 1,
+            b'-' if last != b'.' => {
+                non_numeric = true;
+                label += 1;
+            }
+            b'.' if last != b'.' && last != b'-' && (1..=63).contains(&label) => label = 0,
+            _ => return false,
+        }
+        last = c;
+    }
+    last != b'-' && label <= 63 && non_numeric
+}
+
+/// One question (a name and a type) on its way through the servers, as Go's `tryOneName`: each
+/// server in turn (from its rotation), `attempts` rounds, until one gives its word.
+struct Question {
+    qtype: u16,
+    id: u16,
+    query: Vec<u8>,
+    /// The servers in the order this question asks them, every round.
+    servers: Vec<SocketAddr>,
+    /// How many exchanges were begun.
+    begun: usize,
+    /// The exchange under way.
+    current: Option<Exchange>,
+    /// Why the last server did not answer.
+    last: LookupError,
+    /// This question's outcome, once it has one.
+    outcome: Option<Result<Vec<IpAddr>, LookupError>>,
+}
+
+impl Question {
+    fn new(conf: &ResolvConf, fqdn: &str, qtype: u16) -> Option<Question> {
+        let id = random_u16();
+        let query = message::query(id, fqdn, qtype)?;
+        let offset = if conf.rotate {
+            ROTATION.fetch_add(1, Ordering::Relaxed) as usize
+        } else {
+            0
+        };
+        let count = conf.servers.len();
+        let servers = (0..count)
+            .map(|j| conf.servers[(offset + j) % count])
+            .collect();
+        Some(Question {
+            qtype,
+            id,
+            query,
+            servers,
+            begun: 0,
+            current: None,
+            last: LookupError::TimedOut(None),
+            outcome: None,
+        })
+    }
+
+    /// Begins the next exchange, or ends the question when every server was asked in every
+    /// round, or the deadline passed.
+    fn next(&mut self, conf: &ResolvConf, deadline: Instant) {
+        while self.outcome.is_none() {
+            let now = Instant::now();
+            if self.begun >= conf.attempts * self.servers.len() || now >= deadline {
+                self.outcome = Some(Err(self.last.clone()));
+                return;
+            }
+            let server = self.servers[self.begun % self.servers.len()];
+            self.begun += 1;
+            let until = now
+                .checked_add(conf.timeout)
+                .map_or(deadline, |t| t.min(deadline));
+            match Exchange::begin(server, &self.query, conf.use_tcp, until) {
+                Ok(exchange) => {
+                    self.current = Some(exchange);
+                    return;
+                }
+                Err(error) => self.last = error,
+            }
+        }
+    }
+
+    /// Takes what the exchange under way made of the readiness of its socket.
+    fn progress(&mut self, conf: &ResolvConf, fqdn: &str, deadline: Instant) {
+        let Some(exchange) = &mut self.current else {
+            return;
+        };
+        match exchange.progress(self.id, fqdn, self.qtype) {
+            Progress::Waiting => {}
+            Progress::Answered(Ok(addresses)) => {
+                self.current = None;
+                self.outcome = Some(Ok(addresses));
+            }
+            Progress::Answered(Err(error)) => {
+                self.current = None;
+                self.outcome = Some(Err(error));
+            }
+            Progress::Failed(error) => {
+                self.current = None;
+                self.last = error;
+                self.next(conf, deadline);
+            }
+        }
+    }
+}
+
+/// Asks the servers of `conf` for the A and AAAA records of `fqdn`, each question on its own (or
+/// one after the other with `single-request`); their outcomes, in that order.
 fn ask(
     waiter: &Waiter,
     conf: &ResolvConf,
     fqdn: &str,
-    offset: usize,
     deadline: Instant,
-) -> Result<Vec<IpAddr>, LookupError> {
-    let mut questions = Vec::with_capacity(2);
-    for qtype in [TYPE_A, TYPE_AAAA] {
-        let id = random_u16();
-        let Some(query) = message::query(id, fqdn, qtype) else {
-            // Not a name DNS can carry: it cannot exist.
-            return Ok(Vec::new());
-        };
-        questions.push(Question {
-            qtype,
-            id,
-            query,
-            answer: None,
-        });
+) -> Vec<Result<Vec<IpAddr>, LookupError>> {
+    let mut questions: Vec<Question> = [TYPE_A, TYPE_AAAA]
+        .into_iter()
+        .filter_map(|qtype| Question::new(conf, fqdn, qtype))
+        .collect();
+    if questions.is_empty() {
+        // Not a name DNS can carry: it cannot exist.
+        return vec![Err(LookupError::NoSuchHost)];
     }
-    let mut last = LookupError::TimedOut(None);
-    let servers = &conf.servers;
-    for _ in 0..conf.attempts {
-        for j in 0..servers.len() {
-            let server = servers[(offset + j) % servers.len()];
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(last);
-            }
-            let until = (now + conf.timeout).min(deadline);
-            let result = if conf.single_request {
-                questions.iter_mut().try_for_each(|q| {
-                    exchange(waiter, conf, server, fqdn, std::slice::from_mut(q), until)
-                })
-            } else {
-                exchange(waiter, conf, server, fqdn, &mut questions, until)
-            };
-            match result {
-                Err(error @ LookupError::Stopped(_)) => return Err(error),
-                Err(error) => last = error,
-                Ok(()) => {}
-            }
-            if questions.iter().all(|q| q.answer.is_some()) {
-                return Ok(questions
-                    .into_iter()
-                    .flat_map(|q| q.answer.unwrap_or_default())
-                    .collect());
-            }
+    let at_once = if conf.single_request {
+        1
+    } else {
+        questions.len()
+    };
+    for chunk in questions.chunks_mut(at_once) {
+        if let Err(stop) = settle(waiter, conf, fqdn, chunk, deadline) {
+            return vec![Err(LookupError::Stopped(stop))];
         }
     }
-    Err(last)
+    questions
+        .into_iter()
+        .map(|q| q.outcome.unwrap_or(Err(LookupError::TimedOut(None))))
+        .collect()
 }
 
-/// Sends the unanswered `questions` for `fqdn` to `server` and takes its answers until `until`.
-/// `Err` says why this server left some unanswered.
-fn exchange(
+/// Runs `questions` side by side until each has an outcome.
+fn settle(
     waiter: &Waiter,
     conf: &ResolvConf,
-    server: SocketAddr,
     fqdn: &str,
     questions: &mut [Question],
-    until: Instant,
-) -> Result<(), LookupError> {
-    if conf.use_tcp {
-        for question in questions.iter_mut().filter(|q| q.answer.is_none()) {
-            let answer = over_tcp(waiter, server, question, fqdn, until)?;
-            settle(question, answer)?;
-        }
-        return Ok(());
+    deadline: Instant,
+) -> Result<(), Stop> {
+    for question in questions.iter_mut() {
+        question.next(conf, deadline);
     }
-    over_udp(waiter, server, fqdn, questions, until)
-}
-
-/// [`exchange`] over UDP: every unanswered question on a socket of its own at once, a truncated
-/// answer asked again over TCP.
-fn over_udp(
-    waiter: &Waiter,
-    server: SocketAddr,
-    fqdn: &str,
-    questions: &mut [Question],
-    until: Instant,
-) -> Result<(), LookupError> {
-    let mut sockets = Vec::with_capacity(questions.len());
-    for (index, question) in questions.iter().enumerate() {
-        if question.answer.is_none() {
-            sockets.push((index, udp_socket(server, &question.query).map_err(failed)?));
-        }
-    }
-    let mut buffer = [0u8; message::MAX_UDP_ANSWER + 256];
-    let mut problem = None;
-    while !sockets.is_empty() {
-        let mut watched: Vec<Watched> = sockets
-            .iter()
-            .map(|(_, s)| Watched::new(s.as_raw_fd(), Interest::Read))
+    loop {
+        let pending: Vec<usize> = (0..questions.len())
+            .filter(|&i| questions[i].outcome.is_none())
             .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut watched: Vec<Watched> = pending
+            .iter()
+            .filter_map(|&i| questions[i].current.as_ref().map(Exchange::watched))
+            .collect();
+        let until = pending
+            .iter()
+            .filter_map(|&i| questions[i].current.as_ref().map(Exchange::until))
+            .min()
+            .unwrap_or(deadline);
         match waiter.wait_for(&mut watched, until, OnStop::End, Purpose::Lookup) {
-            Ok(()) => {}
-            Err(Unready::Stopped(stop)) => return Err(LookupError::Stopped(stop)),
-            Err(Unready::TimedOut) => {
-                return Err(problem.unwrap_or(LookupError::TimedOut(Some(server))));
-            }
-            Err(Unready::Failed(error)) => return Err(failed(error)),
-        }
-        let mut done = Vec::new();
-        for ((index, socket), w) in sockets.iter().zip(&watched) {
-            if !w.ready {
-                continue;
-            }
-            let question = &mut questions[*index];
-            let answer = match receive(socket, &mut buffer, question, fqdn, server) {
-                // Not (yet) the answer to this question: wait on.
-                Received::Nothing => continue,
-                Received::Answer(Answer::Truncated) => {
-                    over_tcp(waiter, server, question, fqdn, until)?
+            Ok(()) | Err(Unready::TimedOut) => {}
+            Err(Unready::Stopped(stop)) => return Err(stop),
+            Err(Unready::Failed(error)) => {
+                for &i in &pending {
+                    questions[i].outcome = Some(Err(LookupError::Failed(error.kind().to_string())));
                 }
-                Received::Answer(answer) => answer,
-                Received::Unreachable(error) => {
-                    problem = Some(error);
-                    done.push(*index);
-                    continue;
-                }
-            };
-            if let Err(error) = settle(question, answer) {
-                problem = Some(error);
+                return Ok(());
             }
-            done.push(*index);
         }
-        sockets.retain(|(index, _)| !done.contains(index));
-    }
-    problem.map_or(Ok(()), Err)
-}
-
-/// What a ready UDP socket gave for its question.
-enum Received {
-    /// Nothing, or a datagram that does not answer the question.
-    Nothing,
-    Answer(Answer),
-    /// Nothing listens there (an ICMP port unreachable): this server is done.
-    Unreachable(LookupError),
-}
-
-/// Takes one datagram from `socket` and reads it as the answer to `question`.
-fn receive(
-    socket: &UdpSocket,
-    buffer: &mut [u8],
-    question: &Question,
-    fqdn: &str,
-    server: SocketAddr,
-) -> Received {
-    match socket.recv(buffer) {
-        Ok(n) => message::answer(&buffer[..n], question.id, fqdn, question.qtype)
-            .map_or(Received::Nothing, Received::Answer),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::Nothing,
-        Err(e) => Received::Unreachable(LookupError::Failed(format!(
-            "name server {server}: {}",
-            e.kind()
-        ))),
-    }
-}
-
-/// Records `answer` as `question`'s for good, or says why this server did not give one.
-fn settle(question: &mut Question, answer: Answer) -> Result<(), LookupError> {
-    match answer {
-        Answer::Addresses(addresses) => question.answer = Some(addresses),
-        Answer::NoSuchHost => question.answer = Some(Vec::new()),
-        Answer::TryAnother(why) => return Err(LookupError::Failed(why.to_owned())),
-        Answer::Truncated => return Err(LookupError::Failed("truncated over TCP".to_owned())),
-    }
-    Ok(())
-}
-
-/// A fresh UDP socket (the kernel picks a random port) connected to `server`, so that only its
-/// datagrams arrive, with `query` sent.
-fn udp_socket(server: SocketAddr, query: &[u8]) -> io::Result<UdpSocket> {
-    let any: IpAddr = match server {
-        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = UdpSocket::bind((any, 0))?;
-    socket.connect(server)?;
-    socket.set_nonblocking(true)?;
-    socket.send(query)?;
-    Ok(socket)
-}
-
-/// `question` asked over TCP (RFC 1035 §4.2.2: each message after its two-byte length).
-fn over_tcp(
-    waiter: &Waiter,
-    server: SocketAddr,
-    question: &Question,
-    fqdn: &str,
-    until: Instant,
-) -> Result<Answer, LookupError> {
-    let mut stream = crate::sys::connect_started(&server).map_err(failed)?;
-    wait(waiter, &stream, Interest::Write, until)?;
-    if let Some(error) = stream.take_error().map_err(failed)? {
-        return Err(failed(error));
-    }
-    let mut out = u16::try_from(question.query.len())
-        .unwrap_or(0)
-        .to_be_bytes()
-        .to_vec();
-    out.extend_from_slice(&question.query);
-    let mut written = 0;
-    while written < out.len() {
-        match stream.write(&out[written..]) {
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(waiter, &stream, Interest::Write, until)?;
+        for (slot, &i) in pending.iter().enumerate() {
+            let ready = watched.get(slot).is_some_and(|w| w.ready);
+            let question = &mut questions[i];
+            let timed_out = question
+                .current
+                .as_ref()
+                .is_some_and(|e| e.until() <= Instant::now());
+            if ready {
+                question.progress(conf, fqdn, deadline);
+            } else if timed_out {
+                let server = question.current.take().map(|e| e.server());
+                question.last = LookupError::TimedOut(server);
+                question.next(conf, deadline);
             }
-            Err(e) => return Err(failed(e)),
         }
     }
-    let mut length = [0u8; 2];
-    read_exact(waiter, &mut stream, &mut length, until)?;
-    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(length))];
-    read_exact(waiter, &mut stream, &mut answer, until)?;
-    message::answer(&answer, question.id, fqdn, question.qtype).ok_or_else(|| {
-        LookupError::Failed(format!("name server {server} answered another question"))
-    })
 }
 
-fn read_exact(
-    waiter: &Waiter,
-    stream: &mut TcpStream,
-    buffer: &mut [u8],
-    until: Instant,
-) -> Result<(), LookupError> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match stream.read(&mut buffer[filled..]) {
-            Ok(0) => {
-                return Err(LookupError::Failed(
-                    "the name server closed the connection".into(),
-                ));
-            }
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait(waiter, stream, Interest::Read, until)?;
-            }
-            Err(e) => return Err(failed(e)),
-        }
-    }
-    Ok(())
-}
-
-fn wait(
-    waiter: &Waiter,
-    stream: &TcpStream,
-    interest: Interest,
-    until: Instant,
-) -> Result<(), LookupError> {
-    let mut watched = [Watched::new(stream.as_raw_fd(), interest)];
-    waiter
-        .wait_for(&mut watched, until, OnStop::End, Purpose::Lookup)
-        .map_err(|unready| match unready {
-            Unready::TimedOut => LookupError::TimedOut(stream.peer_addr().ok()),
-            Unready::Stopped(stop) => LookupError::Stopped(stop),
-            Unready::Failed(error) => failed(error),
-        })
-}
-
-fn failed(error: io::Error) -> LookupError {
-    LookupError::Failed(error.kind().to_string())
-}
-
-/// A random 16-bit number (a query id, a server to start at); 0 without randomness.
+/// A random 16-bit number (a query id); 0 without randomness.
 fn random_u16() -> u16 {
     let mut bytes = [0u8; 2];
     let _ = getrandom::getrandom(&mut bytes);
@@ -394,6 +338,7 @@ pub(crate) mod testing {
 
     use super::*;
     pub use crate::files::testing::TempDir;
+    use std::net::UdpSocket;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -456,6 +401,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{FakeDns, TempDir};
     use super::*;
+    use std::net::UdpSocket;
     use std::time::Duration;
 
     #[test]
@@ -467,19 +413,39 @@ mod tests {
             .resolver()
             .lookup(&waiter, "sink.test", deadline)
             .unwrap();
-        assert_eq!(found, [IpAddr::from([10, 1, 2, 3])]);
+        assert_eq!(found, [SocketAddr::from(([10, 1, 2, 3], 0))]);
         assert_eq!(dns.asked(), 2, "one A and one AAAA question");
         std::fs::write(dns.dir.join("hosts"), "10.9.9.9 sink.test\n").unwrap();
         let found = dns
             .resolver()
             .lookup(&waiter, "sink.test", deadline)
             .unwrap();
-        assert_eq!(found, [IpAddr::from([10, 9, 9, 9])]);
+        assert_eq!(found, [SocketAddr::from(([10, 9, 9, 9], 0))]);
         assert_eq!(
             dns.asked(),
             2,
             "no question when the hosts file knows the name"
         );
+    }
+
+    #[test]
+    fn domain_names_are_what_go_takes_for_one() {
+        for good in ["sink.test", "a_b.test.", "x", "1a", ".", &"a".repeat(63)] {
+            assert!(is_domain_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "-a",
+            "a-",
+            "a.-b",
+            "123",
+            "a b",
+            "bü.test",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_domain_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -270,6 +270,11 @@ fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(
         Err(ureq::Error::Io(e)) if e.get_ref().is_some_and(|e| e.is::<Stopped>()) => {
             Err(Failure::Stopped)
         }
+        // Cut short by the next beat, which an export never delays: say so, not "timeout".
+        Err(ureq::Error::Timeout(_)) if timeout < EXPORT_TIMEOUT => Err(Failure::Failed(format!(
+            "no reply in the {} ms before the next beat",
+            timeout.as_millis().max(1)
+        ))),
         Err(error) => {
             // ureq 3.5's errors do not quote the URL; should one ever, never its credentials.
             let mut text = error.to_string();

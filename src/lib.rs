@@ -83,6 +83,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, host: &dyn Host) -> i32 {
             0
         }
         Ok(Command::Run(config)) => send_beats(&config),
+        Ok(Command::Lookup(lookup)) => look_up(&lookup),
         Ok(Command::Next(preview)) => {
             print!("{}", preview_text(&preview));
             0
@@ -455,6 +456,30 @@ fn log_skipped(skipped: u64, last_send: Duration, spent: Spent, period: Duration
     log::line(format_args!(
         "skipped {skipped} beat(s): {held}, past their time"
     ));
+}
+
+/// `--lookup`: the host's addresses, one a line, in the order a connection tries them; exit 3
+/// when it has none (the reason on stderr).
+fn look_up(lookup: &config::Lookup) -> i32 {
+    let waiter = match Waiter::new() {
+        Ok(waiter) => waiter,
+        Err(error) => {
+            log::line(format_args!("cannot wait for SIGTERM/SIGINT: {error}"));
+            return EXIT_CONFIG;
+        }
+    };
+    match sink::lookup(&lookup.names, &lookup.host, &waiter, lookup.timeout) {
+        Ok(addresses) => {
+            for address in addresses {
+                println!("{address}");
+            }
+            0
+        }
+        Err(error) => {
+            log::line(format_args!("lookup {}: {error}", lookup.host));
+            EXIT_UNDELIVERED
+        }
+    }
 }
 
 /// `--next`: one line a beat time, UTC then local time with its offset and abbreviation.

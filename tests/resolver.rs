@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::dns::{Behaviour, FakeDns, Question};
+use support::dns::{Behaviour, FakeDns, Question, Rule, Server};
 use support::*;
 
 /// One event to `sink` named `sink.test`, through `dns` with `options` in its resolv.conf.
@@ -92,6 +92,43 @@ fn named_loop(sink: &Sink, dns: &FakeDns, options: &str, args: &[&str]) -> Runni
     command.env("K_SINK", format!("http://sink.test:{}/", sink.port));
     dns.configure(&mut command, options);
     Running::start(command.args(args))
+}
+
+/// A server answering `sink.test` with `a` (A records) and `aaaa` (AAAA records): each `answer
+/// IP...`, or `nodata`.
+fn dual_stack(a: &str, aaaa: &str) -> FakeDns {
+    let rule = |qtype: &str, say: &str| Rule {
+        name: "sink.test.".into(),
+        qtype: qtype.into(),
+        say: vec![say.into()],
+    };
+    FakeDns::servers(&[Server {
+        address: "127.0.0.1".into(),
+        rules: vec![rule("A", a), rule("AAAA", aaaa)],
+    }])
+}
+
+#[test]
+fn a_sink_with_only_an_ipv6_address_gets_its_beats() {
+    let sink = Sink::start_v6(vec![]);
+    let dns = dual_stack("nodata", "answer ::1");
+    let f = one_named_event(&sink, &dns, "", &[]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    let request = sink.expect();
+    assert_eq!(request.header("host"), format!("sink.test:{}", sink.port));
+}
+
+#[test]
+fn an_address_that_refuses_is_followed_by_the_next_in_rfc_6724_order() {
+    // ::1 comes first (precedence 50 over IPv4's 35) but nothing listens there: the connection
+    // goes on to 127.0.0.1 within the same attempt, as Go's dialer does.
+    let sink = Sink::start(vec![]);
+    let dns = dual_stack("answer 127.0.0.1", "answer ::1");
+    let f = one_named_event(&sink, &dns, "", &[]);
+    assert_eq!(f.code(), Some(0), "{}", f.stderr);
+    sink.expect();
+    f.assert_logged("event 1 id");
+    assert!(!f.stderr.contains("failed"), "{}", f.stderr);
 }
 
 #[test]

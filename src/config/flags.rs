@@ -37,11 +37,12 @@ pub const CATCH_UP: &str = "catch-up";
 pub const CATCH_UP_WINDOW: &str = "catch-up-window";
 pub const JITTER: &str = "jitter";
 pub const START: &str = "start";
+pub const LOOKUP: &str = "lookup";
 pub const END: &str = "end";
 
 /// Every flag that takes a value, with its usage line (`--help`); the others (`-h`, `--help`,
 /// `--version`) stand alone.
-const VALUE_FLAGS: [(&str, &str, &str); 30] = [
+const VALUE_FLAGS: [(&str, &str, &str); 31] = [
     (
         SINK,
         "URL",
@@ -98,6 +99,11 @@ const VALUE_FLAGS: [(&str, &str, &str); 30] = [
         CONTENT_TYPE,
         "TYPE",
         "Content-Type of the body, omitted when empty [application/json]",
+    ),
+    (
+        LOOKUP,
+        "HOST",
+        "print HOST's addresses as a connection would look them up, and exit",
     ),
     (
         TIMEOUT,
@@ -256,6 +262,7 @@ pub struct Flags {
     pub catch_up_window: Option<String>,
     pub jitter: Option<String>,
     pub start: Option<String>,
+    pub lookup: Option<String>,
     pub end: Option<String>,
     pub align: bool,
     pub sequence: bool,
@@ -313,6 +320,7 @@ pub fn read(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, As
             Long(CATCH_UP_WINDOW) => &mut flags.catch_up_window,
             Long(JITTER) => &mut flags.jitter,
             Long(START) => &mut flags.start,
+            Long(LOOKUP) => &mut flags.lookup,
             Long(END) => &mut flags.end,
             Long(ALIGN) => {
                 flags.align = boolean(&mut parser, &name)?;

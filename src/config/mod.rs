@@ -140,6 +140,15 @@ impl fmt::Display for SinkSettings {
     }
 }
 
+/// `--lookup HOST`: look HOST up as a connection to the sink would, within the attempt's
+/// timeout, and print its addresses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub(crate) host: String,
+    pub(crate) names: NameService,
+    pub(crate) timeout: Duration,
+}
+
 /// A value with the name of the variable or flag it came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Named {
@@ -153,6 +162,8 @@ pub enum Command {
     Run(Box<Config>),
     /// `--next`: print beat times, send nothing.
     Next(Box<Preview>),
+    /// `--lookup`: print a host's addresses, send nothing.
+    Lookup(Box<Lookup>),
     Help,
     Version,
 }
@@ -163,6 +174,15 @@ pub fn parse_args(
     host: &dyn Host,
 ) -> Result<Command, Error> {
     match flags::read(args)? {
+        Ok(flags) if flags.lookup.is_some() => {
+            let env = Env(host);
+            let (timeout, _) = timeout_and_count(env, flags.timeout, None)?;
+            Ok(Command::Lookup(Box::new(Lookup {
+                host: flags.lookup.unwrap_or_default(),
+                names: NameService::from_env(env)?,
+                timeout,
+            })))
+        }
         Ok(flags) if flags.next.is_some() => {
             let env = Env(host);
             let beats = timing::beats(env, &flags, true)?;

@@ -73,6 +73,31 @@ pub enum Delivery {
     Stopped { stop: Stop, attempts: u32 },
 }
 
+/// The addresses of `host` (a name, or an IP literal as it is) as a connection to the sink
+/// would look them up, within `timeout`: each as text (an IPv6 address's scope after a `%`), in
+/// the order a connection tries them.
+pub fn lookup(
+    names: &crate::config::NameService,
+    host: &str,
+    waiter: &Waiter,
+    timeout: Duration,
+) -> Result<Vec<String>, resolve::LookupError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(vec![ip.to_string()]);
+    }
+    let found = Resolver::new(names.clone()).lookup(waiter, bare, Instant::now() + timeout)?;
+    Ok(found
+        .into_iter()
+        .map(|address| match address {
+            std::net::SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                format!("{}%{}", v6.ip(), v6.scope_id())
+            }
+            other => other.ip().to_string(),
+        })
+        .collect())
+}
+
 /// Where requests go: the sink, or the dead-letter sink.
 struct Target {
     /// The URL as configured, without its userinfo (a clone is a reference count).

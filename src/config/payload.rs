@@ -36,13 +36,16 @@ pub(super) fn payload(
     data_base64: Option<String>,
     content_type: Option<String>,
 ) -> Result<Payload, Error> {
+    // As PingSource: an empty one is not given, unless both are (an event without data).
     let data = match (data, data_base64) {
-        (Some(_), Some(b64)) => {
+        (Some(text), Some(b64)) if !text.is_empty() && !b64.is_empty() => {
             let both = "--data was given too: use one or the other";
             return Err(Error::invalid(named(flags::DATA_BASE64), &b64, both));
         }
-        (Some(text), None) => Some((named(flags::DATA), text.into_bytes())),
-        (None, Some(b64)) => Some((named(flags::DATA_BASE64), decode(&b64)?)),
+        (_, Some(b64)) if !b64.is_empty() => Some((named(flags::DATA_BASE64), decode(&b64)?)),
+        (Some(text), _) if !text.is_empty() => Some((named(flags::DATA), text.into_bytes())),
+        (Some(_), _) => Some((named(flags::DATA), Vec::new())),
+        (None, Some(_)) => Some((named(flags::DATA_BASE64), Vec::new())),
         (None, None) => None,
     };
     let content_type = match content_type {
@@ -60,26 +63,19 @@ pub(super) fn payload(
         let reason = format!("{} bytes, more than the {MAX_BODY} allowed", bytes.len());
         return Err(Error::unusable(name, reason));
     }
-    if is_json(content_type.as_deref()) && !is_json_object(&bytes) {
+    if let Some(problem) = is_json(content_type.as_deref())
+        .then(|| super::json::object_problem(&bytes))
+        .flatten()
+    {
         // PingSource's webhook: json.Unmarshal into a map[string]interface{}.
-        let reason = "with Content-Type application/json it must be a JSON object";
+        let reason =
+            format!("with Content-Type application/json it must be a JSON object: {problem}");
         return Err(Error::unusable(name, reason));
     }
     Ok(Payload {
         content_type: content_type.filter(|_| !bytes.is_empty()),
         data: Some(bytes),
     })
-}
-
-/// One JSON object, nothing before or after it but white space.
-fn is_json_object(bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return false;
-    };
-    let object = text
-        .trim_start_matches([' ', '\t', '\n', '\r'])
-        .starts_with('{');
-    object && serde_json::from_str::<Box<serde_json::value::RawValue>>(text).is_ok()
 }
 
 /// Standard base64 as Go decodes it, line breaks skipped.
@@ -161,6 +157,14 @@ mod tests {
             Some(b"bin\0ary".to_vec())
         );
         assert_eq!(ok(None, Some("AAEC/x=="), None).0, Some(vec![0, 1, 2, 255]));
+        // An empty one is not given, as PingSource's `data != ""` says; both empty is no data.
+        assert_eq!(ok(Some(""), Some("eA=="), None).0, Some(b"x".to_vec()));
+        assert_eq!(ok(Some("x"), Some(""), None).0, Some(b"x".to_vec()));
+        assert_eq!(
+            ok(Some(""), Some(""), Some("text/plain")),
+            (Some(vec![]), None)
+        );
+        assert_eq!(ok(None, Some(""), None), (Some(vec![]), None));
     }
 
     #[test]

@@ -210,7 +210,14 @@ fn timing(env: Env, flags: &Flags, preview: bool) -> Result<(Timing, Zone, Optio
                    everywhere";
         return Err(Error::invalid(flag, &spec, why));
     }
-    let parsed = cron::parse(&spec).map_err(|e| Error::invalid(&flag, &spec, e.to_string()))?;
+    // PingSource hands robfig `CRON_TZ=<timezone> <schedule>`, and robfig trims what follows
+    // the prefix: with --timezone, white space around the schedule does not count.
+    let text = if timezone.is_some() {
+        spec.trim()
+    } else {
+        &spec
+    };
+    let parsed = cron::parse(text).map_err(|e| Error::invalid(&flag, &spec, e.to_string()))?;
     let zone = match (timezone, parsed.zone) {
         (Some(given), Some(prefix)) if given != prefix => {
             let clash = format!("the schedule's own zone prefix says {prefix:?}");

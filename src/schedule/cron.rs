@@ -278,9 +278,19 @@ fn range(item: &str, bounds: &Bounds) -> Result<(u64, bool), Problem> {
     Ok((bits(start, end, step), star))
 }
 
-/// A name of the field's (any case), or digits as Go's `strconv.Atoi` reads them (`+5` too).
+/// A name of the field's (any case, as Go's `strings.ToLower` folds it), or digits as Go's
+/// `strconv.Atoi` reads them (`+5` too).
 fn number(text: &str, bounds: &Bounds) -> Result<u64, Problem> {
-    let lower = text.to_ascii_lowercase();
+    // Besides ASCII, Unicode lowers two letters to ASCII ones, rune by rune as Go does: İ to i
+    // and the Kelvin sign to k.
+    let lower: String = text
+        .chars()
+        .map(|c| match c {
+            '\u{130}' => 'i',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
     if let Some(i) = bounds.names.iter().position(|n| *n == lower) {
         return Ok(bounds.min + i as u64);
     }

@@ -112,6 +112,7 @@ impl HeadReader {
     /// Parses what was collected: `Some` of what was handed over into `out` once the head is
     /// complete or unreadable, `None` while it is still partial.
     fn take_collected(&mut self, out: &mut [u8]) -> Option<usize> {
+        go_version(&mut self.collected);
         match parse(&self.collected, Leniency::Go) {
             Parsed::Head { len, .. } if len > MAX_HEAD => Some(self.too_long(out)),
             Parsed::Head { len, is_final } => {
@@ -238,6 +239,26 @@ fn parse(bytes: &[u8], leniency: Leniency) -> Parsed {
         Ok(httparse::Status::Partial) => Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => Parsed::Refused(code, "more than 128 header lines"),
         Err(_) => Parsed::Refused(code, "a header line that cannot be read"),
+    }
+}
+
+/// Go's client reads any `HTTP/1.N` status line (one digit, as its `ParseHTTPVersion`), where
+/// httparse takes only 1.0 and 1.1: 1.2 to 1.9 are rewritten as 1.1, which is what they mean.
+fn go_version(collected: &mut [u8]) {
+    if let [
+        b'H',
+        b'T',
+        b'T',
+        b'P',
+        b'/',
+        b'1',
+        b'.',
+        minor @ b'2'..=b'9',
+        b' ',
+        ..,
+    ] = collected
+    {
+        *minor = b'1';
     }
 }
 
@@ -368,6 +389,14 @@ mod tests {
         every_split(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        );
+    }
+
+    #[test]
+    fn a_later_http_1_minor_version_is_read_as_1_1() {
+        every_split(
+            "HTTP/1.2 200 OK\r\ncontent-length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
         );
     }
 

@@ -10,6 +10,7 @@ mod otlp;
 mod process;
 mod protobuf;
 mod record;
+mod request;
 mod scrape;
 mod shared;
 mod trace;

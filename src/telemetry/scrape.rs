@@ -3,14 +3,18 @@
 //! [`ScrapeServer::answer`]). Every connection is non-blocking, with a buffer and a deadline of
 //! its own, so an idle or trickling client delays no other scrape and no beat; the open
 //! connections are capped, the oldest one still sending its request giving way to a new one. An
-//! answer not taken by its deadline is dropped with a reset.
+//! answer not taken by its deadline is dropped with a reset. Once an answer is written, the write
+//! side is shut and what the client still sends (a body, the rest of a long head) is read and
+//! dropped, up to 256 KiB or half a second, as Go's server does: closing with bytes unread would
+//! reset the connection and lose the answer on the client's side.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::request::{self, Route};
 use super::shared::{Shared, lock};
 use crate::sys::{Interest, Watched};
 use crate::wait::Service;
@@ -23,20 +27,15 @@ const REQUEST_TIME: Duration = Duration::from_secs(5);
 const ANSWER_TIME: Duration = Duration::from_secs(10);
 /// The most of a request head that is read.
 const MAX_REQUEST_HEAD: usize = 8192;
+/// How long what a client still sends after its answer is read and dropped (Go's
+/// `rstAvoidanceDelay`).
+const LINGER_TIME: Duration = Duration::from_millis(500);
+/// The most that is read and dropped after an answer (Go's `maxPostHandlerReadBytes`).
+const MAX_LINGER_BYTES: usize = 256 * 1024;
 /// The most connections taken from the listener in one go.
 const ACCEPTS_PER_SERVE: usize = 32;
 /// The Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The path of a request target: origin form (`/metrics?x`) or absolute form
-/// (`http://host:9092/metrics`), without its query.
-fn path_of(target: &str) -> &str {
-    let path = match target.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
-        None => target,
-    };
-    path.split(['?', '#']).next().unwrap_or_default()
-}
 
 /// See the module documentation.
 pub struct ScrapeServer {
@@ -56,6 +55,8 @@ enum State {
     Reading(Vec<u8>),
     /// The answer, and how much of it was written.
     Writing(Vec<u8>, usize),
+    /// Answered and the write side shut: how much more the client sent, read and dropped.
+    Lingering(usize),
 }
 
 impl ScrapeServer {
@@ -78,12 +79,12 @@ impl ScrapeServer {
             }
             let _ = stream.set_nodelay(true);
             if self.connections.len() >= MAX_CONNECTIONS {
-                // The oldest connection still sending its request gives way; when every one is
-                // being answered, the newcomer waits for the next scrape.
+                // The oldest connection still sending its request, or already answered, gives
+                // way; when every one is being answered, the newcomer waits for the next scrape.
                 match self
                     .connections
                     .iter()
-                    .position(|c| matches!(c.state, State::Reading(_)))
+                    .position(|c| !matches!(c.state, State::Writing(..)))
                 {
                     Some(oldest) => drop(self.connections.remove(oldest)),
                     None => continue,
@@ -98,53 +99,47 @@ impl ScrapeServer {
     }
 
     /// The answer to the request `head` (complete, or cut at [`MAX_REQUEST_HEAD`]), as Go's
-    /// `net/http` serves knative.dev/pkg's `GET /metrics` route: HEAD as GET without the body;
-    /// an absolute-form target by its path; another method 405, another path 404, a head that
-    /// cannot be read 400, one too long 431. Every answer states its length and closes.
-    fn answer(&self, head: &[u8]) -> Vec<u8> {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut request = httparse::Request::new(&mut headers);
-        let parsed = request.parse(head);
-        let (method, target) = (
-            request.method.unwrap_or_default(),
-            request.path.unwrap_or_default(),
-        );
+    /// `net/http` serves knative.dev/pkg's `GET /metrics` route ([`request::route`]). Every
+    /// answer states its length and closes.
+    fn answer(&self, head: &[u8], complete: bool) -> Vec<u8> {
         let plain = "text/plain; charset=utf-8";
-        let (status, kind, body, send_body) = match parsed {
-            Ok(httparse::Status::Complete(_)) => match (method, path_of(target)) {
-                ("GET" | "HEAD", "/metrics") => {
-                    let shared = lock(&self.shared);
-                    let text = shared
-                        .metrics
-                        .as_ref()
-                        .map(super::metrics::Metrics::prometheus);
-                    (
-                        "200 OK",
-                        PROMETHEUS_TEXT,
-                        text.unwrap_or_default(),
-                        method == "GET",
-                    )
-                }
-                (_, "/metrics") => (
-                    "405 Method Not Allowed\r\nallow: GET, HEAD",
-                    plain,
-                    "Method Not Allowed\n".to_owned(),
-                    method != "HEAD",
-                ),
-                _ => (
-                    "404 Not Found",
-                    plain,
-                    "404 page not found\n".to_owned(),
-                    method != "HEAD",
-                ),
-            },
-            Ok(httparse::Status::Partial) => (
-                "431 Request Header Fields Too Large",
+        let (status, kind, body, send_body) = match request::route(head, complete) {
+            Route::Metrics { head } => {
+                let shared = lock(&self.shared);
+                let text = shared
+                    .metrics
+                    .as_ref()
+                    .map(super::metrics::Metrics::prometheus);
+                (
+                    "200 OK".to_owned(),
+                    PROMETHEUS_TEXT,
+                    text.unwrap_or_default(),
+                    !head,
+                )
+            }
+            Route::Options => ("200 OK".to_owned(), plain, String::new(), false),
+            Route::Redirect(location, head) => (
+                format!("307 Temporary Redirect\r\nlocation: {location}"),
+                "text/html; charset=utf-8",
+                format!("<a href=\"{location}\">Temporary Redirect</a>.\n\n"),
+                !head,
+            ),
+            Route::NotAllowed => (
+                "405 Method Not Allowed\r\nallow: GET, HEAD".to_owned(),
                 plain,
-                "431 Request Header Fields Too Large".to_owned(),
+                "Method Not Allowed\n".to_owned(),
                 true,
             ),
-            Err(_) => ("400 Bad Request", plain, "400 Bad Request".to_owned(), true),
+            Route::NotFound(head) => (
+                "404 Not Found".to_owned(),
+                plain,
+                "404 page not found\n".to_owned(),
+                !head,
+            ),
+            Route::Refused(status, "") => (status.to_owned(), plain, status.to_owned(), true),
+            Route::Refused(status, why) => {
+                (status.to_owned(), plain, format!("{status}: {why}"), true)
+            }
         };
         let mut answer = format!(
             "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\nx-content-type-options: nosniff\r\n\
@@ -172,7 +167,7 @@ impl ScrapeServer {
                     }
                     let complete = head_complete(head);
                     if complete || head.len() > MAX_REQUEST_HEAD {
-                        let answer = self.answer(head);
+                        let answer = self.answer(head, complete);
                         connection.state = State::Writing(answer, 0);
                         connection.deadline = now + ANSWER_TIME;
                     }
@@ -185,6 +180,22 @@ impl ScrapeServer {
                         Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
                     }
                     if *written == answer.len() {
+                        if connection.stream.shutdown(Shutdown::Write).is_err() {
+                            return false;
+                        }
+                        connection.state = State::Lingering(0);
+                        connection.deadline = now + LINGER_TIME;
+                    }
+                }
+                State::Lingering(dropped) => {
+                    let mut chunk = [0u8; 4096];
+                    match connection.stream.read(&mut chunk) {
+                        Ok(0) => return false,
+                        Ok(n) => *dropped += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+                    }
+                    if *dropped >= MAX_LINGER_BYTES {
                         return false;
                     }
                 }
@@ -193,11 +204,16 @@ impl ScrapeServer {
     }
 }
 
-/// Whether `head` holds a whole request head (up to its empty line).
+/// Whether `head` holds a whole request head: up to its empty line, or an empty first line
+/// (which Go refuses at once).
 fn head_complete(head: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut request = httparse::Request::new(&mut headers);
-    !matches!(request.parse(head), Ok(httparse::Status::Partial))
+    let mut lines = head.split(|&b| b == b'\n');
+    // The last piece has no line break after it yet: it does not count.
+    let count = lines.clone().count() - 1;
+    lines
+        .by_ref()
+        .take(count)
+        .any(|line| line.is_empty() || line == b"\r")
 }
 
 impl Service for ScrapeServer {
@@ -205,7 +221,7 @@ impl Service for ScrapeServer {
         watched.push(Watched::new(self.listener.as_raw_fd(), Interest::Read));
         for connection in &self.connections {
             let interest = match connection.state {
-                State::Reading(_) => Interest::Read,
+                State::Reading(_) | State::Lingering(_) => Interest::Read,
                 State::Writing(..) => Interest::Write,
             };
             watched.push(Watched::new(connection.stream.as_raw_fd(), interest));

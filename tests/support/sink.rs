@@ -34,6 +34,8 @@ pub enum Reply {
     /// Send these bytes as the answer, written in pieces of at most the given size (so a head
     /// can arrive split anywhere), and keep the connection.
     Raw(Vec<u8>, usize),
+    /// Send these bytes as the answer at once, then close the connection.
+    RawThenClose(Vec<u8>),
     /// This status with this body (and its `content-length`), keeping the connection.
     Body(u16, Vec<u8>),
     /// This status with a chunked body of these chunks, keeping the connection.
@@ -246,6 +248,10 @@ fn serve<S: Read + Write>(
                 return;
             }
             Reply::Drop => return,
+            Reply::RawThenClose(bytes) => {
+                let _ = stream.write_all(&bytes).and_then(|_| stream.flush());
+                return;
+            }
             Reply::Raw(bytes, piece) => {
                 for chunk in bytes.chunks(piece.max(1)) {
                     if stream

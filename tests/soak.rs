@@ -2,7 +2,8 @@
 //! keep-alive), observability on, scraped all along by a client that also holds idle
 //! connections open. Ignored by `cargo test`; `just soak` runs it on the release build. It
 //! checks what only a long run shows: the sequence never breaks, neither memory nor open
-//! descriptors grow, and scrapes keep being answered.
+//! descriptors grow, and scrapes keep being answered. A second soak looks the sink's name up
+//! at every beat through a name server that forges, truncates, breaks and refuses its answers.
 
 mod support;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use support::dns::{FakeDns, Rule, Server};
 use support::*;
 
 /// The default retries in real time, once: 40 ms doubling with ±20 % jitter, ten retries, about
@@ -164,6 +166,118 @@ fn a_million_beats_through_faults_keep_the_sequence_memory_and_descriptors() {
         "scrapes stalled"
     );
     println!("soak passed: ids rose by one per event, RSS and fds did not grow, scrapes answered");
+}
+
+/// DNS churn: every beat opens a new connection (the sink closes each after its answer), so
+/// every beat looks `sink.test` up, and the name server's answers go wrong in turn (a forged
+/// answer before the right one, a truncated one asked again over TCP, a broken record, SERVFAIL
+/// and REFUSED for AAAA). (Garbage is not among them: as in Go, it is ignored as a forgery and
+/// costs the whole timeout, which is no churn.) Memory and descriptors stay flat, and the beats keep their
+/// cadence: at most 1 % of them late enough to be skipped.
+#[test]
+#[ignore = "DNS churn: about a minute; run with `just soak`"]
+fn names_looked_up_at_every_beat_through_broken_answers_keep_memory_descriptors_and_cadence() {
+    // SOAK_DNS_BEATS=N for a shorter or longer run (at least 4,000: two samples).
+    let beats: usize = std::env::var("SOAK_DNS_BEATS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let cycle = |entries: &[&str]| -> Vec<String> {
+        let mut say: Vec<String> = entries
+            .iter()
+            .cycle()
+            .take(beats * 3)
+            .map(|e| e.to_string())
+            .collect();
+        say.push("answer 127.0.0.1".into());
+        say
+    };
+    let a = cycle(&[
+        "forged 10.0.0.9",
+        "answer 127.0.0.1",
+        "truncate",
+        "answer 127.0.0.1",
+        "pointer-loop",
+        "answer 127.0.0.1",
+    ]);
+    let aaaa = cycle(&["nodata", "servfail", "nodata", "refused"]);
+    let rule = |qtype: &str, say: Vec<String>| Rule {
+        name: "sink.test.".into(),
+        qtype: qtype.into(),
+        say,
+    };
+    let dns = FakeDns::servers(&[Server {
+        address: "127.0.0.1".into(),
+        rules: vec![rule("A", a), rule("AAAA", aaaa)],
+    }]);
+    let sink = Sink::start(vec![Reply::StatusThenClose(200); beats + 100]);
+    let mut command = heartbeats();
+    command
+        .env("K_SINK", format!("http://sink.test:{}/", sink.port))
+        .env("HEARTBEATS_ISTIO_PORT", NO_SIDECAR_PORT)
+        .arg("--period=5ms")
+        .stderr(Stdio::piped());
+    dns.configure(&mut command, "options timeout:1 attempts:2");
+    let mut child = command.spawn().expect("spawn");
+    let pid = child.id();
+    let log = child.stderr.take().expect("stderr");
+    let skipped = std::thread::spawn(move || {
+        let mut skipped = 0u64;
+        for line in std::io::BufReader::new(log).lines() {
+            let Ok(line) = line else { break };
+            if let Some(count) = line.split("skipped ").nth(1) {
+                skipped += count
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+            }
+        }
+        skipped
+    });
+    let sample = || -> (u64, usize) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kib = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count();
+        (kib, fds)
+    };
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    for event in 1..=beats {
+        sink.expect();
+        if event % 2_000 == 0 {
+            samples.push(sample());
+        }
+        // The name server's questions are not needed; keep its channel short.
+        dns.drain();
+    }
+    let elapsed = started.elapsed();
+    // SAFETY: kill(2) on our own unreaped child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("the soak's binary ends").success());
+    let skipped = skipped.join().expect("the log reader");
+    let half = samples.len() / 2;
+    let high = |part: &[(u64, usize)]| {
+        (
+            part.iter().map(|s| s.0).max().unwrap_or(0),
+            part.iter().map(|s| s.1).max().unwrap_or(0),
+        )
+    };
+    let (early, late) = (high(&samples[..half.max(1)]), high(&samples[half..]));
+    println!(
+        "DNS churn: {beats} events, each looked up, in {elapsed:?}; {skipped} beats skipped; \
+         RSS at most {} KiB then {} KiB, fds at most {} then {}",
+        early.0, late.0, early.1, late.1
+    );
+    assert!(late.0 <= early.0 + 64, "RSS grew by more than 64 KiB");
+    assert!(late.1 <= early.1, "open file descriptors grew");
+    assert!(
+        skipped * 100 <= beats as u64,
+        "{skipped} of {beats} beats skipped"
+    );
 }
 
 /// Events between two samples of RSS and open descriptors.

@@ -294,10 +294,12 @@ image-test: image
     cargo test --test image -- --ignored --nocapture
 
 # Footprint benchmark (binary size, RSS, private memory, start-up, CPU per beat, schedule,
-# threads), http and https; then who holds the heap (DHAT).
+# threads), http and https; then who holds the heap (DHAT); then the receiver's budgets (size,
+# idle memory, threads, events a second).
 bench: build-static
     cargo bench --bench footprint
     cargo bench --bench heap 2> /dev/null
+    cargo bench --bench receiver
 
 # One million beats at 1 ms with injected faults: RSS, fds and sequence checked at the end.
 soak:

@@ -27,6 +27,7 @@ mod error;
 mod event;
 mod files;
 mod log;
+pub mod receiver;
 mod report;
 mod schedule;
 mod sink;

@@ -18,6 +18,14 @@ use crate::time::push_rfc3339_nano;
 /// pipe is all or nothing and lines never interleave with other writers.
 const MAX_LINE: usize = 4096;
 
+/// The program's name, after the time on each line: `heartbeats`, or the receiver's.
+static PROGRAM: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Names the program on every line from now on (once, at start; `heartbeats` otherwise).
+pub fn set_program(name: &'static str) {
+    let _ = PROGRAM.set(name);
+}
+
 /// Lines dropped since the last line written. A process-wide counter, since stderr is one.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// The last write stopped mid-line (a socket took part of it): the next line starts afresh.
@@ -71,7 +79,9 @@ pub fn line(message: fmt::Arguments) {
         text.push('\n');
     }
     push_rfc3339_nano(&mut text, SystemTime::now());
-    text.push_str(" heartbeats: ");
+    text.push(' ');
+    text.push_str(PROGRAM.get().copied().unwrap_or("heartbeats"));
+    text.push_str(": ");
     let _ = fmt::Write::write_fmt(&mut text, message);
     let dropped = DROPPED.load(Ordering::Relaxed);
     if dropped > 0 {

@@ -156,7 +156,7 @@ impl Watched {
 }
 
 /// The most descriptors one [`poll`] watches.
-pub const MAX_WATCHED: usize = 64;
+pub const MAX_WATCHED: usize = 80;
 
 /// Waits until one of `watched` is ready or `deadline` passes (forever when `None`): one
 /// `ppoll`, with the signal mask as it is. Sets each one's `ready`; returns whether any is

@@ -10,7 +10,7 @@ pub(crate) mod delivery;
 mod env;
 pub(crate) mod flags;
 pub(crate) mod goparse;
-mod json;
+pub(crate) mod json;
 mod names;
 pub(crate) mod observability;
 pub(crate) mod overrides;

@@ -45,6 +45,49 @@ pub fn heartbeats() -> Command {
     command
 }
 
+/// The real receiver with a cleared environment, listening on an ephemeral loopback port.
+pub fn receiver() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_heartbeats-receiver"));
+    command
+        .env_clear()
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A started receiver and the address it listens on.
+pub struct Listening {
+    pub running: Running,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Listening {
+    pub fn start(command: &mut Command) -> Listening {
+        let running = Running::start(command);
+        let line = running.line_containing("listening on ");
+        let addr = line
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("the address in the listening line")
+            .to_owned();
+        Listening { running, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Stops it with SIGTERM and returns what it left.
+    pub fn stop(&self) -> Finished {
+        self.running.signal(libc::SIGTERM);
+        self.running.finish(Duration::from_secs(5))
+    }
+}
+
 /// [`heartbeats`] aimed at `sink` (`K_SINK`): what most tests start from.
 pub fn heartbeats_to(sink: &Sink) -> Command {
     let mut command = heartbeats();

@@ -5,6 +5,9 @@ revision := `git rev-parse --short HEAD 2>/dev/null || echo unknown`
 # The commit's time: image timestamps come from it, so a commit always gives the same digest.
 source_date_epoch := `git log -1 --format=%ct 2>/dev/null || echo 0`
 image := "localhost/heartbeats:" + version
+receiver_image := "localhost/heartbeats-receiver:" + version
+# Each image: its name, its binary, and its Containerfile target from dist/.
+images := "heartbeats,heartbeats,prebuilt heartbeats-receiver,heartbeats-receiver,receiver-prebuilt"
 # Where `just push` sends the images: `just push REGISTRY=registry.example.com/team`.
 REGISTRY := ""
 # Every platform of the image, as podman's platform, the binary's name in dist/ and the Rust
@@ -33,7 +36,9 @@ build-static:
     mkdir -p dist
     for p in {{platforms}}; do
         IFS=, read -r platform arch triple <<< "$p"
-        cp "${CARGO_TARGET_DIR:-target}/$triple/release/heartbeats" "dist/heartbeats-$arch"
+        for binary in heartbeats heartbeats-receiver; do
+            cp "${CARGO_TARGET_DIR:-target}/$triple/release/$binary" "dist/$binary-$arch"
+        done
     done
     ls -l dist
 
@@ -200,32 +205,38 @@ lint:
 demo:
     cargo run --example demo
 
-# Images for every platform from the static binaries (offline: the `prebuilt` stage), and the
-# manifest list {{image}} over them. Timestamps are the commit's: same commit, same digests.
+# Images for every platform from the static binaries (offline: the `prebuilt` stages), and the
+# manifest lists {{image}} and {{receiver_image}} over them. Timestamps are the commit's: same
+# commit, same digests.
 image: build-static
     #!/usr/bin/env bash
     set -euo pipefail
-    # A list left by an earlier build goes first (`manifest create` below fails if one is left).
-    podman manifest rm "{{image}}" > /dev/null 2>&1 || true
-    podman manifest create "{{image}}" > /dev/null
-    for p in {{platforms}}; do
-        IFS=, read -r platform arch triple <<< "$p"
-        just _image-arch "$platform" "{{image}}-$arch"
-        podman manifest add "{{image}}" "containers-storage:{{image}}-$arch" > /dev/null
+    for i in {{images}}; do
+        IFS=, read -r name binary target <<< "$i"
+        list="localhost/$name:{{version}}"
+        # A list left by an earlier build goes first (`manifest create` below fails if one is left).
+        podman manifest rm "$list" > /dev/null 2>&1 || true
+        podman manifest create "$list" > /dev/null
+        for p in {{platforms}}; do
+            IFS=, read -r platform arch triple <<< "$p"
+            just _image-arch "$platform" "$list-$arch" "$target"
+            podman manifest add "$list" "containers-storage:$list-$arch" > /dev/null
+        done
+        # Not `podman images`: once a reproducible rebuild has given an image the ID it had,
+        # podman 4.3 cannot list a manifest list over it (the list itself still inspects and
+        # pushes).
+        for p in {{platforms}}; do
+            IFS=, read -r platform arch triple <<< "$p"
+            podman image inspect "$list-$arch" --format "{{"{{"}}.RepoTags{{"}}"}} $platform {{"{{"}}.Id{{"}}"}}"
+        done
+        podman manifest inspect "$list" | grep -E '"(architecture|variant|digest)"'
     done
-    # Not `podman images`: once a reproducible rebuild has given an image the ID it had, podman
-    # 4.3 cannot list a manifest list over it (the list itself still inspects and pushes).
-    for p in {{platforms}}; do
-        IFS=, read -r platform arch triple <<< "$p"
-        podman image inspect "{{image}}-$arch" --format "{{"{{"}}.RepoTags{{"}}"}} $platform {{"{{"}}.Id{{"}}"}}"
-    done
-    podman manifest inspect "{{image}}" | grep -E '"(architecture|variant|digest)"'
 
-# One platform's image from dist/heartbeats-ARCH (the Containerfile maps the platform to it),
-# tagged TAG. Never from the layer cache: a cached stage would carry the IDs of whatever build
-# made it, and the digest would depend on history.
-_image-arch platform tag:
-    podman build --quiet --no-cache --target prebuilt --platform {{platform}} \
+# One platform's image from dist/ (the Containerfile maps the platform to its binary), tagged
+# TAG, from the Containerfile's TARGET. Never from the layer cache: a cached stage would carry
+# the IDs of whatever build made it, and the digest would depend on history.
+_image-arch platform tag target="prebuilt":
+    podman build --quiet --no-cache --target {{target}} --platform {{platform}} \
         --timestamp {{source_date_epoch}} --build-arg VERSION={{version}} \
         --build-arg REVISION={{revision}} -t {{tag}} .
 
@@ -238,17 +249,21 @@ image-reproducible: image
     cargo auditable build --release --locked --target x86_64-unknown-linux-musl --target aarch64-unknown-linux-musl
     cargo +{{nightly}} auditable build --release --locked -Z build-std=std,panic_abort \
         $(printf -- '--target %s ' {{from_source}})
-    for p in {{platforms}}; do
-        IFS=, read -r platform arch triple <<< "$p"
-        cmp "target/reproducible/$triple/release/heartbeats" "dist/heartbeats-$arch"
-        just _image-arch "$platform" "{{image}}-$arch-again" > /dev/null
-        first=$(podman image inspect --format '{{"{{"}}.Id{{"}}"}}' "{{image}}-$arch")
-        again=$(podman image inspect --format '{{"{{"}}.Id{{"}}"}}' "{{image}}-$arch-again")
-        podman rmi "{{image}}-$arch-again" > /dev/null
-        echo "$platform: $first, again $again"
-        [ "$first" = "$again" ] || { echo "$platform: two builds of one commit differ" >&2; exit 1; }
+    for i in {{images}}; do
+        IFS=, read -r name binary target <<< "$i"
+        list="localhost/$name:{{version}}"
+        for p in {{platforms}}; do
+            IFS=, read -r platform arch triple <<< "$p"
+            cmp "target/reproducible/$triple/release/$binary" "dist/$binary-$arch"
+            just _image-arch "$platform" "$list-$arch-again" "$target" > /dev/null
+            first=$(podman image inspect --format '{{"{{"}}.Id{{"}}"}}' "$list-$arch")
+            again=$(podman image inspect --format '{{"{{"}}.Id{{"}}"}}' "$list-$arch-again")
+            podman rmi "$list-$arch-again" > /dev/null
+            echo "$name $platform: $first, again $again"
+            [ "$first" = "$again" ] || { echo "$name $platform: two builds of one commit differ" >&2; exit 1; }
+        done
     done
-    echo "reproducible: same binary bytes and same image IDs on every platform"
+    echo "reproducible: same binary bytes and same image IDs on every platform, both images"
 
 # Pushes every platform's image and the manifest list over them:
 # `just push REGISTRY=registry.example.com/team`.
@@ -257,14 +272,18 @@ push: image
     set -euo pipefail
     registry="{{REGISTRY}}"
     [ -n "$registry" ] || { echo "set the registry: just push REGISTRY=registry.example.com/team" >&2; exit 1; }
-    for p in {{platforms}}; do
-        IFS=, read -r platform arch triple <<< "$p"
-        podman push "{{image}}-$arch" "docker://$registry/heartbeats:{{version}}-$arch"
+    for i in {{images}}; do
+        IFS=, read -r name binary target <<< "$i"
+        list="localhost/$name:{{version}}"
+        for p in {{platforms}}; do
+            IFS=, read -r platform arch triple <<< "$p"
+            podman push "$list-$arch" "docker://$registry/$name:{{version}}-$arch"
+        done
+        podman manifest push --all "$list" "docker://$registry/$name:{{version}}"
+        echo "pushed $registry/$name:{{version}} ($(printf '%s ' {{platforms}} | sed 's/,[^ ]*//g'))"
     done
-    podman manifest push --all "{{image}}" "docker://$registry/heartbeats:{{version}}"
-    echo "pushed $registry/heartbeats:{{version}} ($(printf '%s ' {{platforms}} | sed 's/,[^ ]*//g'))"
 
-# A CycloneDX SBOM of the binary's dependencies (what `cargo auditable` embeds), into dist/.
+# A CycloneDX SBOM of each binary's dependencies (what `cargo auditable` embeds), into dist/.
 sbom:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -272,8 +291,10 @@ sbom:
     SOURCE_DATE_EPOCH={{source_date_epoch}} cargo cyclonedx --format json --spec-version 1.5 --describe binaries \
         --target x86_64-unknown-linux-musl --no-build-deps
     mkdir -p dist
-    mv heartbeats_bin.cdx.json dist/heartbeats-{{version}}.cdx.json
-    echo "dist/heartbeats-{{version}}.cdx.json"
+    for binary in heartbeats heartbeats-receiver; do
+        mv "${binary}_bin.cdx.json" "dist/$binary-{{version}}.cdx.json"
+        echo "dist/$binary-{{version}}.cdx.json"
+    done
 
 # Export each image's root filesystem and run the real image tests against it (every platform
 # but amd64 under qemu-user).
@@ -282,14 +303,18 @@ image-test: image
     set -euo pipefail
     for p in {{platforms}}; do
         IFS=, read -r platform arch triple <<< "$p"
-        root="target/image-root/$arch"
-        rm -rf "$root" && mkdir -p "$root"
-        container=$(podman create --platform "$platform" "{{image}}-$arch")
-        podman export "$container" | tar -C "$root" -xf -
-        podman rm "$container" > /dev/null
-        export "HEARTBEATS_IMAGE_ROOT_${arch^^}=$PWD/$root"
-        podman image inspect "{{image}}-$arch" \
-            --format "$platform: {{"{{"}}.Size{{"}}"}} bytes, user {{"{{"}}.Config.User{{"}}"}}"
+        for i in {{images}}; do
+            IFS=, read -r name binary target <<< "$i"
+            root="target/image-root/$name/$arch"
+            rm -rf "$root" && mkdir -p "$root"
+            container=$(podman create --platform "$platform" "localhost/$name:{{version}}-$arch")
+            podman export "$container" | tar -C "$root" -xf -
+            podman rm "$container" > /dev/null
+            podman image inspect "localhost/$name:{{version}}-$arch" \
+                --format "$name $platform: {{"{{"}}.Size{{"}}"}} bytes, user {{"{{"}}.Config.User{{"}}"}}"
+        done
+        export "HEARTBEATS_IMAGE_ROOT_${arch^^}=$PWD/target/image-root/heartbeats/$arch"
+        export "HEARTBEATS_RECEIVER_ROOT_${arch^^}=$PWD/target/image-root/heartbeats-receiver/$arch"
     done
     cargo test --test image -- --ignored --nocapture
 

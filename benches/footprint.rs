@@ -7,6 +7,8 @@
 //! usage together with the waited-for child's: a small fork+exec launcher, so the figure is not
 //! the bench's own size (see benches/README.md). It builds nothing; `just bench` builds first.
 
+#[path = "../tests/support/collector.rs"]
+mod collector;
 #[path = "../tests/support/sink.rs"]
 mod sink;
 
@@ -667,6 +669,18 @@ fn main() {
         Path::new("/usr/bin/time").exists(),
         "GNU time is needed: apt-get install time"
     );
+    // The same over gRPC (metrics pushed every 10 s): a real gRPC collector (tonic).
+    let grpc_collector = collector::collector(vec![], None);
+    let grpc_observability = format!(
+        r#"{{"metrics":{{"protocol":"grpc","endpoint":"http://127.0.0.1:{0}","exportInterval":10000000000}},
+            "tracing":{{"protocol":"grpc","endpoint":"http://127.0.0.1:{0}","samplingRate":1}}}}"#,
+        grpc_collector.port
+    );
+    std::thread::spawn(move || {
+        loop {
+            let _ = grpc_collector.got.recv();
+        }
+    });
     // Observability on: Prometheus on a free port, every event traced to a local collector.
     let collector = Sink::start(vec![]);
     let observability = format!(
@@ -684,6 +698,11 @@ fn main() {
             name: "O observability on",
             binary: binary(),
             env: vec![("K_OBSERVABILITY_CONFIG", observability)],
+        },
+        Target {
+            name: "G observability over gRPC",
+            binary: binary(),
+            env: vec![("K_OBSERVABILITY_CONFIG", grpc_observability)],
         },
     ];
     if let Some(other) = std::env::var_os("HEARTBEATS_COMPARE") {

@@ -135,9 +135,8 @@ pub fn send_beats(config: &Config) -> i32 {
         sink: &config.sink.url,
         event: &config.event,
     };
-    let mut telemetry = Telemetry::start(&config.observability, subject, &waiter, |https| {
-        sender.export_agent(https)
-    });
+    let links: Arc<dyn telemetry::Links> = Arc::new(sender.export_links());
+    let mut telemetry = Telemetry::start(&config.observability, subject, &waiter, &links);
     let report: &mut dyn Report = match &mut telemetry {
         Some(telemetry) => telemetry,
         None => &mut Silent,
@@ -457,6 +456,33 @@ fn log_skipped(skipped: u64, last_send: Duration, spent: Spent, period: Duration
     log::line(format_args!(
         "skipped {skipped} beat(s): {held}, past their time"
     ));
+}
+
+/// Telemetry's exports connect as the sink's attempts do.
+impl telemetry::Links for sink::ExportLinks {
+    fn agent(&self, https: bool, tls: &config::observability::ExportTls) -> ureq::Agent {
+        self.export_agent(https, tls)
+    }
+
+    fn grpc_tls(
+        &self,
+        tls: &config::observability::ExportTls,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.export_tls(tls, &[b"h2"])
+    }
+
+    fn dial(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: Instant,
+    ) -> std::io::Result<std::net::TcpStream> {
+        sink::ExportLinks::dial(self, host, port, deadline)
+    }
+
+    fn waiter(&self) -> Arc<Waiter> {
+        sink::ExportLinks::waiter(self)
+    }
 }
 
 /// `--lookup`: the host's addresses, one a line, in the order a connection tries them; exit 3

@@ -94,6 +94,35 @@ impl Memory {
             .build();
         self.agent(config)
     }
+
+    /// Telemetry's links to this memory: every HTTP export goes to it; no gRPC.
+    pub fn links(&self) -> std::sync::Arc<dyn crate::telemetry::Links> {
+        std::sync::Arc::new(MemoryLinks(self.plain_agent()))
+    }
+}
+
+/// See [`Memory::links`].
+struct MemoryLinks(ureq::Agent);
+
+impl crate::telemetry::Links for MemoryLinks {
+    fn agent(&self, _: bool, _: &crate::config::observability::ExportTls) -> ureq::Agent {
+        self.0.clone()
+    }
+
+    fn grpc_tls(
+        &self,
+        _: &crate::config::observability::ExportTls,
+    ) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+        Err("no TLS in memory".into())
+    }
+
+    fn dial(&self, _: &str, _: u16, _: std::time::Instant) -> std::io::Result<std::net::TcpStream> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    fn waiter(&self) -> std::sync::Arc<crate::wait::Waiter> {
+        unreachable!("no gRPC in memory")
+    }
 }
 
 impl<In: Transport> Connector<In> for Memory {

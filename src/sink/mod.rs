@@ -38,6 +38,7 @@ use buffers::LineRoom;
 use dead_letter::Answer;
 use resolve::Resolver;
 use retry::Attempt;
+use rustls::ClientConfig;
 use token::{Token, TokenFile};
 
 /// Headers a request carries besides the extensions: ours, the token, `traceparent`, ureq's.
@@ -240,40 +241,15 @@ impl Sender {
         })
     }
 
-    /// An agent for telemetry's exports: no proxy, every wait ended by a stop signal, and, when
-    /// an export goes to an `https` collector, the sink's TLS trust (built now if the sink is
-    /// plain http, with its warnings).
-    pub fn export_agent(&self, https: bool) -> Agent {
-        let connections = Connections {
-            proxies: Vec::new(),
+    /// What telemetry's exports need to connect as the sink does.
+    pub fn export_links(&self) -> ExportLinks {
+        ExportLinks {
             resolver: self.resolver.clone(),
             waiter: self.waiter.clone(),
-            on_stop: OnStop::End,
-            room: LineRoom::new(0),
-        };
-        let tls = match (&self.tls, https) {
-            (Some(tls), _) => Ok(tls.clone()),
-            (None, false) => return agent::export(connections, None),
-            (None, true) => {
-                // K_CA_CERTS was checked at start: what was a warning then is left out now.
-                let extra = self
-                    .trust
-                    .extra
-                    .as_ref()
-                    .filter(|e| tls::check_extra(e).is_ok());
-                client_config(&self.trust, extra, &self.tls_settings)
-            }
-        };
-        let tls = match tls {
-            Ok(tls) => Some(tls),
-            Err(error) => {
-                crate::log::line(format_args!(
-                    "warning: {error}; exports to https collectors will fail"
-                ));
-                None
-            }
-        };
-        agent::export(connections, tls)
+            tls: self.tls.clone(),
+            trust: self.trust.clone(),
+            tls_settings: self.tls_settings.clone(),
+        }
     }
 
     /// Sends `event`, retrying as sdk-go does until acknowledged, out of retries, or `give_up_at`
@@ -477,6 +453,95 @@ fn client_config(
         crate::log::line(format_args!("warning: {warning}"));
     }
     Ok(tls)
+}
+
+/// What telemetry's exports need from the way to the sink (see [`Sender::export_links`]): the
+/// resolver and waiter, and the sink's TLS trust and settings.
+pub struct ExportLinks {
+    resolver: Resolver,
+    waiter: Arc<Waiter>,
+    tls: Option<Arc<ClientConfig>>,
+    trust: Trust,
+    tls_settings: TlsSettings,
+}
+
+impl ExportLinks {
+    /// A TCP connection to `host:port` by `deadline`, as the sink's are made, every wait
+    /// ended by a stop signal.
+    pub fn dial(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: Instant,
+    ) -> std::io::Result<std::net::TcpStream> {
+        let dialer = transport::Dialer {
+            resolver: self.resolver.clone(),
+            waiter: self.waiter.clone(),
+        };
+        dialer.dial(host, port, deadline)
+    }
+
+    pub fn waiter(&self) -> Arc<Waiter> {
+        self.waiter.clone()
+    }
+
+    /// The TLS configuration of exports to a collector with `tls` files, offering `alpn`: the
+    /// sink's trust unless they name CAs of their own (see [`tls::export_config`]).
+    pub fn export_tls(
+        &self,
+        export: &crate::config::observability::ExportTls,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ClientConfig>, String> {
+        // K_CA_CERTS was checked at start: what was a warning then is left out now.
+        let extra = self
+            .trust
+            .extra
+            .as_ref()
+            .filter(|e| tls::check_extra(e).is_ok());
+        let base = match &self.tls {
+            Some(tls) => tls.clone(),
+            None => {
+                client_config(&self.trust, extra, &self.tls_settings).map_err(|e| e.to_string())?
+            }
+        };
+        tls::export_config(
+            &base,
+            (&self.trust, extra),
+            export,
+            &self.tls_settings,
+            alpn,
+        )
+    }
+
+    /// An agent for telemetry's exports: no proxy, every wait ended by a stop signal, and, when
+    /// an export goes to an `https` collector, the sink's TLS trust (built now if the sink is
+    /// plain http, with its warnings) or the collector's own files.
+    pub fn export_agent(
+        &self,
+        https: bool,
+        export: &crate::config::observability::ExportTls,
+    ) -> Agent {
+        let connections = Connections {
+            proxies: Vec::new(),
+            resolver: self.resolver.clone(),
+            waiter: self.waiter.clone(),
+            on_stop: OnStop::End,
+            room: LineRoom::new(0),
+        };
+        if !https {
+            return agent::export(connections, None);
+        }
+        let tls = match self.export_tls(export, &[]) {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                crate::log::line(format_args!(
+                    "warning: {error}; exports to https collectors will fail"
+                ));
+                None
+            }
+        };
+        agent::export(connections, tls)
+    }
 }
 
 #[cfg(test)]

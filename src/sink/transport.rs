@@ -66,6 +66,53 @@ impl fmt::Display for LookupFailure {
 
 impl std::error::Error for LookupFailure {}
 
+/// Connections made as the sink's are, for what is not ureq's (telemetry's gRPC): the name
+/// looked up by the same resolver, the addresses tried in order with Go's share of the time,
+/// every wait through the waiter and ended by a stop signal.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    pub resolver: Resolver,
+    pub waiter: Arc<Waiter>,
+}
+
+impl Dialer {
+    /// A TCP connection to `host:port` (a name, or an IP literal, bracketed or not) by
+    /// `deadline`, non-blocking, without Nagle.
+    pub fn dial(&self, host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
+        let connector = TcpConnector {
+            proxies: Vec::new(),
+            resolver: self.resolver.clone(),
+            waiter: self.waiter.clone(),
+            on_stop: OnStop::End,
+            room: LineRoom::new(0),
+            max_head: 0,
+        };
+        let addrs = connector.addresses(host, port, deadline).map_err(to_io)?;
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for (index, addr) in addrs.iter().enumerate() {
+            let partial = partial_deadline(Instant::now(), deadline, addrs.len() - index);
+            match connector.connect_to(addr, partial) {
+                Ok(stream) => return Ok(stream),
+                Err(error) => {
+                    last_error = to_io(error);
+                    if self.waiter.stopped().is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error)
+    }
+}
+
+fn to_io(error: ureq::Error) -> io::Error {
+    match error {
+        ureq::Error::Io(error) => error,
+        ureq::Error::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"),
+        other => io::Error::other(other.to_string()),
+    }
+}
+
 /// Opens a TCP connection when the pool has none: looks the host up (the proxy's, when the sink
 /// is reached through one) and tries its addresses in order, all within the attempt's timeout.
 #[derive(Debug)]

@@ -1,23 +1,27 @@
-//! The OTLP exports: metrics pushed every interval, spans in batches, both at exit. They are
-//! idle work (see [`crate::wait::Idle`]): run while the thread sleeps, each within what is left
-//! of that sleep and at most [`EXPORT_TIMEOUT`] (the collector's name lookup included), so an
-//! export never makes a beat late. An export is never retried: metrics are cumulative (the next
-//! push carries them), and the spans of a failed export are dropped and counted. After a failure
-//! a collector is left alone for a while, doubling, so that one whose name does not resolve is
-//! not looked up at every export.
+//! The OTLP exports: metrics pushed every interval, spans in batches, both at exit, over HTTP
+//! (protobuf POSTed) or gRPC ([`super::grpc`]), as each endpoint says. They are idle work (see
+//! [`crate::wait::Idle`]): run while the thread sleeps, each within what is left of that sleep and
+//! at most the endpoint's timeout (and the metrics' or spans' own), so an export never makes a beat
+//! late. An export is never sent again: the spans of an export that failed are dropped and
+//! counted, and the next push of metrics carries them (cumulative) or the change since (delta).
+//! The collector's answer is read as the OTLP specification says: a retryable failure (HTTP 429,
+//! 502, 503, 504, a connection that failed, gRPC's retryable codes) leaves the collector alone for
+//! a while, doubling, or as long as it asked; any other refusal drops the batch, and the next one
+//! goes at its time. A partial success is said once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::Agent;
 
+use super::Links;
+use super::grpc;
+use super::protobuf::{Value, fields};
 use super::shared::{Shared, lock};
-use crate::config::observability::Otlp;
+use crate::config::observability::{Otlp, Protocol, Temporality};
 use crate::log::{self, Bounded};
 use crate::wait::{Idle, Stopped, earliest};
 
-/// The longest one export may take.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Less time than this left before the next beat: the export waits for a longer sleep.
 const MIN_EXPORT_TIME: Duration = Duration::from_micros(100);
 /// How much of an exporter's error a warning quotes.
@@ -26,32 +30,117 @@ const MAX_SHOWN_ERROR: usize = 200;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait before trying a failing collector again.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The most of an answer's body read (for its partial success).
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// What an export carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    fn grpc_path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        }
+    }
+
+    /// What a partial success rejected: spans or data points.
+    fn items(self) -> &'static str {
+        match self {
+            Signal::Traces => "span(s)",
+            Signal::Metrics => "data point(s)",
+        }
+    }
+}
+
+/// How exports reach one collector.
+enum Channel {
+    Http(Agent),
+    Grpc(grpc::Client),
+}
 
 /// A collector's endpoint, and how exports to it have been going.
 pub struct Endpoint {
     pub otlp: Otlp,
+    signal: Signal,
+    channel: Channel,
     /// Exports failed in a row.
     failures: u32,
     /// After a failure, nothing is tried before this (a name that does not resolve is not
     /// looked up again at every export).
     retry_at: Option<Instant>,
+    /// A partial success was said since exports last went through whole.
+    partial_said: bool,
 }
 
 impl Endpoint {
-    pub fn new(otlp: Otlp) -> Endpoint {
+    pub fn new(otlp: Otlp, signal: Signal, links: &Arc<dyn Links>) -> Endpoint {
+        let https = otlp.url.starts_with("https://");
+        let channel = match otlp.protocol {
+            Protocol::HttpProtobuf => Channel::Http(links.agent(https, &otlp.tls)),
+            Protocol::Grpc => {
+                let tls = https.then(|| links.grpc_tls(&otlp.tls));
+                if let Some(Err(why)) = &tls {
+                    log::line(format_args!(
+                        "warning: {why}; exports of {} will fail",
+                        signal.name()
+                    ));
+                }
+                Channel::Grpc(grpc::Client::new(&otlp.url, tls, links.clone()))
+            }
+        };
         Endpoint {
             otlp,
+            signal,
+            channel,
             failures: 0,
             retry_at: None,
+            partial_said: false,
         }
     }
 
-    /// Notes how an export of `what` went: one line when exports start failing and one when they
-    /// work again, not one per export; after a failure the next try waits 1 s, doubling to
-    /// [`MAX_BACKOFF`].
-    fn record(&mut self, what: &str, result: &Result<(), Failure>, dropped: Option<&mut u64>) {
+    /// Sends one export, finished by `until`: the answer's message.
+    fn send(&mut self, body: &[u8], until: Instant) -> Result<Vec<u8>, Failure> {
+        let timeout = until.saturating_duration_since(Instant::now());
+        if timeout < MIN_EXPORT_TIME {
+            return Err(Failure::NoTime);
+        }
+        match &mut self.channel {
+            Channel::Http(agent) => post(agent, &self.otlp, body, timeout),
+            Channel::Grpc(client) => client
+                .export(
+                    self.signal.grpc_path(),
+                    body,
+                    &self.otlp.headers,
+                    self.otlp.gzip,
+                    until,
+                )
+                .map_err(|failure| match failure {
+                    grpc::Failure::Stopped => Failure::Stopped,
+                    grpc::Failure::Retry(why, after) => Failure::Retry(why, after),
+                    grpc::Failure::Refused(why) => Failure::Refused(why),
+                }),
+        }
+    }
+
+    /// Notes how an export went: one line when exports start failing and one when they work
+    /// again, not one per export; after a retryable failure the next try waits 1 s, doubling to
+    /// [`MAX_BACKOFF`] (or as long as the collector asked); a partial success is said once.
+    fn record(&mut self, result: &Result<Vec<u8>, Failure>, dropped: Option<&mut u64>) {
+        let what = self.signal.name();
         match result {
-            Ok(()) => {
+            Ok(answer) => {
                 if self.failures > 0 {
                     match dropped {
                         Some(dropped) => {
@@ -65,10 +154,23 @@ impl Endpoint {
                 }
                 self.failures = 0;
                 self.retry_at = None;
+                match partial_success(answer) {
+                    Some((rejected, message)) if !self.partial_said => {
+                        self.partial_said = true;
+                        let items = self.signal.items();
+                        log::line(format_args!(
+                            "warning: the collector took an export of {what} in part: {rejected} \
+                             {items} rejected ({}); said once",
+                            Bounded(&message, MAX_SHOWN_ERROR)
+                        ));
+                    }
+                    Some(_) => {}
+                    None => self.partial_said = false,
+                }
             }
             // Ended by a stop signal, or never tried: nothing went wrong with the collector.
             Err(Failure::Stopped | Failure::NoTime) => {}
-            Err(Failure::Failed(reason)) => {
+            Err(Failure::Retry(reason, after)) => {
                 if self.failures == 0 {
                     log::line(format_args!(
                         "warning: exporting {what} failed: {reason}; will try again later"
@@ -78,24 +180,60 @@ impl Endpoint {
                 let backoff = FIRST_BACKOFF
                     .saturating_mul(1 << (self.failures - 1).min(16))
                     .min(MAX_BACKOFF);
-                self.retry_at = Some(Instant::now() + backoff);
+                let wait = after.map_or(backoff, |asked| asked.min(MAX_BACKOFF));
+                self.retry_at = Some(Instant::now() + wait);
+            }
+            Err(Failure::Refused(reason)) => {
+                if self.failures == 0 {
+                    log::line(format_args!(
+                        "warning: exporting {what} failed: {reason}; that export is dropped"
+                    ));
+                }
+                self.failures = self.failures.saturating_add(1);
+                self.retry_at = None;
             }
         }
     }
 }
 
-/// Metrics pushed every `interval`.
+/// A partial success in an export's answer (`ExportTraceServiceResponse` or
+/// `ExportMetricsServiceResponse`): what was rejected and why, when something was.
+fn partial_success(answer: &[u8]) -> Option<(u64, String)> {
+    let (_, Value::Bytes(partial)) = fields(answer)?.into_iter().find(|(n, _)| *n == 1)? else {
+        return None;
+    };
+    let (mut rejected, mut message) = (0, String::new());
+    for (number, value) in fields(partial)? {
+        match (number, value) {
+            (1, Value::Varint(n)) => rejected = n,
+            (2, Value::Bytes(text)) => message = String::from_utf8_lossy(text).into_owned(),
+            _ => {}
+        }
+    }
+    (rejected > 0 || !message.is_empty()).then_some((rejected, message))
+}
+
+/// Metrics pushed every `interval`, each push within `timeout`.
 pub struct Push {
     pub endpoint: Endpoint,
     pub interval: Duration,
+    pub timeout: Duration,
+    pub temporality: Temporality,
     pub next: Instant,
 }
 
 impl Push {
-    pub fn new(otlp: Otlp, interval: Duration) -> Push {
+    pub fn new(
+        endpoint: Endpoint,
+        interval: Duration,
+        timeout: Duration,
+        temporality: Temporality,
+    ) -> Push {
         Push {
-            endpoint: Endpoint::new(otlp),
+            endpoint,
             interval,
+            timeout,
+            temporality,
             next: Instant::now() + interval,
         }
     }
@@ -107,26 +245,25 @@ impl Push {
     }
 }
 
+/// Spans exported in batches, each export within `timeout`.
+pub struct Spans {
+    pub endpoint: Endpoint,
+    pub timeout: Duration,
+}
+
 /// See the module documentation.
 pub struct Exporter {
-    pub agent: Agent,
     pub shared: Arc<Mutex<Shared>>,
     pub push: Option<Push>,
     /// Where spans go.
-    pub spans: Option<Endpoint>,
+    pub spans: Option<Spans>,
     /// Work found due with too little time left waits until this sleep ends.
     not_before: Option<Instant>,
 }
 
 impl Exporter {
-    pub fn new(
-        agent: Agent,
-        shared: Arc<Mutex<Shared>>,
-        push: Option<Push>,
-        spans: Option<Endpoint>,
-    ) -> Exporter {
+    pub fn new(shared: Arc<Mutex<Shared>>, push: Option<Push>, spans: Option<Spans>) -> Exporter {
         Exporter {
-            agent,
             shared,
             push,
             spans,
@@ -135,7 +272,7 @@ impl Exporter {
     }
 
     fn spans_due(&self) -> Option<Instant> {
-        let retry_at = self.spans.as_ref()?.retry_at;
+        let retry_at = self.spans.as_ref()?.endpoint.retry_at;
         let due = lock(&self.shared).tracer.as_ref()?.due()?;
         Some(retry_at.map_or(due, |retry| retry.max(due)))
     }
@@ -152,12 +289,13 @@ impl Exporter {
         let batch = {
             let shared = lock(&self.shared);
             let tracer = shared.tracer.as_ref();
-            tracer.and_then(|tracer| tracer.batch(&shared.service_name))
+            tracer.and_then(|tracer| tracer.batch(&shared.service_name, &shared.resource))
         };
-        let (Some((body, count)), Some(export)) = (batch, &mut self.spans) else {
+        let (Some((body, count)), Some(spans)) = (batch, &mut self.spans) else {
             return false;
         };
-        let result = post(&self.agent, &export.otlp, &body, until);
+        let until = until.min(Instant::now() + spans.timeout.min(spans.endpoint.otlp.timeout));
+        let result = spans.endpoint.send(&body, until);
         let mut shared = lock(&self.shared);
         let Some(tracer) = &mut shared.tracer else {
             return false;
@@ -171,30 +309,31 @@ impl Exporter {
         if result.is_err() {
             tracer.dropped += count as u64;
         }
-        export.record("traces", &result, Some(&mut tracer.dropped));
+        spans.endpoint.record(&result, Some(&mut tracer.dropped));
         result.is_ok()
     }
 
     /// Pushes the metrics, finished by `until`.
     fn push_metrics(&mut self, until: Instant) {
-        let body = {
-            let shared = lock(&self.shared);
-            let Some(metrics) = &shared.metrics else {
-                return;
-            };
-            metrics.otlp(SystemTime::now())
-        };
         let Some(push) = &mut self.push else {
             return;
         };
-        let result = post(&self.agent, &push.endpoint.otlp, &body, until);
+        let body = {
+            let mut shared = lock(&self.shared);
+            let Some(metrics) = &mut shared.metrics else {
+                return;
+            };
+            metrics.otlp(SystemTime::now(), push.temporality)
+        };
+        let until = until.min(Instant::now() + push.timeout.min(push.endpoint.otlp.timeout));
+        let result = push.endpoint.send(&body, until);
         if let Err(Failure::NoTime) = result {
             // Not tried: the push waits for a longer sleep.
             self.not_before = Some(until);
             return;
         }
         push.next = Instant::now() + push.interval;
-        push.endpoint.record("metrics", &result, None);
+        push.endpoint.record(&result, None);
     }
 }
 
@@ -215,7 +354,6 @@ impl Idle for Exporter {
             return;
         }
         self.not_before = None;
-        let until = until.min(now + EXPORT_TIMEOUT);
         if self.spans_due().is_some_and(|d| d <= now) {
             self.export_spans(until);
         }
@@ -237,51 +375,91 @@ impl Idle for Exporter {
 }
 
 /// Why an export did not go through.
+#[derive(Debug)]
 enum Failure {
     /// A stop signal ended it.
     Stopped,
     /// No time was left for it before the next beat: it was not tried.
     NoTime,
-    /// What failed, for the log; never the endpoint's credentials.
-    Failed(String),
+    /// Worth trying again later (after this long, when the collector said); for the log,
+    /// never the endpoint's credentials.
+    Retry(String, Option<Duration>),
+    /// The collector refused the export for good.
+    Refused(String),
 }
 
-/// POSTs one OTLP request, finished by `until`.
-fn post(agent: &Agent, endpoint: &Otlp, body: &[u8], until: Instant) -> Result<(), Failure> {
-    let timeout = until.saturating_duration_since(Instant::now());
-    if timeout < MIN_EXPORT_TIME {
-        return Err(Failure::NoTime);
-    }
+/// POSTs one OTLP request within `timeout`, gzip-compressed if asked: the answer's body.
+fn post(
+    agent: &Agent,
+    endpoint: &Otlp,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
+    let compressed;
+    let body = if endpoint.gzip {
+        compressed = super::gzip::compress(body);
+        &compressed[..]
+    } else {
+        body
+    };
     let mut request = agent
         .post(&endpoint.url)
         .config()
         .timeout_global(Some(timeout))
         .build()
         .header("content-type", "application/x-protobuf");
+    if endpoint.gzip {
+        request = request.header("content-encoding", "gzip");
+    }
     for (name, value) in &endpoint.headers {
         request = request.header(name, value);
     }
     match request.send(body) {
-        Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(Failure::Failed(format!(
-            "HTTP {}",
-            response.status().as_u16()
-        ))),
+        Ok(mut response) if response.status().is_success() => {
+            let mut answer = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut std::io::Read::take(response.body_mut().as_reader(), MAX_ANSWER),
+                &mut answer,
+            );
+            Ok(answer)
+        }
+        Ok(response) => {
+            let code = response.status().as_u16();
+            let reason = format!("HTTP {code}");
+            // OTLP/HTTP: these are worth trying again, after Retry-After when given.
+            if matches!(code, 429 | 502 | 503 | 504) {
+                let after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Err(Failure::Retry(reason, after))
+            } else {
+                Err(Failure::Refused(reason))
+            }
+        }
         Err(ureq::Error::Io(e)) if e.get_ref().is_some_and(|e| e.is::<Stopped>()) => {
             Err(Failure::Stopped)
         }
         // Cut short by the next beat, which an export never delays: say so, not "timeout".
-        Err(ureq::Error::Timeout(_)) if timeout < EXPORT_TIMEOUT => Err(Failure::Failed(format!(
-            "no reply in the {} ms before the next beat",
-            timeout.as_millis().max(1)
-        ))),
+        Err(ureq::Error::Timeout(_)) if timeout < endpoint.timeout => Err(Failure::Retry(
+            format!(
+                "no reply in the {} ms before the next beat",
+                timeout.as_millis().max(1)
+            ),
+            None,
+        )),
         Err(error) => {
             // ureq 3.5's errors do not quote the URL; should one ever, never its credentials.
             let mut text = error.to_string();
             if let Some(secret) = crate::config::url::userinfo_part(&endpoint.url) {
                 text = text.replace(secret, "***");
             }
-            Err(Failure::Failed(Bounded(&text, MAX_SHOWN_ERROR).to_string()))
+            Err(Failure::Retry(
+                Bounded(&text, MAX_SHOWN_ERROR).to_string(),
+                None,
+            ))
         }
     }
 }
@@ -300,8 +478,12 @@ mod tests {
 
     fn otlp(path: &str) -> Otlp {
         Otlp {
+            protocol: Protocol::HttpProtobuf,
             url: format!("http://collector.test{path}"),
             headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            gzip: false,
+            tls: Default::default(),
         }
     }
 
@@ -313,20 +495,32 @@ mod tests {
             config.event.source.as_str(),
             config.event.event_type.as_str(),
         );
-        let tracer = Tracer::new(Sampler::Always, false, "http://s/", server.clone(), event);
+        let tracer = Tracer::new(
+            Sampler::Always,
+            false,
+            "http://s/",
+            server.clone(),
+            event,
+            Default::default(),
+        );
         let shared = Shared {
-            metrics: Some(Metrics::new(server, "svc", SystemTime::now())),
+            metrics: Some(Metrics::new(server, "svc", &[], SystemTime::now())),
             tracer: Some(tracer),
             service_name: "svc".into(),
+            resource: Vec::new(),
         };
-        let push = Push::new(otlp("/v1/metrics"), interval);
-        let spans = Endpoint::new(otlp("/v1/traces"));
-        Exporter::new(
-            memory.plain_agent(),
-            Arc::new(Mutex::new(shared)),
-            Some(push),
-            Some(spans),
-        )
+        let links = memory.links();
+        let push = Push::new(
+            Endpoint::new(otlp("/v1/metrics"), Signal::Metrics, &links),
+            interval,
+            Duration::from_secs(30),
+            Temporality::Cumulative,
+        );
+        let spans = Spans {
+            endpoint: Endpoint::new(otlp("/v1/traces"), Signal::Traces, &links),
+            timeout: Duration::from_secs(30),
+        };
+        Exporter::new(Arc::new(Mutex::new(shared)), Some(push), Some(spans))
     }
 
     /// One traced event of one attempt, finished.
@@ -355,7 +549,7 @@ mod tests {
     #[test]
     fn a_failing_collector_is_tried_again_after_a_wait_that_doubles_and_reset_when_it_works() {
         let failing = [
-            status(500, &[]),
+            status(502, &[]),
             status(503, &[]),
             Answer::Fail(std::io::ErrorKind::ConnectionRefused),
         ];
@@ -406,7 +600,7 @@ mod tests {
         assert_eq!(dropped(&exporter), 6, "an event and an attempt span each");
         assert_eq!(exporter.spans_due(), None, "nothing kept to send again");
         traced_event(&exporter, &mut ids);
-        exporter.spans.as_mut().unwrap().retry_at = None;
+        exporter.spans.as_mut().unwrap().endpoint.retry_at = None;
         exporter.flush(Instant::now() + Duration::from_secs(1));
         assert_eq!(
             dropped(&exporter),

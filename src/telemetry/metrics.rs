@@ -7,8 +7,8 @@ use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::otlp::{
-    self, cumulative_monotonic, data, int_point, metric, metrics_request, number_point,
-    otlp_metric, resource_metrics, scope_metrics, unix_nanos,
+    self, data, int_point, metric, metrics_request, monotonic, number_point, otlp_metric,
+    resource_metrics, scope_metrics, unix_nanos,
 };
 use super::process::Process;
 use super::protobuf::Message;
@@ -116,23 +116,48 @@ const HISTOGRAMS: [HistogramKind; 2] = [
 pub struct Metrics {
     server: Server,
     service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`.
+    resource: Vec<(String, String)>,
     started: SystemTime,
     series: Vec<Series>,
     events: [u64; 4],
     attempts: u64,
     last_delivered: Option<SystemTime>,
+    /// What the last OTLP push said, when pushes are deltas.
+    pushed: Option<Pushed>,
 }
 
+/// The totals as of the last push: a delta push says what changed since.
+#[derive(Debug, Clone)]
+struct Pushed {
+    at: u64,
+    events: [u64; 4],
+    attempts: u64,
+    /// Per series (in order), per histogram kind: the bucket counts, the count, the sum.
+    histograms: Vec<[(Vec<u64>, u64, f64); 2]>,
+    cpu_seconds: f64,
+}
+
+/// How a push reports, from `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+pub use crate::config::observability::Temporality;
+
 impl Metrics {
-    pub fn new(server: Server, service_name: &str, started: SystemTime) -> Metrics {
+    pub fn new(
+        server: Server,
+        service_name: &str,
+        resource: &[(String, String)],
+        started: SystemTime,
+    ) -> Metrics {
         Metrics {
             server,
             service_name: service_name.to_owned(),
+            resource: resource.to_vec(),
             started,
             series: Vec::new(),
             events: [0; 4],
             attempts: 0,
             last_delivered: None,
+            pushed: None,
         }
     }
 
@@ -264,30 +289,62 @@ impl Metrics {
     }
 
     /// An OTLP `ExportMetricsServiceRequest` of everything, cumulative since start.
-    pub fn otlp(&self, now: SystemTime) -> Vec<u8> {
+    /// The OTLP push at `now`: totals since start, or (delta temporality) what changed since the
+    /// last push, which is then remembered.
+    pub fn otlp(&mut self, now: SystemTime, temporality: Temporality) -> Vec<u8> {
         let start = unix_nanos(self.started);
         let now = unix_nanos(now);
         let process = Process::read();
+        let base = temporality
+            .is_delta()
+            .then(|| self.pushed.clone())
+            .flatten();
         let mut request = Message::new();
         request.message(metrics_request::RESOURCE_METRICS, |rm| {
             rm.message(resource_metrics::RESOURCE, |resource| {
-                otlp::resource(resource, &self.service_name);
+                otlp::resource(resource, &self.service_name, &self.resource);
             });
             rm.message(resource_metrics::SCOPE_METRICS, |sm| {
                 sm.message(scope_metrics::SCOPE, otlp::scope);
-                self.otlp_http_metrics(sm, start, now);
-                self.otlp_own_metrics(sm, start, now);
-                process.write_otlp(sm, start, now);
+                let delta = Delta {
+                    temporality,
+                    base: base.as_ref(),
+                    start,
+                };
+                self.otlp_http_metrics(sm, &delta, now);
+                self.otlp_own_metrics(sm, &delta, now);
+                // The process's CPU time is an observed counter: delta only under `delta`.
+                let cpu = match (&base, temporality) {
+                    (Some(base), Temporality::Delta) => Some((base.at, base.cpu_seconds)),
+                    _ => None,
+                };
+                process.write_otlp(sm, start, now, cpu);
             });
         });
+        if temporality.is_delta() {
+            self.pushed = Some(Pushed {
+                at: now,
+                events: self.events,
+                attempts: self.attempts,
+                histograms: self
+                    .series
+                    .iter()
+                    .map(|s| {
+                        let h = |h: &Histogram| (h.counts.clone(), h.count, h.sum);
+                        [h(&s.duration), h(&s.body_size)]
+                    })
+                    .collect(),
+                cpu_seconds: process.cpu_seconds,
+            });
+        }
         request.into_bytes()
     }
 
-    fn otlp_http_metrics(&self, sm: &mut Message, start: u64, now: u64) {
+    fn otlp_http_metrics(&self, sm: &mut Message, delta: &Delta, now: u64) {
         if self.series.is_empty() {
             return;
         }
-        for kind in &HISTOGRAMS {
+        for (k, kind) in HISTOGRAMS.iter().enumerate() {
             otlp_metric(
                 sm,
                 kind.otel_name,
@@ -295,13 +352,21 @@ impl Metrics {
                 kind.unit,
                 metric::HISTOGRAM,
                 |h| {
-                    for series in &self.series {
+                    for (i, series) in self.series.iter().enumerate() {
                         let histogram = (kind.of)(series);
+                        let before = delta.base.and_then(|b| b.histograms.get(i)).map(|h| &h[k]);
                         h.message(data::DATA_POINTS, |point| {
-                            self.otlp_histogram_point(point, series, histogram, start, now);
+                            self.otlp_histogram_point(
+                                point,
+                                series,
+                                histogram,
+                                before,
+                                delta.start(),
+                                now,
+                            );
                         });
                     }
-                    h.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE);
+                    h.uint(data::AGGREGATION_TEMPORALITY, delta.temporality_field());
                 },
             );
         }
@@ -312,6 +377,7 @@ impl Metrics {
         point: &mut Message,
         series: &Series,
         h: &Histogram,
+        before: Option<&(Vec<u64>, u64, f64)>,
         start: u64,
         now: u64,
     ) {
@@ -321,21 +387,36 @@ impl Metrics {
                 otlp::string_attribute(kv, key, &value)
             });
         }
+        let (counts, count, sum) = match before {
+            Some((counts, count, sum)) => (
+                h.counts
+                    .iter()
+                    .zip(counts)
+                    .map(|(now, then)| now - then)
+                    .collect(),
+                h.count - count,
+                h.sum - sum,
+            ),
+            None => (h.counts.clone(), h.count, h.sum),
+        };
         point
             .fixed64(field::START_TIME_UNIX_NANO, start)
             .fixed64(field::TIME_UNIX_NANO, now)
-            .fixed64(field::COUNT, h.count)
-            .double(field::SUM, h.sum);
-        point.packed_fixed64(field::BUCKET_COUNTS, h.counts.iter().copied());
+            .fixed64(field::COUNT, count)
+            .double(field::SUM, sum);
+        point.packed_fixed64(field::BUCKET_COUNTS, counts.iter().copied());
         point.packed_fixed64(field::EXPLICIT_BOUNDS, h.bounds.iter().map(|b| b.to_bits()));
-        if h.count > 0 {
+        // A delta point cannot know its interval's extremes from totals: they are left out.
+        if h.count > 0 && before.is_none() {
             point.double(field::MIN, h.min).double(field::MAX, h.max);
         }
     }
 
-    fn otlp_own_metrics(&self, sm: &mut Message, start: u64, now: u64) {
+    fn otlp_own_metrics(&self, sm: &mut Message, delta: &Delta, now: u64) {
+        let start = delta.start();
         otlp_metric(sm, "heartbeats.events", "", "{event}", metric::SUM, |sum| {
-            for ((_, outcome), count) in OUTCOMES.iter().zip(self.events) {
+            for (i, ((_, outcome), count)) in OUTCOMES.iter().zip(self.events).enumerate() {
+                let count = count - delta.base.map_or(0, |b| b.events[i]);
                 sum.message(data::DATA_POINTS, |point| {
                     point.message(number_point::ATTRIBUTES, |kv| {
                         otlp::string_attribute(kv, "outcome", outcome);
@@ -343,7 +424,7 @@ impl Metrics {
                     int_point(point, start, now, count);
                 });
             }
-            cumulative_monotonic(sum);
+            monotonic(sum, delta.temporality_field());
         });
         otlp_metric(
             sm,
@@ -352,10 +433,11 @@ impl Metrics {
             "{attempt}",
             metric::SUM,
             |sum| {
+                let attempts = self.attempts - delta.base.map_or(0, |b| b.attempts);
                 sum.message(data::DATA_POINTS, |point| {
-                    int_point(point, start, now, self.attempts);
+                    int_point(point, start, now, attempts);
                 });
-                cumulative_monotonic(sum);
+                monotonic(sum, delta.temporality_field());
             },
         );
         if let Some(at) = self.last_delivered {
@@ -367,6 +449,30 @@ impl Metrics {
                         .double(number_point::AS_DOUBLE, unix_seconds(at));
                 });
             });
+        }
+    }
+}
+
+/// What a push counts from: the start (cumulative), or the last push (delta).
+struct Delta<'a> {
+    temporality: Temporality,
+    /// The last push, for a delta push after the first one.
+    base: Option<&'a Pushed>,
+    /// The process's start, in Unix nanoseconds.
+    start: u64,
+}
+
+impl Delta<'_> {
+    fn start(&self) -> u64 {
+        self.base.map_or(self.start, |b| b.at)
+    }
+
+    /// `AggregationTemporality`: 1 delta, 2 cumulative.
+    fn temporality_field(&self) -> u64 {
+        if self.temporality.is_delta() {
+            data::DELTA
+        } else {
+            data::CUMULATIVE
         }
     }
 }
@@ -435,7 +541,7 @@ mod tests {
             port: 80,
             scheme: "http",
         };
-        let mut metrics = Metrics::new(server, "heartbeat", SystemTime::now());
+        let mut metrics = Metrics::new(server, "heartbeat", &[], SystemTime::now());
         for code in 600..1000 {
             metrics.attempt(&attempt(code));
         }

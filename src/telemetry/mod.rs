@@ -5,6 +5,8 @@
 //! handed to the waiter. With observability off there is no telemetry at all.
 
 mod export;
+mod grpc;
+mod gzip;
 mod metrics;
 mod otlp;
 mod process;
@@ -16,19 +18,19 @@ mod shared;
 mod trace;
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use ureq::Agent;
 
-use crate::config::observability::{self, CONFIG_VAR, Observability};
+use crate::config::observability::{self, CONFIG_VAR, ExportTls, Observability};
 use crate::config::url::{SinkUrl, redact_userinfo};
 use crate::event::{Event, EventSettings, Ids};
 use crate::log;
 use crate::report::{ErrorType, Outcome, Report};
 use crate::wait::Waiter;
-use export::{Endpoint, Exporter, Push};
+use export::{Endpoint, Exporter, Push, Signal, Spans};
 use metrics::Metrics;
 use record::{AttemptRecord, Server};
 use shared::{Shared, lock};
@@ -39,6 +41,20 @@ use trace::{EventTrace, Sampler, Tracer};
 pub struct Subject<'a> {
     pub sink: &'a SinkUrl,
     pub event: &'a EventSettings,
+}
+
+/// What exports need from the way to the sink, which the program wires in: connections made
+/// as the sink's are (the same resolver, every wait through the waiter and ended by a stop) and
+/// TLS built on the sink's trust.
+pub trait Links: Send + Sync {
+    /// A ureq agent for HTTP exports, https with `tls` (or the sink's trust).
+    fn agent(&self, https: bool, tls: &ExportTls) -> Agent;
+    /// The TLS configuration of gRPC exports (ALPN `h2`), or why there is none.
+    fn grpc_tls(&self, tls: &ExportTls) -> Result<Arc<rustls::ClientConfig>, String>;
+    /// A TCP connection to `host:port` by `deadline`.
+    fn dial(&self, host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream>;
+    /// The waiter the exports' sockets wait through.
+    fn waiter(&self) -> Arc<crate::wait::Waiter>;
 }
 
 /// Records what the loop and the sender report.
@@ -52,27 +68,34 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Telemetry as `settings` ask for it, on `subject`, its server and exports handed to
-    /// `waiter`; `None` when observability is off, or nothing of it could be set up. `agent`
-    /// makes the exports' agent (told whether an export goes to an https collector). What
-    /// cannot be set up (a port in use) is a warning, and that part is off.
+    /// `waiter`; `None` when observability is off, or nothing of it could be set up. `links`
+    /// make the exports' connections. What cannot be set up (a port in use) is a warning, and
+    /// that part is off.
     pub fn start(
         settings: &Observability,
         subject: Subject,
         waiter: &Waiter,
-        agent: impl FnOnce(bool) -> Agent,
+        links: &Arc<dyn Links>,
     ) -> Option<Telemetry> {
         if settings.is_off() {
             return None;
         }
         let server = Server::of(subject.sink);
-        let (listener, push) = metrics_outlets(&settings.metrics);
-        let metrics = (listener.is_some() || push.is_some())
-            .then(|| Metrics::new(server.clone(), &settings.service_name, SystemTime::now()));
-        let (tracer, spans) = tracer(&settings.tracing, subject, server);
+        let (listener, push) = metrics_outlets(&settings.metrics, links);
+        let metrics = (listener.is_some() || push.is_some()).then(|| {
+            Metrics::new(
+                server.clone(),
+                &settings.service_name,
+                &settings.resource,
+                SystemTime::now(),
+            )
+        });
+        let (tracer, spans) = tracer(&settings.tracing, subject, server, links);
         let shared = Shared {
             metrics,
             tracer,
             service_name: settings.service_name.clone(),
+            resource: settings.resource.clone(),
         };
         if shared.metrics.is_none() && shared.tracer.is_none() {
             return None;
@@ -85,11 +108,7 @@ impl Telemetry {
             )));
         }
         if push.is_some() || spans.is_some() {
-            let https = [push.as_ref().map(|p| &p.endpoint), spans.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|endpoint| endpoint.otlp.url.starts_with("https://"));
-            let exporter = Exporter::new(agent(https), shared.clone(), push, spans);
+            let exporter = Exporter::new(shared.clone(), push, spans);
             waiter.set_idle(Box::new(exporter));
         }
         Some(Telemetry {
@@ -103,17 +122,40 @@ impl Telemetry {
 
 /// Where metrics go: the Prometheus listener, or the OTLP push; neither when metrics are off or
 /// the listener cannot be had.
-fn metrics_outlets(metrics: &observability::Metrics) -> (Option<TcpListener>, Option<Push>) {
+fn metrics_outlets(
+    metrics: &observability::Metrics,
+    links: &Arc<dyn Links>,
+) -> (Option<TcpListener>, Option<Push>) {
     match metrics {
         observability::Metrics::Off => (None, None),
         observability::Metrics::Prometheus { host, port } => (serve_prometheus(host, *port), None),
-        observability::Metrics::Otlp { endpoint, interval } => {
+        observability::Metrics::Otlp {
+            endpoint,
+            interval,
+            timeout,
+            temporality,
+        } => {
             log::line(format_args!(
-                "metrics: pushing OTLP to {} every {interval:?}",
+                "metrics: pushing OTLP{} to {} every {interval:?}",
+                over(endpoint),
                 redact_userinfo(&endpoint.url)
             ));
-            (None, Some(Push::new(endpoint.clone(), *interval)))
+            let endpoint = Endpoint::new(endpoint.clone(), Signal::Metrics, links);
+            (
+                None,
+                Some(Push::new(endpoint, *interval, *timeout, *temporality)),
+            )
         }
+    }
+}
+
+/// How an endpoint's exports travel, for the start-up line.
+fn over(otlp: &observability::Otlp) -> &'static str {
+    match (otlp.protocol, otlp.gzip) {
+        (observability::Protocol::Grpc, false) => " over gRPC",
+        (observability::Protocol::Grpc, true) => " over gRPC, gzip",
+        (observability::Protocol::HttpProtobuf, false) => "",
+        (observability::Protocol::HttpProtobuf, true) => ", gzip",
     }
 }
 
@@ -123,7 +165,8 @@ fn tracer(
     tracing: &observability::Tracing,
     subject: Subject,
     server: Server,
-) -> (Option<Tracer>, Option<Endpoint>) {
+    links: &Arc<dyn Links>,
+) -> (Option<Tracer>, Option<Spans>) {
     let event = (
         subject.event.source.as_str(),
         subject.event.event_type.as_str(),
@@ -137,16 +180,26 @@ fn tracer(
             log::line(format_args!(
                 "tracing: spans as JSON lines on stdout, sampling {sampling}"
             ));
-            let tracer = Tracer::new(Sampler::ratio(*sampling), true, url, server, event);
+            let batch = Default::default();
+            let tracer = Tracer::new(Sampler::ratio(*sampling), true, url, server, event, batch);
             (Some(tracer), None)
         }
-        observability::Tracing::Otlp { endpoint, sampling } => {
+        observability::Tracing::Otlp {
+            endpoint,
+            sampling,
+            batch,
+        } => {
             log::line(format_args!(
-                "tracing: OTLP to {}, sampling {sampling}",
+                "tracing: OTLP{} to {}, sampling {sampling}",
+                over(endpoint),
                 redact_userinfo(&endpoint.url)
             ));
-            let tracer = Tracer::new(Sampler::ratio(*sampling), false, url, server, event);
-            (Some(tracer), Some(Endpoint::new(endpoint.clone())))
+            let tracer = Tracer::new(Sampler::ratio(*sampling), false, url, server, event, *batch);
+            let spans = Spans {
+                endpoint: Endpoint::new(endpoint.clone(), Signal::Traces, links),
+                timeout: batch.timeout,
+            };
+            (Some(tracer), Some(spans))
         }
     }
 }
@@ -250,8 +303,12 @@ mod tests {
 
     fn otlp(path: &str) -> Otlp {
         Otlp {
+            protocol: observability::Protocol::HttpProtobuf,
             url: format!("http://collector.test{path}"),
             headers: vec![("x-tenant".into(), "7".into())],
+            timeout: Duration::from_secs(10),
+            gzip: false,
+            tls: Default::default(),
         }
     }
 
@@ -262,22 +319,22 @@ mod tests {
             metrics: MetricsSettings::Otlp {
                 endpoint: otlp("/v1/metrics"),
                 interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(30),
+                temporality: observability::Temporality::Cumulative,
             },
             tracing: Tracing::Otlp {
                 endpoint: otlp("/v1/traces"),
                 sampling: 1.0,
+                batch: Default::default(),
             },
             service_name: "svc".into(),
+            resource: vec![("deployment.environment".into(), "test".into())],
         };
         let subject = Subject {
             sink: &config.sink.url,
             event: &config.event,
         };
-        Telemetry::start(&settings, subject, waiter, |https| {
-            assert!(!https, "no collector here is https");
-            memory.plain_agent()
-        })
-        .expect("telemetry on")
+        Telemetry::start(&settings, subject, waiter, &memory.links()).expect("telemetry on")
     }
 
     fn event(id: &str) -> Event {
@@ -374,15 +431,16 @@ mod tests {
             tracing: Tracing::Otlp {
                 endpoint: otlp("/v1/traces"),
                 sampling: 0.0,
+                batch: Default::default(),
             },
             service_name: "svc".into(),
+            resource: Vec::new(),
         };
         let subject = Subject {
             sink: &config.sink.url,
             event: &config.event,
         };
-        let mut telemetry =
-            Telemetry::start(&settings, subject, &waiter, |_| memory.plain_agent()).unwrap();
+        let mut telemetry = Telemetry::start(&settings, subject, &waiter, &memory.links()).unwrap();
         for n in 0..20 {
             telemetry.start_event(&event(&n.to_string()));
             assert_eq!(telemetry.start_attempt(), None);
@@ -401,9 +459,12 @@ mod tests {
             sink: &config.sink.url,
             event: &config.event,
         };
-        let none = Telemetry::start(&Observability::default(), subject, &waiter, |_| {
-            panic!("no agent is made when nothing is exported")
-        });
+        let none = Telemetry::start(
+            &Observability::default(),
+            subject,
+            &waiter,
+            &Memory::new([]).links(),
+        );
         assert!(none.is_none());
     }
 

@@ -43,6 +43,7 @@ pub mod data {
     /// `Sum` only.
     pub const IS_MONOTONIC: u32 = 3;
     /// `AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE`.
+    pub const DELTA: u64 = 1;
     pub const CUMULATIVE: u64 = 2;
 }
 /// `NumberDataPoint`.
@@ -148,8 +149,9 @@ pub fn unix_nanos(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The `Resource` every export names: `service.name`, `service.version`, the SDK.
-pub fn resource(resource: &mut Message, service_name: &str) {
+/// The `Resource` every export names: `service.name`, `service.version`, the SDK, then the
+/// attributes of `OTEL_RESOURCE_ATTRIBUTES` (which win, as the SDK merges them last).
+pub fn resource(resource: &mut Message, service_name: &str, extra: &[(String, String)]) {
     for (key, value) in [
         ("service.name", service_name),
         ("service.version", VERSION),
@@ -157,6 +159,11 @@ pub fn resource(resource: &mut Message, service_name: &str) {
         ("telemetry.sdk.language", "rust"),
         ("telemetry.sdk.version", VERSION),
     ] {
+        if !extra.iter().any(|(k, _)| k == key) {
+            resource.message(resource::ATTRIBUTES, |kv| string_attribute(kv, key, value));
+        }
+    }
+    for (key, value) in extra {
         resource.message(resource::ATTRIBUTES, |kv| string_attribute(kv, key, value));
     }
 }
@@ -196,8 +203,9 @@ pub fn int_point(point: &mut Message, start: u64, now: u64, value: u64) {
 }
 
 /// A `Sum`'s temporality: cumulative since start, and monotonic.
-pub fn cumulative_monotonic(sum: &mut Message) {
-    sum.uint(data::AGGREGATION_TEMPORALITY, data::CUMULATIVE)
+/// A monotonic sum of `temporality` (`data::DELTA` or `data::CUMULATIVE`).
+pub fn monotonic(sum: &mut Message, temporality: u64) {
+    sum.uint(data::AGGREGATION_TEMPORALITY, temporality)
         .uint(data::IS_MONOTONIC, 1);
 }
 
@@ -221,7 +229,7 @@ mod tests {
     #[test]
     fn the_resource_and_scope_decode_as_opentelemetry_proto_reads_them() {
         let mut m = Message::new();
-        resource(&mut m, "svc");
+        resource(&mut m, "svc", &[]);
         let decoded = Resource::decode(&m.into_bytes()[..]).unwrap();
         let attributes: Vec<(String, String)> = decoded.attributes.iter().map(text).collect();
         assert_eq!(attributes[0], ("service.name".into(), "svc".into()));
@@ -253,7 +261,7 @@ mod tests {
             metric::SUM,
             |sum| {
                 sum.message(data::DATA_POINTS, |p| int_point(p, 1, 2, 7));
-                cumulative_monotonic(sum);
+                monotonic(sum, data::CUMULATIVE);
             },
         );
         // `m` holds a ScopeMetrics' `metrics` field: decode the Metric inside.

@@ -4,13 +4,13 @@
 
 use std::fmt::{self, Write as _};
 
-use super::otlp::{cumulative_monotonic, data, int_point, metric, number_point, otlp_metric};
+use super::otlp::{data, int_point, metric, number_point, otlp_metric};
 use super::protobuf::Message;
 
 /// The process's figures at one moment.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Process {
-    cpu_seconds: f64,
+    pub cpu_seconds: f64,
     resident_bytes: u64,
     virtual_bytes: u64,
     open_fds: u64,
@@ -109,16 +109,28 @@ impl Process {
     }
 
     /// The figures as OTel's process metrics.
-    pub fn write_otlp(&self, scope_metrics: &mut Message, start: u64, now: u64) {
+    /// The process metrics as OTLP; the CPU time as a delta from `since` (the last push's time
+    /// and CPU seconds) when given.
+    pub fn write_otlp(
+        &self,
+        scope_metrics: &mut Message,
+        start: u64,
+        now: u64,
+        since: Option<(u64, f64)>,
+    ) {
         let cpu = "process.cpu.time";
         otlp_metric(scope_metrics, cpu, "", "s", metric::SUM, |sum| {
+            let (from, seconds, temporality) = match since {
+                Some((at, then)) => (at, self.cpu_seconds - then, data::DELTA),
+                None => (start, self.cpu_seconds, data::CUMULATIVE),
+            };
             sum.message(data::DATA_POINTS, |point| {
                 point
-                    .fixed64(number_point::START_TIME_UNIX_NANO, start)
+                    .fixed64(number_point::START_TIME_UNIX_NANO, from)
                     .fixed64(number_point::TIME_UNIX_NANO, now)
-                    .double(number_point::AS_DOUBLE, self.cpu_seconds);
+                    .double(number_point::AS_DOUBLE, seconds);
             });
-            cumulative_monotonic(sum);
+            super::otlp::monotonic(sum, temporality);
         });
         let gauges = [
             ("process.memory.usage", "By", self.resident_bytes),

@@ -1,6 +1,8 @@
-//! The protocol-buffers wire format, write side only, for the OTLP export requests: varints,
-//! fixed-width numbers, and length-delimited fields (strings, bytes, nested messages). A field
-//! whose value is the default (0, empty) is still written when asked: proto3 readers accept it.
+//! The protocol-buffers wire format for the OTLP export requests: varints, fixed-width numbers,
+//! and length-delimited fields (strings, bytes, nested messages). A field whose value is the
+//! default (0, empty) is still written when asked: proto3 readers accept it. The read side
+//! ([`fields`]) is only what an export's answer needs: a partial success, a gRPC status's
+//! details.
 
 /// A message being written.
 #[derive(Default)]
@@ -117,6 +119,57 @@ fn varint(mut value: u64) -> ([u8; 10], usize) {
     }
     bytes[used] = value as u8;
     (bytes, used + 1)
+}
+
+/// A field's value as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    /// Fixed-width numbers, not needed by what reads here.
+    Fixed,
+}
+
+/// The fields of `message`, in order: (number, value); `None` where it is not protobuf.
+pub fn fields(message: &[u8]) -> Option<Vec<(u32, Value<'_>)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let varint = |at: &mut usize| -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *message.get(*at)?;
+            *at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    };
+    while at < message.len() {
+        let key = varint(&mut at)?;
+        let number = u32::try_from(key >> 3).ok()?;
+        let value = match key & 7 {
+            VARINT => Value::Varint(varint(&mut at)?),
+            LENGTH_DELIMITED => {
+                let length = usize::try_from(varint(&mut at)?).ok()?;
+                let bytes = message.get(at..at.checked_add(length)?)?;
+                at += length;
+                Value::Bytes(bytes)
+            }
+            FIXED64 => {
+                at = at.checked_add(8).filter(|&end| end <= message.len())?;
+                Value::Fixed
+            }
+            FIXED32 => {
+                at = at.checked_add(4).filter(|&end| end <= message.len())?;
+                Value::Fixed
+            }
+            _ => return None,
+        };
+        out.push((number, value));
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -272,6 +272,7 @@ mod tests {
             metrics: None,
             tracer: None,
             service_name: String::new(),
+            resource: Vec::new(),
         }));
         let mut server = ScrapeServer::new(listener, shared);
         let now = Instant::now();

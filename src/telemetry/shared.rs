@@ -11,6 +11,8 @@ pub struct Shared {
     pub metrics: Option<Metrics>,
     pub tracer: Option<Tracer>,
     pub service_name: String,
+    /// `OTEL_RESOURCE_ATTRIBUTES`.
+    pub resource: Vec<(String, String)>,
 }
 
 /// The shared records, locked. A panic while they were held is taken as over: the records are

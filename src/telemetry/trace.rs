@@ -3,7 +3,7 @@
 //! sampled by trace id as OTel's `TraceIdRatioBased`. This module owns the spans, the
 //! `traceparent` value, and both ways out: OTLP protobuf in batches, or JSON lines on stdout.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -16,12 +16,7 @@ use super::record::{AttemptRecord, Server};
 use crate::event::{Event, Ids, push_hex};
 use crate::report::{ErrorType, Outcome};
 
-/// Spans wait at most this long for their batch to be exported.
-pub const BATCH_DELAY: Duration = Duration::from_secs(5);
-/// A batch this large is exported at once.
-const BATCH_SIZE: usize = 128;
-/// Spans kept while the collector cannot be reached; more are dropped and counted.
-const MAX_PENDING: usize = 4 * BATCH_SIZE;
+pub use crate::config::observability::Batch;
 
 /// Which events are traced.
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +113,8 @@ pub struct Tracer {
     url: String,
     server: Server,
     pending: Vec<Span>,
+    /// How long spans wait, and how many wait and go in one export (`OTEL_BSP_*`).
+    batch: Batch,
     /// When the oldest pending span finished.
     oldest: Option<Instant>,
     /// Spans dropped since the last report: the batch was full or an export failed.
@@ -141,6 +138,7 @@ impl Tracer {
         url: &str,
         server: Server,
         (source, event_type): (&str, &str),
+        batch: Batch,
     ) -> Tracer {
         let mut tracer = Tracer {
             encoded_event_attributes: Vec::new(),
@@ -152,6 +150,7 @@ impl Tracer {
             url: url.to_owned(),
             server,
             pending: Vec::new(),
+            batch,
             oldest: None,
             dropped: 0,
             stdout,
@@ -237,7 +236,7 @@ impl Tracer {
             }
             return;
         }
-        if self.pending.len() >= MAX_PENDING {
+        if self.pending.len() >= self.batch.max_queue {
             self.dropped += 1;
             return;
         }
@@ -248,25 +247,29 @@ impl Tracer {
     /// When the pending spans must be exported, if any are.
     pub fn due(&self) -> Option<Instant> {
         let oldest = self.oldest?;
-        if self.pending.len() >= BATCH_SIZE {
+        if self.pending.len() >= self.batch.max_batch {
             return Some(oldest);
         }
-        Some(oldest + BATCH_DELAY)
+        Some(oldest + self.batch.delay)
     }
 
     /// The oldest pending spans, at most a batch, as an OTLP `ExportTraceServiceRequest`, with
     /// their count; they stay pending until [`Tracer::forget`] (so that an export that could
     /// not even start loses none).
-    pub fn batch(&self, service_name: &str) -> Option<(Vec<u8>, usize)> {
+    pub fn batch(
+        &self,
+        service_name: &str,
+        extra: &[(String, String)],
+    ) -> Option<(Vec<u8>, usize)> {
         if self.pending.is_empty() {
             return None;
         }
         // A batch at a time: an export is bounded in time, and so is its encoding.
-        let spans = &self.pending[..self.pending.len().min(BATCH_SIZE)];
+        let spans = &self.pending[..self.pending.len().min(self.batch.max_batch)];
         let mut request = Message::with_capacity(256 + spans.len() * 320);
         request.message(trace_request::RESOURCE_SPANS, |rs| {
             rs.message(resource_spans::RESOURCE, |resource| {
-                otlp::resource(resource, service_name);
+                otlp::resource(resource, service_name, extra);
             });
             rs.message(resource_spans::SCOPE_SPANS, |ss| {
                 ss.message(scope_spans::SCOPE, otlp::scope);
@@ -503,14 +506,15 @@ mod tests {
             "http://sink:8080/",
             server,
             ("src", "t"),
+            Default::default(),
         );
-        let at = std::time::UNIX_EPOCH + Duration::from_millis(1500);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1500);
         let span = Span {
             trace_id: [0xab; 16],
             span_id: [1; 8],
             parent: Some([2; 8]),
             start: at,
-            end: at + Duration::from_millis(2),
+            end: at + std::time::Duration::from_millis(2),
             what: What::Attempt {
                 status: Some(503),
                 resent: 1,

@@ -45,6 +45,83 @@ pub fn client_config(
     Ok((Arc::new(config), warnings))
 }
 
+/// The TLS configuration of exports to one collector: `base` (the sink's trust), or only the
+/// CAs of `tls.ca`; with a client certificate when `tls.client` names one (mTLS); offering
+/// `alpn`. A file that cannot be used is the error, named by its variable.
+pub fn export_config(
+    base: &Arc<ClientConfig>,
+    (trust, extra): (&Trust, Option<&Named>),
+    tls: &crate::config::observability::ExportTls,
+    settings: &TlsSettings,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |path: &std::path::Path, what: &str| {
+        crate::files::read(path, 1024 * 1024)
+            .map_err(|e| format!("OTEL_EXPORTER_OTLP_*{what} {}: {e}", path.display()))
+    };
+    let mut config = if tls.ca.is_none() && tls.client.is_none() {
+        (**base).clone()
+    } else {
+        let roots = match &tls.ca {
+            Some(path) => {
+                let pem = read(path, "CERTIFICATE")?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|_| {
+                        format!(
+                            "OTEL_EXPORTER_OTLP_*CERTIFICATE {}: not PEM certificates",
+                            path.display()
+                        )
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        format!("OTEL_EXPORTER_OTLP_*CERTIFICATE {}: {e}", path.display())
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(format!(
+                        "OTEL_EXPORTER_OTLP_*CERTIFICATE {}: no PEM certificate found",
+                        path.display()
+                    ));
+                }
+                roots
+            }
+            None => roots::root_store(trust, extra, &mut Vec::new()).map_err(|e| e.to_string())?,
+        };
+        let builder = ClientConfig::builder_with_provider(Arc::new(provider(settings)))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        match &tls.client {
+            Some((cert, key)) => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(&read(cert, "CLIENT_CERTIFICATE")?)
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| {
+                            format!(
+                                "OTEL_EXPORTER_OTLP_*CLIENT_CERTIFICATE {}: not PEM",
+                                cert.display()
+                            )
+                        })?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(&read(key, "CLIENT_KEY")?).map_err(|_| {
+                        format!(
+                            "OTEL_EXPORTER_OTLP_*CLIENT_KEY {}: no PEM private key",
+                            key.display()
+                        )
+                    })?;
+                builder.with_client_auth_cert(chain, key).map_err(|_| {
+                    "OTEL_EXPORTER_OTLP_*CLIENT_KEY does not go with its certificate".to_owned()
+                })?
+            }
+            None => builder.with_no_client_auth(),
+        }
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// Whether `extra` (`K_CA_CERTS`/`--cacerts`) holds a usable certificate, without building a
 /// configuration or reading a file: for an http sink, where it is only worth a warning.
 pub fn check_extra(extra: &Named) -> Result<(), Error> {

@@ -16,20 +16,7 @@ fn fraction_of(text: &str) -> f64 {
 
 /// RFC 3339 seconds since the epoch of `text` (whole seconds, `Z`).
 fn unix(text: &str) -> u64 {
-    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let t: Vec<f64> = time.split(':').map(|p| p.parse().unwrap()).collect();
-    // Days from civil (H. Hinnant), enough for a test.
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    (days * 86_400) as u64 + (t[0] * 3600.0 + t[1] * 60.0 + t[2]) as u64
+    support::unix_time(text).0
 }
 
 fn now_secs() -> u64 {

@@ -350,36 +350,6 @@ fn retry_info(seconds: u8, nanos: u32) -> Vec<u8> {
     status
 }
 
-/// A CA, and certificates it signs.
-struct Pki {
-    ca: String,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = params.self_signed(&key).unwrap().pem();
-        Pki {
-            ca,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A certificate for `name` and its key, PEM.
-    fn issue(&self, name: &str) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 // ---- Scripted sockets: a collector that breaks HTTP/2 in one way each. ----
 
 /// One frame: type, flags, stream, payload.

@@ -247,7 +247,7 @@ fn knatives_go_senders_requests_are_accepted() {
         let mut body = Vec::new();
         for line in case.lines().skip(1) {
             if let Some(quoted) = line.split_once("): ").map(|(_, q)| q) {
-                body = go_unquoted(quoted);
+                body = go_unquote(quoted);
             } else if !line.is_empty() {
                 head.push_str(line);
                 head.push_str("\r\n");
@@ -278,28 +278,6 @@ fn knatives_go_senders_requests_are_accepted() {
     assert_eq!(ping[2]["data"]["message"], "hi");
     assert_eq!(ping[4]["data_base64"], "AAEC/w==");
     assert_eq!(ping[7]["data"], "héllo");
-}
-
-/// Go's `%q` as the vector files use it: `\"`, `\\` and `\xNN`; other bytes raw.
-fn go_unquoted(quoted: &str) -> Vec<u8> {
-    let inner = &quoted[1..quoted.len() - 1];
-    let mut out = Vec::new();
-    let mut bytes = inner.bytes();
-    while let Some(b) = bytes.next() {
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'x') => {
-                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
-                out.push(u8::from_str_radix(std::str::from_utf8(&hex).unwrap(), 16).unwrap());
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
 }
 
 #[test]
@@ -604,18 +582,9 @@ fn https_with_the_certificate_read_again_when_it_changes() {
 
 /// A CA and a certificate for `name` signed by it, with its key: PEM texts.
 fn certificate(name: &str) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    let pki = Pki::new();
+    let (cert, key) = pki.issue(name);
+    (pki.ca, cert, key)
 }
 
 /// `GET /report` over TLS, trusting `ca`.

@@ -10,24 +10,7 @@ use support::{Request, Running, Sink, heartbeats, heartbeats_to, one_shot, run};
 
 /// Seconds and nanoseconds of a `ce-time` (RFC 3339 in UTC, as we send it).
 fn ce_time(request: &Request) -> (u64, u32) {
-    let text = request.header("ce-time");
-    let (date, time) = text.trim_end_matches('Z').split_once('T').expect(text);
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<u64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    // Days since the epoch of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs = days as u64 * 86_400 + t[0] * 3600 + t[1] * 60 + t[2];
-    let nanos = format!("{fraction:0<9}")[..9].parse().unwrap();
-    (secs, nanos)
+    support::unix_time(request.header("ce-time"))
 }
 
 #[test]
@@ -138,29 +121,6 @@ struct PingCase {
     sent_body: Vec<u8>,
 }
 
-/// Go's `%q` text, as far as the vector file uses it: `\"`, `\\` and `\xNN`; other bytes raw.
-fn go_unquote(quoted: &str) -> Vec<u8> {
-    let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
-    let mut bytes = inner.expect(quoted).bytes();
-    let mut out = vec![];
-    while let Some(b) = bytes.next() {
-        if b != b'\\' {
-            out.push(b);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'x') => {
-                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
-                let hex = std::str::from_utf8(&hex).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-            }
-            Some(c @ (b'"' | b'\\')) => out.push(c),
-            other => panic!("escape {other:?} in {quoted}"),
-        }
-    }
-    out
-}
-
 fn ping_cases() -> Vec<PingCase> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -179,7 +139,7 @@ fn ping_cases() -> Vec<PingCase> {
                 let end = (1..rest.len())
                     .find(|&i| rest.as_bytes()[i] == b'"' && rest.as_bytes()[i - 1] != b'\\')
                     .unwrap();
-                String::from_utf8(go_unquote(&rest[..=end])).unwrap()
+                String::from_utf8(support::go_unquote(&rest[..=end])).unwrap()
             };
             let header = |name: &str| {
                 block
@@ -193,7 +153,7 @@ fn ping_cases() -> Vec<PingCase> {
                 data_base64: input("dataBase64"),
                 sent_type: header("content-type"),
                 sent_length: header("content-length").unwrap(),
-                sent_body: go_unquote(body.split_once(": ").unwrap().1),
+                sent_body: support::go_unquote(body.split_once(": ").unwrap().1),
                 title,
             }
         })

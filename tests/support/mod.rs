@@ -318,3 +318,83 @@ pub fn one_shot(command: &mut Command) -> Finished {
 pub fn run(command: &mut Command) -> Finished {
     Running::start(command).finish(Duration::from_secs(30))
 }
+
+/// Days since the Unix epoch of a proleptic Gregorian date (H. Hinnant's `days_from_civil`),
+/// for tests that check times without the crate's own calendar code.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// Seconds and nanoseconds since the epoch of an RFC 3339 time in UTC (`Z`).
+pub fn unix_time(text: &str) -> (u64, u32) {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').expect(text);
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<u64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    let days = days_from_civil(d[0], d[1], d[2]);
+    let secs = days as u64 * 86_400 + t[0] * 3600 + t[1] * 60 + t[2];
+    let nanos = format!("{fraction:0<9}")[..9].parse().unwrap();
+    (secs, nanos)
+}
+
+/// Go's `%q` text as the vector files use it: `\"`, `\\` and `\xNN`; other bytes raw.
+pub fn go_unquote(quoted: &str) -> Vec<u8> {
+    let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+    let mut bytes = inner.expect(quoted).bytes();
+    let mut out = vec![];
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'x') => {
+                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+                let hex = std::str::from_utf8(&hex).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+            }
+            Some(c @ (b'"' | b'\\')) => out.push(c),
+            other => panic!("escape {other:?} in {quoted}"),
+        }
+    }
+    out
+}
+
+/// A test CA, and certificates it signs (rcgen).
+pub struct Pki {
+    /// The CA's certificate, PEM.
+    pub ca: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap().pem();
+        Pki {
+            ca,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate for `name` and its key, PEM.
+    pub fn issue(&self, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}

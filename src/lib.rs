@@ -26,6 +26,7 @@ pub mod config;
 mod error;
 mod event;
 mod files;
+mod linger;
 mod log;
 pub mod receiver;
 mod report;

@@ -17,7 +17,7 @@
 //! longest makes way for a new one.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use super::config::{Output, Settings};
 use super::judge::Judge;
 use super::print::Printer;
 use super::tls::Tls;
+use crate::linger::Linger;
 use crate::log;
 use crate::wait::{Interest, Watched};
 
@@ -42,7 +43,6 @@ const IDLE_TIME: Duration = Duration::from_secs(120);
 /// How long a client has to take an answer.
 const ANSWER_TIME: Duration = Duration::from_secs(10);
 /// How long what a client still sends after its connection's last answer is read and dropped.
-const LINGER_TIME: Duration = Duration::from_millis(500);
 /// Answers waiting to be taken before no further request of the connection is read.
 const MAX_OUTPUT: usize = 1024 * 1024;
 
@@ -204,11 +204,11 @@ impl Server {
 
     /// Moves `connection` on as far as it goes; false once it is done with.
     fn step(&mut self, connection: &mut Connection, ready: bool, now: Instant) -> bool {
-        if let Phase::Lingering(dropped, until) = &mut connection.phase {
-            if ready && !linger(&mut connection.stream, dropped) {
+        if let Phase::Lingering(linger) = &mut connection.phase {
+            if ready && !linger.read(&mut connection.stream) {
                 return false;
             }
-            return now < *until;
+            return now < linger.until();
         }
         if ready && connection.wants_input() {
             connection.last_progress = now;
@@ -229,11 +229,13 @@ impl Server {
         if connection.finished() && connection.closing {
             // Answered and closing: shut the write side, then drop what the client still
             // sends, so that its answer is not lost to a reset.
-            if connection.stream.shutdown(Shutdown::Write).is_err() {
-                return false;
-            }
-            connection.phase = Phase::Lingering(0, now + LINGER_TIME);
-            return true;
+            return match Linger::start(&connection.stream, now) {
+                Ok(linger) => {
+                    connection.phase = Phase::Lingering(linger);
+                    true
+                }
+                Err(_) => false,
+            };
         }
         if connection.due() <= now {
             if connection.pending_output() {
@@ -532,24 +534,6 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Reads and drops what a client still sends after its last answer; false when done.
-fn linger(stream: &mut TcpStream, dropped: &mut usize) -> bool {
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return false,
-            Ok(n) => {
-                *dropped += n;
-                if *dropped >= 256 * 1024 {
-                    return false;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
-        }
-    }
-}
-
 /// What a request's head said.
 struct Head {
     method: String,
@@ -804,9 +788,8 @@ enum Phase {
     Body(Box<Head>, Vec<u8>),
     /// The answer waits until then (`--answer-delay`); then the connection closes if true.
     Delayed(Instant, Vec<u8>, bool),
-    /// Answered and closing: what the client still sends is read and dropped (this much so
-    /// far) until then.
-    Lingering(usize, Instant),
+    /// Answered and closing: what the client still sends is read and dropped.
+    Lingering(Linger),
 }
 
 impl Connection {
@@ -844,7 +827,8 @@ impl Connection {
     /// wait, delay or linger runs out.
     fn due(&self) -> Instant {
         match (&self.phase, self.writing_since) {
-            (Phase::Lingering(_, until) | Phase::Delayed(until, ..), _) => *until,
+            (Phase::Lingering(linger), _) => linger.until(),
+            (Phase::Delayed(until, ..), _) => *until,
             (_, Some(since)) => since + ANSWER_TIME,
             (Phase::Body(..), None) => self.body_started.unwrap_or(self.accepted) + BODY_TIME,
             (Phase::Head, None) => match self.head_started {

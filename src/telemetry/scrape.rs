@@ -9,13 +9,14 @@
 //! reset the connection and lose the answer on the client's side.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::request::{self, Route};
 use super::shared::{Shared, lock};
+use crate::linger::Linger;
 use crate::sys::{Interest, Watched};
 use crate::wait::Service;
 
@@ -27,11 +28,6 @@ const REQUEST_TIME: Duration = Duration::from_secs(5);
 const ANSWER_TIME: Duration = Duration::from_secs(10);
 /// The most of a request head that is read.
 const MAX_REQUEST_HEAD: usize = 8192;
-/// How long what a client still sends after its answer is read and dropped (Go's
-/// `rstAvoidanceDelay`).
-const LINGER_TIME: Duration = Duration::from_millis(500);
-/// The most that is read and dropped after an answer (Go's `maxPostHandlerReadBytes`).
-const MAX_LINGER_BYTES: usize = 256 * 1024;
 /// The most connections taken from the listener in one go.
 const ACCEPTS_PER_SERVE: usize = 32;
 /// The Prometheus text exposition format.
@@ -55,8 +51,8 @@ enum State {
     Reading(Vec<u8>),
     /// The answer, and how much of it was written.
     Writing(Vec<u8>, usize),
-    /// Answered and the write side shut: how much more the client sent, read and dropped.
-    Lingering(usize),
+    /// Answered and the write side shut: what the client still sends is read and dropped.
+    Lingering(Linger),
 }
 
 impl ScrapeServer {
@@ -180,25 +176,14 @@ impl ScrapeServer {
                         Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
                     }
                     if *written == answer.len() {
-                        if connection.stream.shutdown(Shutdown::Write).is_err() {
+                        let Ok(linger) = Linger::start(&connection.stream, now) else {
                             return false;
-                        }
-                        connection.state = State::Lingering(0);
-                        connection.deadline = now + LINGER_TIME;
+                        };
+                        connection.deadline = linger.until();
+                        connection.state = State::Lingering(linger);
                     }
                 }
-                State::Lingering(dropped) => {
-                    let mut chunk = [0u8; 4096];
-                    match connection.stream.read(&mut chunk) {
-                        Ok(0) => return false,
-                        Ok(n) => *dropped += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
-                    }
-                    if *dropped >= MAX_LINGER_BYTES {
-                        return false;
-                    }
-                }
+                State::Lingering(linger) => return linger.read(&mut connection.stream),
             }
         }
     }

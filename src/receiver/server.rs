@@ -42,7 +42,6 @@ const BODY_TIME: Duration = Duration::from_secs(30);
 const IDLE_TIME: Duration = Duration::from_secs(120);
 /// How long a client has to take an answer.
 const ANSWER_TIME: Duration = Duration::from_secs(10);
-/// How long what a client still sends after its connection's last answer is read and dropped.
 /// Answers waiting to be taken before no further request of the connection is read.
 const MAX_OUTPUT: usize = 1024 * 1024;
 

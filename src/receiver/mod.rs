@@ -13,6 +13,7 @@ mod cloudevent;
 pub mod config;
 mod judge;
 mod print;
+mod request;
 mod server;
 mod tls;
 

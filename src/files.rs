@@ -119,6 +119,30 @@ pub fn read_text(path: &Path, limit: usize) -> Result<String, Unread> {
     read(path, limit).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// What tells a changed file from the same one, from its metadata: a rotation swaps the inode
+/// (Kubernetes swaps a volume's `..data` link), an edit in place changes the size or the times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Identity {
+    pub fn of(meta: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
 /// What unit tests that need files share.
 #[cfg(test)]
 pub mod testing {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::config::TlsFiles;
 use crate::error::Error;
-use crate::files;
+use crate::files::{self, Identity};
 use crate::log;
 
 /// How often the files are looked at.
@@ -21,8 +21,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The most of a PEM file read.
 const MAX_PEM: usize = 1024 * 1024;
 
-/// What tells one version of a file from the next.
-type Stamp = Option<(SystemTime, u64, u64)>;
+/// What tells one version of a file from the next (`None`: it cannot be examined).
+type Stamp = Option<Identity>;
 
 pub struct Tls {
     files: TlsFiles,
@@ -80,9 +80,7 @@ impl Tls {
 }
 
 fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.ino(), meta.len()))
+    std::fs::metadata(path).ok().map(|meta| Identity::of(&meta))
 }
 
 /// The server configuration from the two files, or the flag whose file is wrong and why.

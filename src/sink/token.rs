@@ -6,9 +6,7 @@
 //! is read as every file from outside is ([`crate::files`]: without blocking, regular files only,
 //! bounded). Why no token is sent is logged once per change, never every beat.
 
-use std::os::unix::fs::MetadataExt;
-
-use crate::files::Unread;
+use crate::files::{Identity, Unread};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,29 +33,6 @@ pub struct TokenFile {
     dir_missing_since: Option<Instant>,
     /// What became of the token at the last read, as last logged (empty before the first).
     state: String,
-}
-
-/// What tells a changed file from the same one: a rotation swaps the inode, an edit in place
-/// changes the size or the modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Identity {
-    fn of(meta: &std::fs::Metadata) -> Identity {
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
 }
 
 impl TokenFile {
